@@ -1,0 +1,145 @@
+/**
+ * The handler's only door to AWS: every call goes through `withRetry` with the context its errors need.
+ * Tests replace the SDK clients underneath (aws-sdk-client-mock) or point them at a local endpoint.
+ */
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CreateUserCommand,
+  DeleteUserCommand,
+  DescribeBrokerCommand,
+  DescribeUserCommand,
+  MqClient,
+  UpdateUserCommand,
+} from '@aws-sdk/client-mq';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CallError, Deadline, withRetry } from './retry';
+import type { UserIdentity } from './properties';
+
+// Our own retry loop owns backoff and deadlines; the SDK's would multiply the attempts.
+const clientConfig = { maxAttempts: 1 };
+let clients: { mq: MqClient; secrets: SecretsManagerClient; cloudFormation: CloudFormationClient } | undefined;
+
+function sdk() {
+  clients ??= {
+    mq: new MqClient(clientConfig),
+    secrets: new SecretsManagerClient(clientConfig),
+    cloudFormation: new CloudFormationClient(clientConfig),
+  };
+  return clients;
+}
+
+export interface BrokerInfo {
+  readonly engineType: string;
+  readonly authenticationStrategy: string;
+  readonly state: string;
+}
+
+export interface UserState {
+  /** `CREATE`, `UPDATE` or `DELETE` while a change waits for the broker's next reboot. */
+  readonly pendingChange?: string;
+}
+
+/** The whole desired state: sent in full on every write, because what an omitted field does is undocumented. */
+export interface DesiredUser {
+  readonly consoleAccess: boolean;
+  readonly groups: string[];
+  readonly replicationUser: boolean;
+  /** Omitted only when an update leaves the password as it is. */
+  readonly password?: string;
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof CallError && (error.errorName === 'NotFoundException' || error.httpStatus === 404);
+}
+
+export class Aws {
+  private stackStatusOnce?: Promise<string | undefined>;
+
+  constructor(private readonly deadline: Deadline) {}
+
+  async describeBroker(brokerId: string): Promise<BrokerInfo> {
+    const out = await withRetry({ operation: 'DescribeBroker', brokerId }, this.deadline, (abortSignal) =>
+      sdk().mq.send(new DescribeBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
+    );
+    return {
+      engineType: out.EngineType ?? '',
+      // Amazon MQ omits the strategy on brokers that never set it: those use simple authentication.
+      authenticationStrategy: out.AuthenticationStrategy ?? 'SIMPLE',
+      state: out.BrokerState ?? 'UNKNOWN',
+    };
+  }
+
+  /** The user's state, or `undefined` when Amazon MQ answers 404 (the user, or its broker, is gone). */
+  async describeUser(user: UserIdentity): Promise<UserState | undefined> {
+    try {
+      const out = await withRetry({ operation: 'DescribeUser', ...user }, this.deadline, (abortSignal) =>
+        sdk().mq.send(new DescribeUserCommand({ BrokerId: user.brokerId, Username: user.username }), { abortSignal }),
+      );
+      return { pendingChange: out.Pending?.PendingChange };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** CreateUser; a 409 is not retried here: the caller looks at the user to tell what it means. */
+  async createUser(user: UserIdentity, desired: DesiredUser): Promise<void> {
+    await withRetry(
+      { operation: 'CreateUser', ...user },
+      this.deadline,
+      (abortSignal) =>
+        sdk().mq.send(new CreateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired) }), {
+          abortSignal,
+        }),
+      { retryConflict: false },
+    );
+  }
+
+  async updateUser(user: UserIdentity, desired: DesiredUser): Promise<void> {
+    await withRetry({ operation: 'UpdateUser', ...user }, this.deadline, (abortSignal) =>
+      sdk().mq.send(new UpdateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired) }), {
+        abortSignal,
+      }),
+    );
+  }
+
+  /** Deletes the user; `false` when it (or its broker) was already gone. */
+  async deleteUser(user: UserIdentity): Promise<boolean> {
+    try {
+      await withRetry({ operation: 'DeleteUser', ...user }, this.deadline, (abortSignal) =>
+        sdk().mq.send(new DeleteUserCommand({ BrokerId: user.brokerId, Username: user.username }), { abortSignal }),
+      );
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async secretString(secretArn: string, user: UserIdentity): Promise<string> {
+    const out = await withRetry({ operation: 'GetSecretValue', ...user, secretArn }, this.deadline, (abortSignal) =>
+      sdk().secrets.send(new GetSecretValueCommand({ SecretId: secretArn }), { abortSignal }),
+    );
+    if (out.SecretString === undefined) {
+      throw new Error(`secret ${secretArn} holds no SecretString: binary secrets cannot hold an Amazon MQ password`);
+    }
+    return out.SecretString;
+  }
+
+  /** The status of the stack being deployed (`UPDATE_ROLLBACK_IN_PROGRESS`, ...), asked once per invocation. */
+  stackStatus(stackId: string): Promise<string | undefined> {
+    this.stackStatusOnce ??= withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
+      sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
+    ).then((out) => out.Stacks?.[0]?.StackStatus);
+    return this.stackStatusOnce;
+  }
+}
+
+function fields(desired: DesiredUser) {
+  return {
+    ConsoleAccess: desired.consoleAccess,
+    Groups: desired.groups,
+    ReplicationUser: desired.replicationUser,
+    ...(desired.password !== undefined ? { Password: desired.password } : {}),
+  };
+}

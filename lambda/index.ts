@@ -1,0 +1,284 @@
+/**
+ * The `Custom::MqUser` handler, invoked by the CDK Provider framework (which answers CloudFormation).
+ * Decisions live here; parsing in ./properties, AWS calls in ./aws, the password in ./password.
+ */
+import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
+import { Aws, DesiredUser, UserState } from './aws';
+import { log, resetSensitive, scrub, warn } from './log';
+import { extractPassword } from './password';
+import {
+  UserIdentity,
+  parsePhysicalResourceId,
+  parseProperties,
+  passwordSourceChanged,
+  physicalResourceId,
+  sameIdentity,
+} from './properties';
+import { CallError, Deadline } from './retry';
+
+/** The part of the Provider framework's event this handler reads. */
+export interface UserEvent {
+  readonly RequestType: 'Create' | 'Update' | 'Delete';
+  readonly ResourceProperties: Raw<MqUserResourceProperties>;
+  readonly OldResourceProperties?: Raw<MqUserResourceProperties>;
+  readonly PhysicalResourceId?: string;
+  readonly StackId: string;
+  readonly LogicalResourceId: string;
+}
+
+export interface UserResponse {
+  readonly PhysicalResourceId: string;
+  readonly Data?: MqUserResourceAttributes;
+}
+
+/** Lambda's context, reduced to what we use: the time left before the function is killed. */
+export interface HandlerContext {
+  getRemainingTimeInMillis(): number;
+}
+
+// CloudFormation shows the failure reason in stack events; its whole response must stay under 4 KB.
+const MAX_REASON_LENGTH = 900;
+
+export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
+  resetSensitive();
+  const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
+  log(`received ${event.RequestType}`, {
+    logicalResourceId: event.LogicalResourceId,
+    physicalResourceId: event.PhysicalResourceId,
+  });
+  try {
+    switch (event.RequestType) {
+      case 'Create':
+        return await onCreate(aws, event);
+      case 'Update':
+        return await onUpdate(aws, event);
+      case 'Delete':
+        return await onDelete(aws, event);
+      default:
+        throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
+    }
+  } catch (error) {
+    const message = scrub(error instanceof Error ? error.message : String(error));
+    throw new Error(message.length > MAX_REASON_LENGTH ? `${message.slice(0, MAX_REASON_LENGTH - 3)}...` : message);
+  }
+}
+
+async function onCreate(aws: Aws, event: UserEvent): Promise<UserResponse> {
+  const props = parseProperties(event.ResourceProperties);
+  const user = identityOf(props);
+  await ensureSupportedBroker(aws, user.brokerId);
+  const password = await readPassword(aws, props, user);
+  await createOrConverge(aws, event, props, user, password);
+  return respond(aws, user);
+}
+
+async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
+  const props = parseProperties(event.ResourceProperties);
+  const user = identityOf(props);
+  if (!sameIdentity(parsePhysicalResourceId(event.PhysicalResourceId), user)) {
+    // A new broker or username is a new user: CloudFormation deletes the old one after the whole deploy.
+    log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
+    await ensureSupportedBroker(aws, user.brokerId);
+    const password = await readPasswordToRestore(aws, event, props, user);
+    await createOrConverge(aws, event, props, user, password);
+    return respond(aws, user);
+  }
+
+  const existing = await aws.describeUser(user);
+  if (!isLive(existing)) {
+    warn('the user is gone (deleted out of band): creating it again', { ...user, pendingChange: existing?.pendingChange });
+    await createUser(aws, user, desiredState(props, await readPassword(aws, props, user)), existing);
+    return respond(aws, user);
+  }
+  const previous = tryParse(event.OldResourceProperties);
+  const password =
+    previous && !passwordSourceChanged(previous, props) ? undefined : await readPasswordToRestore(aws, event, props, user);
+  log('updating the user in place', { ...user, groups: props.Groups, passwordSet: password !== undefined });
+  await aws.updateUser(user, desiredState(props, password));
+  return respond(aws, user);
+}
+
+async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
+  // The identity comes from the physical ID: the properties may be those of another version of the library.
+  const physicalId = event.PhysicalResourceId ?? '';
+  const user = parsePhysicalResourceId(physicalId);
+  if (!user) {
+    log('nothing to delete: this handler never made this physical ID', { physicalResourceId: physicalId });
+    return { PhysicalResourceId: physicalId };
+  }
+  const existing = await aws.describeUser(user);
+  if (!existing) {
+    log('nothing to delete: the user or its broker is already gone', { ...user });
+  } else if (existing.pendingChange === 'DELETE') {
+    log('nothing to delete: the user is already pending deletion', { ...user });
+  } else if (await aws.deleteUser(user)) {
+    log("deleted the user: Amazon MQ applies the deletion at the broker's next reboot", { ...user });
+  } else {
+    log('nothing to delete: the user or its broker is already gone', { ...user });
+  }
+  return { PhysicalResourceId: physicalId };
+}
+
+/**
+ * Creates the user, or converges one that exists when that is ours to do: `adoptExisting`, or the rollback
+ * of a rename (the old user was never deleted). Anyone else's user is left untouched.
+ */
+async function createOrConverge(
+  aws: Aws,
+  event: UserEvent,
+  props: MqUserResourceProperties,
+  user: UserIdentity,
+  password: string | undefined,
+): Promise<void> {
+  const existing = await aws.describeUser(user);
+  if (!isLive(existing)) {
+    if (password === undefined) throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
+    await createUser(aws, user, desiredState(props, password), existing);
+    return;
+  }
+  if (props.AdoptExisting) {
+    log('adopting the existing user: converging it to the declared state', { ...user });
+  } else if (event.RequestType === 'Update' && (await isRollingBack(aws, event))) {
+    log('converging the existing user: this rollback restores a user that was never deleted', { ...user });
+  } else {
+    throw new Error(
+      `user "${user.username}" already exists on broker ${user.brokerId} and MqUser left it untouched. ` +
+        'To manage it with this MqUser, set adoptExisting: true (it is then converged to the declared state); ' +
+        'to move an MqUser between stacks or construct paths, follow "Moving a user" in the cdk-mq-user README.',
+    );
+  }
+  await aws.updateUser(user, desiredState(props, password));
+}
+
+/**
+ * CreateUser, made safe to repeat: a 409 (or, for a user pending deletion, a 400) is answered by looking
+ * at the user. Present: our own earlier attempt created it (its response was lost), so converge it.
+ */
+async function createUser(aws: Aws, user: UserIdentity, desired: DesiredUser, before: UserState | undefined): Promise<void> {
+  log(before ? 'creating the user again: it is pending deletion' : 'creating the user', { ...user, groups: desired.groups });
+  for (let round = 1; ; round++) {
+    try {
+      await aws.createUser(user, desired);
+      return;
+    } catch (error) {
+      const refused = error instanceof CallError && (error.httpStatus === 409 || (before && error.httpStatus === 400));
+      if (!refused) throw error;
+      const now = await aws.describeUser(user);
+      if (isLive(now)) {
+        log('CreateUser was refused but the user exists: an earlier attempt created it; converging', { ...user });
+        await aws.updateUser(user, desired);
+        return;
+      }
+      if (now?.pendingChange === 'DELETE') {
+        await reviveWithUpdate(aws, user, desired, error);
+        return;
+      }
+      if (round >= 3) throw error;
+    }
+  }
+}
+
+async function reviveWithUpdate(aws: Aws, user: UserIdentity, desired: DesiredUser, refusal: CallError): Promise<void> {
+  log('CreateUser refused a user pending deletion: trying UpdateUser', { ...user });
+  try {
+    await aws.updateUser(user, desired);
+  } catch (error) {
+    throw new Error(
+      `user "${user.username}" on broker ${user.brokerId} is pending deletion and Amazon MQ refused to create it ` +
+        `again (${refusal.message}; then ${(error as Error).message}). Reboot the broker to apply the deletion, then deploy again.`,
+    );
+  }
+}
+
+async function ensureSupportedBroker(aws: Aws, brokerId: string): Promise<void> {
+  const broker = await aws.describeBroker(brokerId);
+  // DescribeBroker has been seen answering in other casings ("ActiveMQ", "simple").
+  if (broker.engineType.toUpperCase() !== 'ACTIVEMQ') {
+    throw new Error(
+      `broker ${brokerId} runs ${broker.engineType || 'an unknown engine'}: MqUser manages ActiveMQ users only ` +
+        '(RabbitMQ users are managed in the RabbitMQ web console or its management API)',
+    );
+  }
+  if (broker.authenticationStrategy.toUpperCase() !== 'SIMPLE') {
+    throw new Error(
+      `broker ${brokerId} uses ${broker.authenticationStrategy} authentication: its users sign in through LDAP, ` +
+        'and MqUser needs a broker with simple authentication',
+    );
+  }
+}
+
+async function readPassword(aws: Aws, props: MqUserResourceProperties, user: UserIdentity): Promise<string> {
+  return extractPassword(await aws.secretString(props.PasswordSecretArn, user), props);
+}
+
+/**
+ * Reads the password; during a stack rollback a secret that can no longer be read (its grant was already
+ * removed, or it was deleted) must not wedge the rollback: the rest of the user is restored, and the log
+ * says exactly what was not.
+ */
+async function readPasswordToRestore(
+  aws: Aws,
+  event: UserEvent,
+  props: MqUserResourceProperties,
+  user: UserIdentity,
+): Promise<string | undefined> {
+  try {
+    return await readPassword(aws, props, user);
+  } catch (error) {
+    if (!(await isRollingBack(aws, event))) throw error;
+    warn(
+      'rollback: could not restore the password; console access, groups and replication flag are restored, ' +
+        'the password stays as the failed deploy set it. See "Troubleshooting" in the cdk-mq-user README.',
+      { ...user, secretArn: props.PasswordSecretArn, passwordField: props.PasswordField, reason: (error as Error).message },
+    );
+    return undefined;
+  }
+}
+
+async function isRollingBack(aws: Aws, event: UserEvent): Promise<boolean> {
+  try {
+    const status = await aws.stackStatus(event.StackId);
+    return status !== undefined && status.endsWith('ROLLBACK_IN_PROGRESS');
+  } catch (error) {
+    warn('could not read the stack status: assuming no rollback', { reason: (error as Error).message });
+    return false;
+  }
+}
+
+async function respond(aws: Aws, user: UserIdentity): Promise<UserResponse> {
+  const state = await aws.describeUser(user);
+  return {
+    PhysicalResourceId: physicalResourceId(user),
+    Data: {
+      Username: user.username,
+      BrokerId: user.brokerId,
+      PendingChange: state ? (state.pendingChange ?? 'NONE') : 'UNKNOWN',
+    },
+  };
+}
+
+function desiredState(props: MqUserResourceProperties, password: string | undefined): DesiredUser {
+  return {
+    consoleAccess: props.ConsoleAccess,
+    groups: props.Groups,
+    replicationUser: props.ReplicationUser,
+    password,
+  };
+}
+
+function identityOf(props: MqUserResourceProperties): UserIdentity {
+  return { brokerId: props.BrokerId, username: props.Username };
+}
+
+/** A user that exists and is not on its way out. */
+function isLive(state: UserState | undefined): state is UserState {
+  return state !== undefined && state.pendingChange !== 'DELETE';
+}
+
+function tryParse(raw: Raw<MqUserResourceProperties> | undefined): MqUserResourceProperties | undefined {
+  try {
+    return parseProperties(raw);
+  } catch {
+    return undefined; // an unreadable old format: treat every field as changed
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * One JSON log line per decision. Every string that passes through here, and every error message the
+ * handler returns, is scrubbed of the secret values read during this invocation.
+ */
+
+const sensitive = new Set<string>();
+
+/** Registers a value that must never leave the handler (a secret string, a password). */
+export function registerSensitive(value: string): void {
+  if (value.length > 0) sensitive.add(value);
+}
+
+/** Forgets the values of the previous invocation (Lambda reuses the module between invocations). */
+export function resetSensitive(): void {
+  sensitive.clear();
+}
+
+/** Replaces every registered secret value in `text`, longest first so a password inside a JSON secret goes too. */
+export function scrub(text: string): string {
+  let result = text;
+  for (const value of [...sensitive].sort((a, b) => b.length - a.length)) {
+    result = result.split(value).join('***');
+  }
+  return result;
+}
+
+export type LogFields = Record<string, string | number | boolean | string[] | undefined>;
+
+export function log(message: string, fields: LogFields = {}): void {
+  console.log(scrub(JSON.stringify({ level: 'INFO', message, ...fields })));
+}
+
+export function warn(message: string, fields: LogFields = {}): void {
+  console.warn(scrub(JSON.stringify({ level: 'WARN', message, ...fields })));
+}

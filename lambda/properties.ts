@@ -1,0 +1,110 @@
+import type { MqUserResourceProperties, Raw } from '../lib/private/handler-props';
+import { MAX_GROUPS, NAME_PATTERN, NAME_RULE } from '../lib/private/rules';
+
+/** A property did not parse: the message names the key, the value and the rule. */
+export class PropertyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PropertyError';
+  }
+}
+
+/**
+ * Parses `ResourceProperties` as CloudFormation delivers them (every scalar a string, `true` as "true")
+ * into typed properties, rejecting what does not parse. Unknown keys (`ServiceToken`, `ServiceTimeout`,
+ * keys of later versions) are ignored, so old and new formats both parse.
+ */
+export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined): MqUserResourceProperties {
+  if (!raw || typeof raw !== 'object') throw new PropertyError('the resource has no properties');
+  const username = requiredString(raw, 'Username');
+  if (!NAME_PATTERN.test(username)) {
+    throw new PropertyError(`Username "${username}" must be ${NAME_RULE}`);
+  }
+  return {
+    BrokerId: requiredString(raw, 'BrokerId'),
+    Username: username,
+    Groups: parseGroups(raw.Groups),
+    ConsoleAccess: parseBoolean(raw, 'ConsoleAccess'),
+    ReplicationUser: parseBoolean(raw, 'ReplicationUser'),
+    PasswordSecretArn: requiredString(raw, 'PasswordSecretArn'),
+    PasswordField: optionalString(raw, 'PasswordField'),
+    PasswordVersion: optionalString(raw, 'PasswordVersion'),
+    GeneratedPasswordSettings: optionalString(raw, 'GeneratedPasswordSettings'),
+    AdoptExisting: parseBoolean(raw, 'AdoptExisting'),
+  };
+}
+
+/** Whether an update must set the password again: any change to where it comes from, or its version. */
+export function passwordSourceChanged(previous: MqUserResourceProperties, next: MqUserResourceProperties): boolean {
+  return (
+    previous.PasswordSecretArn !== next.PasswordSecretArn ||
+    previous.PasswordField !== next.PasswordField ||
+    previous.PasswordVersion !== next.PasswordVersion ||
+    previous.GeneratedPasswordSettings !== next.GeneratedPasswordSettings
+  );
+}
+
+/** A user's identity: the broker and the username. Everything else is updated in place. */
+export interface UserIdentity {
+  readonly brokerId: string;
+  readonly username: string;
+}
+
+export function physicalResourceId(identity: UserIdentity): string {
+  return `${identity.brokerId}/${identity.username}`;
+}
+
+// Broker IDs are `b-` and a UUID; usernames follow NAME_PATTERN. Anything else (the Provider framework's
+// CREATE_FAILED marker, an ID CloudFormation made up) was not made by this handler.
+const PHYSICAL_ID = /^([A-Za-z0-9-]{1,100})\/([A-Za-z0-9._~-]{2,100})$/;
+
+export function parsePhysicalResourceId(id: string | undefined): UserIdentity | undefined {
+  const match = id ? PHYSICAL_ID.exec(id) : null;
+  return match ? { brokerId: match[1], username: match[2] } : undefined;
+}
+
+export function sameIdentity(a: UserIdentity | undefined, b: UserIdentity): boolean {
+  return a !== undefined && a.brokerId === b.brokerId && a.username === b.username;
+}
+
+function requiredString(raw: Record<string, unknown>, key: string): string {
+  const value = raw[key];
+  if (typeof value !== 'string' || value === '') {
+    throw new PropertyError(`${key} must be a non-empty string, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function optionalString(raw: Record<string, unknown>, key: string): string | undefined {
+  const value = raw[key];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new PropertyError(`${key} must be a string, got ${describe(value)}`);
+  return value;
+}
+
+function parseBoolean(raw: Record<string, unknown>, key: string): boolean {
+  const value = raw[key];
+  if (value === undefined || value === false || value === 'false') return false;
+  if (value === true || value === 'true') return true;
+  throw new PropertyError(`${key} must be "true" or "false", got ${describe(value)}`);
+}
+
+function parseGroups(value: unknown): string[] {
+  // CloudFormation may drop an empty list altogether: absent means no groups.
+  if (value === undefined || value === '') return [];
+  if (!Array.isArray(value) || value.some((group) => typeof group !== 'string')) {
+    throw new PropertyError(`Groups must be a list of strings, got ${describe(value)}`);
+  }
+  if (value.length > MAX_GROUPS) {
+    throw new PropertyError(`Groups has ${value.length} entries; Amazon MQ allows at most ${MAX_GROUPS}`);
+  }
+  for (const group of value) {
+    if (!NAME_PATTERN.test(group)) throw new PropertyError(`group "${group}" must be ${NAME_RULE}`);
+  }
+  return [...new Set(value as string[])].sort();
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

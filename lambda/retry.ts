@@ -1,0 +1,176 @@
+/**
+ * Every AWS call of the handler goes through `withRetry`: it retries what the service documents as
+ * transient, gives IAM time to propagate, and gives up with a clear reason before Lambda kills us.
+ */
+
+/** Timings, exported so tests can shorten them; production code never changes them. */
+export const retryTiming = {
+  /** First backoff; doubles per attempt, with full jitter. */
+  baseDelayMs: 250,
+  /** Backoff never exceeds this. */
+  maxDelayMs: 8_000,
+  /** One attempt that has not answered by then is abandoned and retried (a hung connection). */
+  attemptTimeoutMs: 15_000,
+  /** New IAM grants take seconds to propagate: AccessDenied is retried for this long after start. */
+  accessDeniedWindowMs: 30_000,
+};
+
+/** The point in time by which the handler must have answered. */
+export class Deadline {
+  /** Leave this much of Lambda's remaining time to report a failure. */
+  static readonly MARGIN_MS = 5_000;
+
+  static fromRemaining(remainingMs: number): Deadline {
+    return new Deadline(Date.now(), Date.now() + Math.max(remainingMs - Deadline.MARGIN_MS, 1_000));
+  }
+
+  private constructor(
+    readonly startedAt: number,
+    readonly at: number,
+  ) {}
+
+  remainingMs(): number {
+    return this.at - Date.now();
+  }
+
+  elapsedMs(): number {
+    return Date.now() - this.startedAt;
+  }
+}
+
+/** What a failed call was about: goes into the error message, never a password. */
+export interface CallContext {
+  readonly operation: string;
+  readonly brokerId?: string;
+  readonly username?: string;
+  readonly secretArn?: string;
+}
+
+/** An AWS call failed for good; its message names the call, the user, the broker and the service's words. */
+export class CallError extends Error {
+  readonly errorName: string;
+  readonly httpStatus?: number;
+  readonly errorAttribute?: string;
+
+  constructor(
+    readonly context: CallContext,
+    cause: unknown,
+    readonly attempts: number,
+    gaveUp?: string,
+  ) {
+    const info = errorInfo(cause);
+    const attribute = info.errorAttribute ? `, errorAttribute "${info.errorAttribute}"` : '';
+    const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
+    super(
+      `${context.operation} ${describeTarget(context)} failed${tries}: ${info.message} (${info.name}${attribute})` +
+        (gaveUp ? `; ${gaveUp}` : ''),
+    );
+    this.name = 'CallError';
+    this.errorName = info.name;
+    this.httpStatus = info.httpStatus;
+    this.errorAttribute = info.errorAttribute;
+  }
+}
+
+export function describeTarget(context: CallContext): string {
+  const parts: string[] = [];
+  if (context.username) parts.push(`for user "${context.username}"`);
+  if (context.brokerId) parts.push(`on broker ${context.brokerId}`);
+  if (context.secretArn) parts.push(`of secret ${context.secretArn}`);
+  return parts.join(' ');
+}
+
+interface ErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly httpStatus?: number;
+  readonly errorAttribute?: string;
+  readonly code?: string;
+}
+
+function errorInfo(error: unknown): ErrorInfo {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const e = error as Error & {
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+    ErrorAttribute?: string;
+    code?: string;
+  };
+  return {
+    name: e.name,
+    message: e.message || '(no message)',
+    httpStatus: e.$metadata?.httpStatusCode ?? e.$response?.statusCode,
+    errorAttribute: e.ErrorAttribute,
+    code: e.code,
+  };
+}
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN']);
+const ACCESS_DENIED = new Set(['AccessDeniedException', 'ForbiddenException', 'AccessDenied']);
+
+export type Verdict = 'retry' | 'access-denied' | 'fail';
+
+/** Retry throttling, conflicts, 5xx and dropped connections; never other 4xx (they will not change). */
+export function classify(error: unknown, options: { retryConflict: boolean }): Verdict {
+  const info = errorInfo(error);
+  if (ACCESS_DENIED.has(info.name) || info.httpStatus === 403) return 'access-denied';
+  if (info.name === 'ConflictException' || info.httpStatus === 409) return options.retryConflict ? 'retry' : 'fail';
+  if (info.httpStatus === 429 || (info.httpStatus ?? 0) >= 500) return 'retry';
+  // A dropped connection or an abandoned attempt has no HTTP status at all.
+  if (info.httpStatus === undefined && isTransient(info)) return 'retry';
+  return 'fail';
+}
+
+function isTransient(info: ErrorInfo): boolean {
+  return (
+    /Throttl|TooManyRequests|ServiceUnavailable|InternalServerError|TimeoutError|AbortError/.test(info.name) ||
+    (info.code !== undefined && NETWORK_CODES.has(info.code)) ||
+    /socket hang up|ECONNRESET|EPIPE/.test(info.message)
+  );
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `call` until it succeeds, fails for good, or the deadline draws near. Each attempt gets an
+ * AbortSignal that fires after `attemptTimeoutMs` (or at the deadline), so a hung connection is abandoned.
+ */
+export async function withRetry<T>(
+  context: CallContext,
+  deadline: Deadline,
+  call: (signal: AbortSignal) => Promise<T>,
+  options: { retryConflict?: boolean } = {},
+): Promise<T> {
+  const retryConflict = options.retryConflict ?? true;
+  for (let attempt = 1; ; attempt++) {
+    const budget = Math.min(retryTiming.attemptTimeoutMs, deadline.remainingMs());
+    if (budget <= 0) {
+      throw new CallError(context, new Error('no time left before the Lambda deadline'), attempt - 1);
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), budget);
+    try {
+      return await call(abort.signal);
+    } catch (raw) {
+      const error = abort.signal.aborted ? timeoutError(budget) : raw;
+      const verdict = classify(error, { retryConflict });
+      const retryable =
+        verdict === 'retry' ||
+        (verdict === 'access-denied' && deadline.elapsedMs() < retryTiming.accessDeniedWindowMs);
+      if (!retryable) throw new CallError(context, error, attempt);
+      const delay = Math.random() * Math.min(retryTiming.maxDelayMs, retryTiming.baseDelayMs * 2 ** (attempt - 1));
+      if (delay >= deadline.remainingMs()) {
+        throw new CallError(context, error, attempt, 'gave up to answer before the Lambda deadline');
+      }
+      await sleep(delay);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function timeoutError(ms: number): Error {
+  const e = new Error(`no answer within ${ms} ms`);
+  e.name = 'TimeoutError';
+  return e;
+}

@@ -1,0 +1,3 @@
+export * from './mq-broker';
+export * from './mq-user';
+export * from './mq-user-provider';

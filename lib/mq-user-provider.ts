@@ -1,0 +1,229 @@
+import * as path from 'path';
+import {
+  Aws,
+  Duration,
+  Stack,
+  Tags,
+  Token,
+  aws_ec2 as ec2,
+  aws_iam as iam,
+  aws_kms as kms,
+  aws_lambda as lambda,
+  aws_logs as logs,
+  aws_secretsmanager as secretsmanager,
+  custom_resources as cr,
+} from 'aws-cdk-lib';
+import { Construct, IConstruct, IDependable } from 'constructs';
+
+/**
+ * Settings of the Lambda functions that manage a stack's MqUsers. Give them through
+ * `MqUserProvider.getOrCreate(stack, props)` before the stack's first MqUser.
+ */
+export interface MqUserProviderProps {
+  /**
+   * The longest one user's create, update or delete may take, retries included. The handler gives up with a
+   * clear reason a few seconds before it.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * How long the logs of the handler and of the Provider framework are kept.
+   *
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * The VPC to run the functions in, for accounts that require Lambda functions in a VPC. They need a route
+   * to the Amazon MQ, Secrets Manager and CloudFormation APIs (NAT or interface endpoints).
+   *
+   * @default - not in a VPC
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * Where in `vpc` to place the functions.
+   *
+   * @default - the VPC's private subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Security groups of the functions, when `vpc` is set.
+   *
+   * @default - a dedicated security group, created by Lambda's construct
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+}
+
+// The construct ID under the stack. The service token of every deployed MqUser derives from it, and
+// CloudFormation refuses to change a service token: never rename it.
+const PROVIDER_ID = 'CdkMqUserProvider';
+
+/** Tag on generated secrets; the handler may read the secrets that carry its stack's ID there. */
+const GENERATED_SECRET_TAG = 'cdk-mq-user:stack-id';
+
+// IAM: a managed policy holds at most 6,144 characters. An ARN that is a token (a secret of this app)
+// resolves at deploy time: 160 characters covers a CloudFormation-generated secret name with room to spare.
+const MANAGED_POLICY_BUDGET = 6_144 - 400;
+const TOKEN_ARN_ESTIMATE = 160;
+
+const HANDLER_ASSET = path.join(__dirname, '..', 'assets', 'mq-user-handler');
+
+/**
+ * The Lambda functions behind every MqUser of one stack: a `custom_resources.Provider` around the
+ * cdk-mq-user handler. One per stack, whatever the number of users and brokers.
+ */
+export class MqUserProvider extends Construct {
+  /**
+   * The provider of `scope`'s stack, created on first use. Pass `props` to configure it; that must happen
+   * before the stack's first MqUser, which creates the provider with default settings.
+   *
+   * @param scope any construct of the stack
+   * @param props settings of the functions
+   */
+  public static getOrCreate(scope: Construct, props?: MqUserProviderProps): MqUserProvider {
+    const stack = Stack.of(scope);
+    const existing = stack.node.tryFindChild(PROVIDER_ID);
+    if (existing instanceof MqUserProvider) {
+      if (props !== undefined) {
+        throw new Error(
+          `the MqUserProvider of stack ${stack.stackName} already exists: call MqUserProvider.getOrCreate(stack, props) ` +
+            "before the stack's first MqUser to configure it",
+        );
+      }
+      return existing;
+    }
+    return new MqUserProvider(stack, PROVIDER_ID, props ?? {});
+  }
+
+  /** The service token of `Custom::MqUser` resources. */
+  public readonly serviceToken: string;
+
+  /** The function that calls Amazon MQ. */
+  public readonly handler: lambda.IFunction;
+
+  /** The role of the function that calls Amazon MQ. */
+  public readonly handlerRole: iam.IRole;
+
+  private readonly role: iam.Role;
+  private generatedSecretsGrant?: IDependable;
+  private readonly suppliedSecretGrants = new Map<string, IDependable>();
+  private readonly secretPolicies: Array<{ policy: iam.ManagedPolicy; statement: iam.PolicyStatement; size: number }> = [];
+
+  private constructor(scope: Construct, id: string, props: MqUserProviderProps) {
+    super(scope, id);
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const lambdaPrincipal = new iam.ServicePrincipal('lambda.amazonaws.com');
+
+    const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention: logRetention });
+    this.role = new iam.Role(this, 'HandlerRole', { assumedBy: lambdaPrincipal });
+    this.role.addToPrincipalPolicy(writeLogs(logGroup));
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        // Every broker of the account and region, not the brokers of today's users: CloudFormation deletes
+        // removed users in its cleanup phase, after this policy has already been updated.
+        actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
+        resources: [`arn:${Aws.PARTITION}:mq:${Aws.REGION}:${Aws.ACCOUNT_ID}:broker:*`],
+      }),
+    );
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        // Tells a rollback from a forward deploy; its own stack only.
+        actions: ['cloudformation:DescribeStacks'],
+        resources: [Aws.STACK_ID],
+      }),
+    );
+    this.handlerRole = this.role;
+
+    const vpcProps = { vpc: props.vpc, vpcSubnets: props.vpcSubnets, securityGroups: props.securityGroups };
+    this.handler = new lambda.Function(this, 'Handler', {
+      description: 'cdk-mq-user: creates, updates and deletes Amazon MQ for ActiveMQ users',
+      code: lambda.Code.fromAsset(HANDLER_ASSET),
+      handler: 'index.handler',
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: props.timeout ?? Duration.minutes(5),
+      role: this.role,
+      logGroup,
+      ...vpcProps,
+    });
+
+    const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention: logRetention });
+    const frameworkRole = new iam.Role(this, 'FrameworkRole', { assumedBy: lambdaPrincipal });
+    frameworkRole.addToPrincipalPolicy(writeLogs(frameworkLogs));
+    const provider = new cr.Provider(this, 'Provider', {
+      onEventHandler: this.handler,
+      frameworkOnEventRole: frameworkRole,
+      logGroup: frameworkLogs,
+      ...vpcProps,
+    });
+    this.serviceToken = provider.serviceToken;
+  }
+
+  /**
+   * Lets the handler read `secret` and makes `user` wait for that grant.
+   *
+   * @internal
+   */
+  public _grantPasswordRead(user: IConstruct, secret: secretsmanager.ISecret, generated: boolean): void {
+    user.node.addDependency(generated ? this.grantGeneratedSecret(secret) : this.grantSuppliedSecret(secret));
+  }
+
+  /** One statement for every generated secret, by tag: its size does not grow with the number of users. */
+  private grantGeneratedSecret(secret: secretsmanager.ISecret): IDependable {
+    Tags.of(secret).add(GENERATED_SECRET_TAG, Aws.STACK_ID);
+    this.generatedSecretsGrant ??= this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
+        conditions: { StringEquals: { [`aws:ResourceTag/${GENERATED_SECRET_TAG}`]: Aws.STACK_ID } },
+      }),
+    ).policyDependable!;
+    return this.generatedSecretsGrant;
+  }
+
+  /**
+   * Supplied secrets are named one by one, packed into managed policies of at most 6 KB each: 250 distinct
+   * secrets fit in a few policies, where the role's inline policies would overflow at about 100.
+   */
+  private grantSuppliedSecret(secret: secretsmanager.ISecret): IDependable {
+    const arn = secret.secretFullArn ?? `${secret.secretArn}-??????`;
+    const key = JSON.stringify(Stack.of(this).resolve(arn));
+    const granted = this.suppliedSecretGrants.get(key);
+    if (granted) return granted;
+
+    const size = (Token.isUnresolved(arn) ? TOKEN_ARN_ESTIMATE : arn.length) + 3;
+    let current = this.secretPolicies[this.secretPolicies.length - 1];
+    if (!current || current.size + size > MANAGED_POLICY_BUDGET) {
+      const statement = new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'] });
+      const policy = new iam.ManagedPolicy(this, `SecretsPolicy${this.secretPolicies.length + 1}`, {
+        description: `cdk-mq-user: the MqUser password secrets of stack ${Stack.of(this).stackName}`,
+        statements: [statement],
+        roles: [this.role],
+      });
+      current = { policy, statement, size: 0 };
+      this.secretPolicies.push(current);
+    }
+    current.statement.addResources(arn);
+    current.size += size;
+    if (secret.encryptionKey) {
+      // A customer-managed key: decrypt through Secrets Manager only.
+      secret.encryptionKey.grantDecrypt(
+        new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.role),
+      );
+    }
+    this.suppliedSecretGrants.set(key, current.policy);
+    return current.policy;
+  }
+}
+
+function writeLogs(logGroup: logs.ILogGroup): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    resources: [logGroup.logGroupArn],
+  });
+}

@@ -1,0 +1,223 @@
+import { createHash } from 'crypto';
+import {
+  Annotations,
+  CustomResource,
+  RemovalPolicy,
+  Stack,
+  Token,
+  aws_amazonmq as amazonmq,
+  aws_secretsmanager as secretsmanager,
+} from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { MqUserProvider } from './mq-user-provider';
+import { asCfnBroker, brokerLabel, cfnBrokerUsernames, declareUser } from './private/broker-registry';
+import { MQ_USER_RESOURCE_TYPE, type MqUserResourceProperties } from './private/handler-props';
+import { WEB_CONSOLE_GROUP } from './private/rules';
+import { normalizeGroups, validateUserProps } from './private/validate';
+
+/** Properties of an MqUser. */
+export interface MqUserProps {
+  /**
+   * The Amazon MQ for ActiveMQ broker (simple authentication) that holds the user: a `CfnBroker`, or a
+   * broker from `MqBroker.fromBrokerArn`. Changing it replaces the user.
+   */
+  readonly broker: amazonmq.IBrokerRef;
+
+  /**
+   * The username: 2 to 100 characters of A-Z a-z 0-9 - . _ ~. Amazon MQ asks for no personal data here
+   * (usernames reach logs). Changing it replaces the user.
+   */
+  readonly username: string;
+
+  /**
+   * The ActiveMQ groups of the user: at most 20, each 2 to 100 characters of A-Z a-z 0-9 - . _ ~.
+   * Their order does not matter.
+   *
+   * @default - no groups
+   */
+  readonly groups?: string[];
+
+  /**
+   * Whether the user may sign in to the ActiveMQ Web Console. Together with the group
+   * `activemq-webconsole` it administers every destination.
+   *
+   * @default false
+   */
+  readonly consoleAccess?: boolean;
+
+  /**
+   * Whether the user is the replication user of cross-Region data replication (CRDR). A replication user
+   * cannot have console access.
+   *
+   * @default false
+   */
+  readonly replicationUser?: boolean;
+
+  /**
+   * The secret that holds the password: read by the handler at deploy time, never placed in the template.
+   * The password must be 12 to 250 characters with at least 4 distinct ones, and none of `,` `:` `=`.
+   *
+   * @default - a generated secret: JSON `{"username", "password"}`, 32 letters and digits
+   */
+  readonly passwordSecret?: secretsmanager.ISecret;
+
+  /**
+   * The JSON key of the password inside `passwordSecret`.
+   *
+   * @default - the `password` field when the secret string is a JSON object that has one, else the whole string
+   */
+  readonly passwordField?: string;
+
+  /**
+   * Any value; change it to make the next deploy read the secret again and set the password. CloudFormation
+   * cannot see a new value behind an unchanged secret ARN.
+   *
+   * @default - the password is set when the user is created, and when the secret or field changes
+   */
+  readonly passwordVersion?: string;
+
+  /**
+   * Take over a user that already exists on the broker, converging it to this declaration (password
+   * included), instead of failing. The migration path for users created by hand, by the broker's own
+   * `users` list, or by an MqUser elsewhere that was retained.
+   *
+   * @default false
+   */
+  readonly adoptExisting?: boolean;
+
+  /**
+   * What happens to the user (and a generated secret) when the MqUser is removed from the stack or replaced.
+   * With `RemovalPolicy.RETAIN`, CloudFormation never asks the handler to delete it.
+   *
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The settings of generated passwords: fixed forever. Their digest is a property of the custom resource,
+ * so that a change (which would make new secrets) also updates the users.
+ */
+const GENERATED_PASSWORD = { passwordLength: 32, excludePunctuation: true, includeSpace: false } as const;
+const GENERATED_PASSWORD_DIGEST = createHash('sha256').update(JSON.stringify(GENERATED_PASSWORD)).digest('hex').slice(0, 16);
+
+/**
+ * A user of an Amazon MQ for ActiveMQ broker, created, updated and deleted with the stack.
+ *
+ * Amazon MQ applies a user's creation, change or deletion at the broker's next reboot or maintenance window.
+ */
+export class MqUser extends Construct {
+  /** The username; a token that makes its consumer depend on the user's creation. */
+  public readonly username: string;
+
+  /** The ID of the broker that holds the user. */
+  public readonly brokerId: string;
+
+  /** The secret that holds the password: `passwordSecret`, or the generated one. */
+  public readonly secret: secretsmanager.ISecret;
+
+  /**
+   * The user's pending change after the last deploy (`CREATE`, `UPDATE`, `DELETE` or `NONE`): it takes
+   * effect at the broker's next reboot or maintenance window.
+   */
+  public readonly pendingChange: string;
+
+  constructor(scope: Construct, id: string, props: MqUserProps) {
+    super(scope, id);
+    const groups = normalizeGroups(props.groups);
+    const consoleAccess = props.consoleAccess ?? false;
+    const replicationUser = props.replicationUser ?? false;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+
+    const errors = [
+      ...validateUserProps({
+        username: props.username,
+        groups,
+        consoleAccess,
+        replicationUser,
+        passwordField: props.passwordField,
+        hasPasswordSecret: props.passwordSecret !== undefined,
+      }),
+      ...this.checkBroker(props),
+    ];
+    if (errors.length > 0) throw new Error(`MqUser ${this.node.path}: ${errors.join('; ')}`);
+    if (consoleAccess && groups.includes(WEB_CONSOLE_GROUP)) {
+      Annotations.of(this).addWarningV2(
+        'cdk-mq-user:consoleAdministrator',
+        `user "${props.username}" has console access and the group ${WEB_CONSOLE_GROUP}: it administers every destination of the broker`,
+      );
+    }
+    declareUser(this, props.broker, props.username);
+
+    const provider = MqUserProvider.getOrCreate(this);
+    const generated = props.passwordSecret === undefined;
+    this.secret =
+      props.passwordSecret ??
+      new secretsmanager.Secret(this, 'Secret', {
+        description: `cdk-mq-user: password of Amazon MQ user ${props.username}`,
+        generateSecretString: {
+          ...GENERATED_PASSWORD,
+          secretStringTemplate: Stack.of(this).toJsonString({ username: props.username }),
+          generateStringKey: 'password',
+        },
+        removalPolicy,
+      });
+
+    const properties: MqUserResourceProperties = {
+      BrokerId: props.broker.brokerRef.brokerId,
+      Username: props.username,
+      Groups: groups,
+      ConsoleAccess: consoleAccess,
+      ReplicationUser: replicationUser,
+      PasswordSecretArn: this.secret.secretArn,
+      PasswordField: props.passwordField,
+      PasswordVersion: props.passwordVersion,
+      GeneratedPasswordSettings: generated ? GENERATED_PASSWORD_DIGEST : undefined,
+      AdoptExisting: props.adoptExisting ?? false,
+    };
+    const resource = new CustomResource(this, 'Resource', {
+      serviceToken: provider.serviceToken,
+      resourceType: MQ_USER_RESOURCE_TYPE,
+      properties: { ...properties },
+      removalPolicy,
+    });
+    provider._grantPasswordRead(resource, this.secret, generated);
+
+    this.username = resource.getAttString('Username');
+    this.brokerId = resource.getAttString('BrokerId');
+    this.pendingChange = resource.getAttString('PendingChange');
+  }
+
+  /** What can be told about the broker at synth time: its engine, its authentication, its own users. */
+  private checkBroker(props: MqUserProps): string[] {
+    const cfn = asCfnBroker(props.broker);
+    if (!cfn) return [];
+    const errors: string[] = [];
+    const label = brokerLabel(props.broker);
+    if (!Token.isUnresolved(cfn.engineType) && cfn.engineType.toUpperCase() !== 'ACTIVEMQ') {
+      errors.push(
+        `broker ${label} has engineType "${cfn.engineType}": MqUser manages ActiveMQ users only ` +
+          '(RabbitMQ users are managed in the RabbitMQ web console or its management API)',
+      );
+    }
+    const strategy = cfn.authenticationStrategy;
+    if (strategy !== undefined && !Token.isUnresolved(strategy) && strategy.toUpperCase() === 'LDAP') {
+      errors.push(`broker ${label} has authenticationStrategy "${strategy}": LDAP users sign in through LDAP, MqUser needs SIMPLE`);
+    }
+    if (!Token.isUnresolved(props.username) && cfnBrokerUsernames(props.broker)?.includes(props.username)) {
+      if (props.adoptExisting) {
+        Annotations.of(this).addWarningV2(
+          'cdk-mq-user:adoptBrokerUser',
+          `user "${props.username}" is also in the users list of broker ${label}: MqUser adopts it; remove it from that ` +
+            'list once the MqUser is deployed, never manage a username both ways',
+        );
+      } else {
+        errors.push(
+          `username "${props.username}" is already in the users list of broker ${label}: a user is managed either by ` +
+            'the broker or by MqUser; to move it to MqUser, set adoptExisting: true',
+        );
+      }
+    }
+    return errors;
+  }
+}

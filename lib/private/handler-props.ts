@@ -1,0 +1,42 @@
+/**
+ * The wire format of a `Custom::MqUser` resource: written once, imported by the construct (which sends it)
+ * and by the handler (which parses it). CloudFormation delivers every scalar as a string, so the handler
+ * receives `Raw<MqUserResourceProperties>` and parses it in one place (`lambda/properties.ts`).
+ *
+ * Changing a key here changes the template of every deployed user: add keys, never rename or remove them
+ * (old properties keep arriving on Delete and on the rollback of an Update).
+ */
+export interface MqUserResourceProperties {
+  /** Broker ID, e.g. `b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9`. Part of the user's identity. */
+  readonly BrokerId: string;
+  /** Part of the user's identity: a change replaces the user. */
+  readonly Username: string;
+  /** Sorted and de-duplicated, so that reordering them changes nothing. */
+  readonly Groups: string[];
+  readonly ConsoleAccess: boolean;
+  readonly ReplicationUser: boolean;
+  /** ARN of the Secrets Manager secret that holds the password. Never the password itself. */
+  readonly PasswordSecretArn: string;
+  /** JSON key inside the secret; absent: `password` of a JSON object, else the whole string. */
+  readonly PasswordField?: string;
+  /** Opaque value whose change makes the handler read the secret again and set the password. */
+  readonly PasswordVersion?: string;
+  /** Digest of the settings a generated secret was made with; absent for a supplied secret. */
+  readonly GeneratedPasswordSettings?: string;
+  /** Converge a user that already exists instead of failing. */
+  readonly AdoptExisting: boolean;
+}
+
+/** What the handler returns in `Data`: available through `Fn::GetAtt`. */
+export interface MqUserResourceAttributes {
+  readonly Username: string;
+  readonly BrokerId: string;
+  /** `CREATE`, `UPDATE`, `DELETE` or `NONE`: the user's pending change after this deploy. */
+  readonly PendingChange: string;
+}
+
+/** How a value looks after CloudFormation has turned every scalar into a string. */
+export type Raw<T> = { [K in keyof T]?: unknown };
+
+/** The custom resource type: public API, never to be renamed. */
+export const MQ_USER_RESOURCE_TYPE = 'Custom::MqUser';

@@ -1,0 +1,35 @@
+/**
+ * Amazon MQ's own limits for ActiveMQ users, shared by the construct (checked at synth time) and the
+ * handler (checked at deploy time, for values that tokens hid from synth). The SDK checks none of them.
+ */
+
+/** Usernames and group names: Amazon MQ accepts 2 to 100 characters of A-Z a-z 0-9 - . _ ~ */
+export const NAME_PATTERN = /^[A-Za-z0-9._~-]{2,100}$/;
+export const NAME_RULE = '2 to 100 characters of A-Z a-z 0-9 - . _ ~';
+
+/** Amazon MQ accepts at most 20 groups per user. */
+export const MAX_GROUPS = 20;
+
+/** Amazon MQ accepts at most 250 users per broker. */
+export const MAX_USERS_PER_BROKER = 250;
+
+/** Membership in this group together with console access administers every destination. */
+export const WEB_CONSOLE_GROUP = 'activemq-webconsole';
+
+/**
+ * Says which of Amazon MQ's password rules `password` breaks, or `undefined` when it keeps them all.
+ * The answer never contains the password or any part of it.
+ */
+export function passwordProblem(password: string): string | undefined {
+  // Amazon MQ: 12 to 250 characters, at least 4 distinct ones, and none of , : = (they delimit its config).
+  if (password.length < 12 || password.length > 250) {
+    return `it must be 12 to 250 characters long (it has ${password.length})`;
+  }
+  if (new Set(password).size < 4) {
+    return 'it must contain at least 4 distinct characters';
+  }
+  if (/[,:=]/.test(password)) {
+    return 'it must not contain a comma, a colon or an equals sign';
+  }
+  return undefined;
+}
