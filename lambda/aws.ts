@@ -83,12 +83,14 @@ export class Aws {
   }
 
   /** CreateUser; a 409 is not retried here: the caller looks at the user to tell what it means. */
-  async createUser(user: UserIdentity, desired: DesiredUser): Promise<void> {
+  async createUser(user: UserIdentity, desired: DesiredUser & { readonly password: string }): Promise<void> {
     await withRetry(
       { operation: 'CreateUser', ...user },
       this.deadline,
       (abortSignal) =>
-        sdk().mq.send(new CreateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired) }), {
+        sdk().mq.send(
+          new CreateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired), Password: desired.password }),
+          {
           abortSignal,
         }),
       { retryConflict: false },

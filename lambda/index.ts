@@ -87,7 +87,8 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const existing = await aws.describeUser(user);
   if (!isLive(existing)) {
     warn('the user is gone (deleted out of band): creating it again', { ...user, pendingChange: existing?.pendingChange });
-    await createUser(aws, user, desiredState(props, await readPassword(aws, props, user)), existing);
+    const password = await readPassword(aws, props, user);
+    await createUser(aws, user, { ...desiredState(props, password), password }, existing);
     return respond(aws, user);
   }
   const previous = tryParse(event.OldResourceProperties);
@@ -132,8 +133,10 @@ async function createOrConverge(
 ): Promise<void> {
   const existing = await aws.describeUser(user);
   if (!isLive(existing)) {
-    if (password === undefined) throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
-    await createUser(aws, user, desiredState(props, password), existing);
+    if (password === undefined) {
+      throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
+    }
+    await createUser(aws, user, { ...desiredState(props, password), password }, existing);
     return;
   }
   if (props.AdoptExisting) {
@@ -154,7 +157,12 @@ async function createOrConverge(
  * CreateUser, made safe to repeat: a 409 (or, for a user pending deletion, a 400) is answered by looking
  * at the user. Present: our own earlier attempt created it (its response was lost), so converge it.
  */
-async function createUser(aws: Aws, user: UserIdentity, desired: DesiredUser, before: UserState | undefined): Promise<void> {
+async function createUser(
+  aws: Aws,
+  user: UserIdentity,
+  desired: DesiredUser & { readonly password: string },
+  before: UserState | undefined,
+): Promise<void> {
   log(before ? 'creating the user again: it is pending deletion' : 'creating the user', { ...user, groups: desired.groups });
   for (let round = 1; ; round++) {
     try {
@@ -271,7 +279,7 @@ function identityOf(props: MqUserResourceProperties): UserIdentity {
 }
 
 /** A user that exists and is not on its way out. */
-function isLive(state: UserState | undefined): state is UserState {
+function isLive(state: UserState | undefined): boolean {
   return state !== undefined && state.pendingChange !== 'DELETE';
 }
 

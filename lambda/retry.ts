@@ -148,9 +148,15 @@ export async function withRetry<T>(
       throw new CallError(context, new Error('no time left before the Lambda deadline'), attempt - 1);
     }
     const abort = new AbortController();
+    // The SDK drops the request on abort; the race also frees us from a call that ignores the signal.
+    const abandoned = new Promise<never>((_, reject) => {
+      abort.signal.addEventListener('abort', () => reject(timeoutError(budget)));
+    });
     const timer = setTimeout(() => abort.abort(), budget);
     try {
-      return await call(abort.signal);
+      const attempt = call(abort.signal);
+      attempt.catch(() => undefined); // an abandoned attempt may still fail later: nobody waits for it
+      return await Promise.race([attempt, abandoned]);
     } catch (raw) {
       const error = abort.signal.aborted ? timeoutError(budget) : raw;
       const verdict = classify(error, { retryConflict });
