@@ -2,70 +2,11 @@
 /**
  * Example app: `npx cdk synth` synthesizes it offline, with no AWS account.
  *
- * - `BrokerStack`: an ActiveMQ broker and its users, declared next to each other.
- * - `ExistingBrokerStack` (with `-c brokerArn=arn:aws:mq:...`): a user on a broker that lives elsewhere.
+ * - `MqUserExample`: an ActiveMQ broker and its users, declared next to each other.
+ * - `MqUserExistingBroker` (with `-c brokerArn=arn:aws:mq:...`): a user on a broker that lives elsewhere.
  */
-import { App, SecretValue, Stack, StackProps, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
-import { Construct } from 'constructs';
-import { MqBroker, MqUser } from '../lib';
-
-class BrokerStack extends Stack {
-  constructor(scope: Construct, id: string, props?: StackProps) {
-    super(scope, id, props);
-
-    // The broker's own admin user is created with the broker; its password comes from a generated secret
-    // through a dynamic reference, which CloudFormation resolves for native resources (never plaintext).
-    const adminSecret = new secretsmanager.Secret(this, 'AdminSecret', {
-      generateSecretString: { passwordLength: 32, excludePunctuation: true },
-    });
-    const broker = new amazonmq.CfnBroker(this, 'Broker', {
-      brokerName: 'orders',
-      engineType: 'ACTIVEMQ',
-      engineVersion: '5.18',
-      deploymentMode: 'SINGLE_INSTANCE',
-      hostInstanceType: 'mq.t3.micro',
-      publiclyAccessible: false,
-      autoMinorVersionUpgrade: true,
-      authenticationStrategy: 'SIMPLE',
-      logs: { general: true, audit: true },
-      users: [{ username: 'admin', password: SecretValue.secretsManager(adminSecret.secretArn).unsafeUnwrap(), consoleAccess: true }],
-    });
-
-    // A service user with a generated password (in its own secret, `user.secret`).
-    new MqUser(this, 'OrdersService', {
-      broker,
-      username: 'orders-service',
-      groups: ['orders-producers', 'orders-consumers'],
-    });
-
-    // An operator who may use the ActiveMQ Web Console.
-    new MqUser(this, 'Operator', {
-      broker,
-      username: 'operator',
-      groups: ['operators'],
-      consoleAccess: true,
-    });
-
-    // A user whose password lives in a secret managed elsewhere, as JSON {"password": "..."}.
-    const billingSecret = secretsmanager.Secret.fromSecretNameV2(this, 'BillingSecret', 'billing/mq-password');
-    new MqUser(this, 'BillingService', {
-      broker,
-      username: 'billing-service',
-      groups: ['billing'],
-      passwordSecret: billingSecret,
-      passwordField: 'password',
-      passwordVersion: '1',
-    });
-  }
-}
-
-class ExistingBrokerStack extends Stack {
-  constructor(scope: Construct, id: string, brokerArn: string, props?: StackProps) {
-    super(scope, id, props);
-    const broker = MqBroker.fromBrokerArn(this, 'SharedBroker', brokerArn);
-    new MqUser(this, 'ReportingService', { broker, username: 'reporting-service', groups: ['reporting'] });
-  }
-}
+import { App } from 'aws-cdk-lib';
+import { BrokerStack, ExistingBrokerStack } from './example-stacks';
 
 const app = new App();
 new BrokerStack(app, 'MqUserExample');

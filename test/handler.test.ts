@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-mq';
 import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
 import { handler, UserEvent } from '../lambda/index';
 import { retryTiming } from '../lambda/retry';
 import {
@@ -45,7 +46,7 @@ const forbidden = () => new ForbiddenException({ message: 'not authorized', $met
 const throttled = () => Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } });
 const dropped = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
-const live = (pendingChange?: string) => ({
+const live = (pendingChange?: 'CREATE' | 'UPDATE' | 'DELETE') => ({
   ...USER,
   ConsoleAccess: false,
   Groups: ['orders-consumers'],
@@ -87,7 +88,7 @@ async function run(event: UserEvent, remainingMs?: number) {
 }
 
 function stackStatus(status: string) {
-  cloudFormation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'Orders', StackStatus: status, CreationTime: new Date() }] });
+  cloudFormation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'Orders', StackStatus: status as never, CreationTime: new Date() }] });
 }
 
 describe('Create', () => {
@@ -126,14 +127,14 @@ describe('Create', () => {
   });
 
   test('fails on a RabbitMQ broker without touching users', async () => {
-    mq.on(DescribeBrokerCommand).resolves({ EngineType: 'RabbitMQ', BrokerState: 'RUNNING' });
+    mq.on(DescribeBrokerCommand).resolves({ EngineType: 'RabbitMQ' as never, BrokerState: 'RUNNING' });
     await expect(run(createEvent())).rejects.toThrow(`broker ${BROKER_ID} runs RabbitMQ: MqUser manages ActiveMQ users only`);
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
     expect(mq).not.toHaveReceivedCommand(DescribeUserCommand);
   });
 
   test('fails on an LDAP broker, comparing case-insensitively', async () => {
-    mq.on(DescribeBrokerCommand).resolves({ EngineType: 'activemq', AuthenticationStrategy: 'ldap' as never, BrokerState: 'RUNNING' });
+    mq.on(DescribeBrokerCommand).resolves({ EngineType: 'activemq' as never, AuthenticationStrategy: 'ldap' as never, BrokerState: 'RUNNING' });
     await expect(run(createEvent())).rejects.toThrow(`broker ${BROKER_ID} uses ldap authentication`);
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
   });

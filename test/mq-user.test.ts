@@ -1,0 +1,363 @@
+import { App, CfnParameter, Duration, RemovalPolicy, Stack, aws_amazonmq as amazonmq, aws_ec2 as ec2, aws_logs as logs, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { MqBroker, MqUser, MqUserProvider } from '../lib';
+
+const ACCOUNT = '111111111111';
+const REGION = 'us-east-1';
+const BROKER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9`;
+
+function newStack(app = new App(), id = 'Stack') {
+  return new Stack(app, id, { env: { account: ACCOUNT, region: REGION } });
+}
+
+function activeMq(stack: Stack, id = 'Broker', overrides: Partial<amazonmq.CfnBrokerProps> = {}) {
+  return new amazonmq.CfnBroker(stack, id, {
+    brokerName: id,
+    engineType: 'ACTIVEMQ',
+    engineVersion: '5.18',
+    deploymentMode: 'SINGLE_INSTANCE',
+    hostInstanceType: 'mq.t3.micro',
+    publiclyAccessible: false,
+    users: [],
+    ...overrides,
+  });
+}
+
+function resourcesOfType(template: Template, type: string) {
+  return Object.values(template.findResources(type)) as Array<{ Properties: Record<string, any> }>;
+}
+
+describe('the custom resource', () => {
+  test('carries broker, username, sorted groups, flags and the secret ARN, never a password', () => {
+    const stack = newStack();
+    const broker = activeMq(stack);
+    new MqUser(stack, 'User', { broker, username: 'orders-service', groups: ['b-group', 'a-group', 'b-group'], consoleAccess: true });
+
+    const template = Template.fromStack(stack);
+    const [user] = resourcesOfType(template, 'Custom::MqUser');
+    expect(user.Properties).toEqual({
+      ServiceToken: { 'Fn::GetAtt': [expect.stringMatching(/^CdkMqUserProviderframeworkonEvent/), 'Arn'] },
+      BrokerId: { Ref: 'Broker' },
+      Username: 'orders-service',
+      Groups: ['a-group', 'b-group'],
+      ConsoleAccess: true,
+      ReplicationUser: false,
+      PasswordSecretArn: { Ref: expect.stringMatching(/^UserSecret/) },
+      GeneratedPasswordSettings: expect.stringMatching(/^[0-9a-f]{16}$/),
+      AdoptExisting: false,
+    });
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/"Password"/);
+  });
+
+  test('is the same whatever the order of the groups', () => {
+    const render = (groups: string[]) => {
+      const stack = newStack();
+      new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', groups });
+      return Template.fromStack(stack).toJSON();
+    };
+    expect(render(['x-group', 'y-group'])).toEqual(render(['y-group', 'x-group', 'x-group']));
+  });
+
+  test('generates a secret of 32 letters and digits, as JSON with the username', () => {
+    const stack = newStack();
+    const user = new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
+    Template.fromStack(stack).hasResourceProperties('AWS::SecretsManager::Secret', {
+      GenerateSecretString: {
+        SecretStringTemplate: '{"username":"orders-service"}',
+        GenerateStringKey: 'password',
+        PasswordLength: 32,
+        ExcludePunctuation: true,
+        IncludeSpace: false,
+      },
+      Tags: [{ Key: 'cdk-mq-user:stack-id', Value: { Ref: 'AWS::StackId' } }],
+    });
+    expect(user.secret).toBeDefined();
+  });
+
+  test('passes a supplied secret by ARN, with its field and version', () => {
+    const stack = newStack();
+    const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Imported', 'team/orders');
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', passwordSecret: secret, passwordField: 'mq', passwordVersion: '7' });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('Custom::MqUser', {
+      PasswordSecretArn: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':secret:team/orders$')])] },
+      PasswordField: 'mq',
+      PasswordVersion: '7',
+      GeneratedPasswordSettings: Match.absent(),
+    });
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+  });
+
+  test('exposes the username and pending change as attributes of the custom resource', () => {
+    const stack = newStack();
+    const user = new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
+    expect(stack.resolve(user.username)).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^User/), 'Username'] });
+    expect(stack.resolve(user.pendingChange)).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^User/), 'PendingChange'] });
+  });
+
+  test.each([
+    [undefined, 'Delete'],
+    [RemovalPolicy.DESTROY, 'Delete'],
+    [RemovalPolicy.RETAIN, 'Retain'],
+  ])('applies removalPolicy %s to the user and its generated secret', (removalPolicy, expected) => {
+    const stack = newStack();
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', removalPolicy });
+    const template = Template.fromStack(stack);
+    for (const type of ['Custom::MqUser', 'AWS::SecretsManager::Secret']) {
+      template.hasResource(type, { DeletionPolicy: expected, UpdateReplacePolicy: expected });
+    }
+  });
+});
+
+describe('MqBroker.fromBrokerArn', () => {
+  test('takes the broker ID from a literal ARN', () => {
+    const stack = newStack();
+    new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'B', BROKER_ARN), username: 'orders-service' });
+    Template.fromStack(stack).hasResourceProperties('Custom::MqUser', { BrokerId: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9' });
+  });
+
+  test('selects the eighth field of a token ARN', () => {
+    const stack = newStack();
+    const arn = new CfnParameter(stack, 'BrokerArn').valueAsString;
+    new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'B', arn), username: 'orders-service' });
+    Template.fromStack(stack).hasResourceProperties('Custom::MqUser', {
+      BrokerId: { 'Fn::Select': [7, { 'Fn::Split': [':', { Ref: 'BrokerArn' }] }] },
+    });
+  });
+
+  test.each([
+    ['a malformed ARN', 'arn:aws:sqs:us-east-1:111111111111:queue', 'is not an Amazon MQ broker ARN: expected arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>'],
+    ['another account', BROKER_ARN.replace(ACCOUNT, '222222222222'), 'is in account 222222222222 but stack Stack deploys to account 111111111111'],
+    ['another region', BROKER_ARN.replace(REGION, 'eu-west-1'), 'is in region eu-west-1 but stack Stack deploys to region us-east-1'],
+  ])('fails for %s', (_case, arn, message) => {
+    const stack = newStack();
+    expect(() => MqBroker.fromBrokerArn(stack, 'B', arn)).toThrow(message);
+  });
+});
+
+describe('the provider', () => {
+  function build(users: number, brokers: number) {
+    const stack = newStack();
+    const all = Array.from({ length: brokers }, (_, i) => activeMq(stack, `Broker${i}`));
+    for (let i = 0; i < users; i++) new MqUser(stack, `User${i}`, { broker: all[i % brokers], username: `user-${i}` });
+    return Template.fromStack(stack);
+  }
+
+  test.each([
+    [1, 2],
+    [20, 2],
+  ])('keeps two functions and two roles for %d users on %d brokers', (users, brokers) => {
+    const template = build(users, brokers);
+    template.resourceCountIs('AWS::Lambda::Function', 2);
+    template.resourceCountIs('AWS::IAM::Role', 2);
+    template.resourceCountIs('Custom::MqUser', users);
+  });
+
+  test('runs the handler on nodejs24.x with the bundled asset, no managed policies on its roles', () => {
+    const template = build(1, 1);
+    template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Handler: 'index.handler' });
+    for (const role of resourcesOfType(template, 'AWS::IAM::Role')) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  test('grants the user actions on the brokers of its account and region, never on *', () => {
+    const template = build(1, 1);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
+            Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':mq:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':broker:*']] },
+          }),
+        ]),
+      },
+    });
+    const statements = resourcesOfType(template, 'AWS::IAM::Policy').flatMap((p) => p.Properties.PolicyDocument.Statement);
+    expect(statements.filter((s) => s.Resource === '*')).toEqual([]);
+  });
+
+  test('lets the functions write logs only to their own log groups', () => {
+    const template = build(1, 1);
+    const logStatements = resourcesOfType(template, 'AWS::IAM::Policy')
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s) => JSON.stringify(s.Action).includes('logs:'));
+    expect(logStatements).toHaveLength(2);
+    for (const s of logStatements) {
+      expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^CdkMqUserProvider(Handler|Framework)Logs/), 'Arn'] });
+    }
+  });
+
+  test('reads generated secrets by the stack tag, with one statement whatever their number', () => {
+    const template = build(3, 1);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'secretsmanager:GetSecretValue',
+            Condition: { StringEquals: { 'aws:ResourceTag/cdk-mq-user:stack-id': { Ref: 'AWS::StackId' } } },
+          }),
+        ]),
+      },
+    });
+    const users = resourcesOfType(template, 'Custom::MqUser') as unknown as Array<{ DependsOn: string[] }>;
+    const withDeps = Object.values(template.findResources('Custom::MqUser')) as Array<{ DependsOn: string[] }>;
+    expect(users).toHaveLength(3);
+    for (const u of withDeps) expect(u.DependsOn).toEqual([expect.stringMatching(/^CdkMqUserProviderHandlerRoleDefaultPolicy/)]);
+  });
+
+  test('is configured per stack before the first user', () => {
+    const stack = newStack();
+    const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+    MqUserProvider.getOrCreate(stack, { timeout: Duration.minutes(2), logRetention: logs.RetentionDays.ONE_WEEK, vpc });
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Timeout: 120, VpcConfig: Match.anyValue() });
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+  });
+
+  test('fails when configured after the first user', () => {
+    const stack = newStack();
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
+    expect(() => MqUserProvider.getOrCreate(stack, { timeout: Duration.minutes(2) })).toThrow(
+      "the MqUserProvider of stack Stack already exists: call MqUserProvider.getOrCreate(stack, props) before the stack's first MqUser",
+    );
+  });
+});
+
+describe('scale', () => {
+  /** IAM's size of a policy document: JSON without whitespace, with every token replaced by a real value. */
+  function iamSize(document: unknown, arnLength: number): number {
+    const text = JSON.stringify(document, (_key, value) => {
+      if (value && typeof value === 'object' && !Array.isArray(value)) {
+        const keys = Object.keys(value);
+        if (keys.length === 1 && (keys[0] === 'Ref' || keys[0].startsWith('Fn::'))) return 'x'.repeat(arnLength);
+      }
+      return value;
+    });
+    return text.length;
+  }
+
+  test('fits 250 users with distinct supplied secrets in CloudFormation and IAM limits', () => {
+    const stack = newStack();
+    const brokers = [activeMq(stack, 'B0'), activeMq(stack, 'B1')];
+    for (let i = 0; i < 250; i++) {
+      const arn = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:teams/orders/service-${i}/mq-password-AbCdEf`;
+      const secret = secretsmanager.Secret.fromSecretCompleteArn(stack, `S${i}`, arn);
+      new MqUser(stack, `U${i}`, { broker: brokers[i % 2], username: `user-${i}`, passwordSecret: secret });
+    }
+    const template = Template.fromStack(stack);
+    expect(Object.keys(template.toJSON().Resources).length).toBeLessThanOrEqual(500);
+    const managed = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
+    expect(managed.length).toBeGreaterThan(1);
+    expect(managed.length).toBeLessThanOrEqual(10);
+    const granted = managed.flatMap((p) => p.Properties.PolicyDocument.Statement.flatMap((s: { Resource: string[] }) => s.Resource));
+    expect(new Set(granted).size).toBe(250);
+    for (const policy of managed) expect(iamSize(policy.Properties.PolicyDocument, 100)).toBeLessThanOrEqual(6_144);
+    for (const policy of resourcesOfType(template, 'AWS::IAM::Policy')) {
+      expect(iamSize(policy.Properties.PolicyDocument, 100)).toBeLessThanOrEqual(10_240);
+    }
+  });
+
+  test('packs secrets of this app, whose ARNs are tokens, with room for long generated names', () => {
+    const stack = newStack();
+    const broker = activeMq(stack);
+    for (let i = 0; i < 100; i++) {
+      new MqUser(stack, `U${i}`, { broker, username: `user-${i}`, passwordSecret: new secretsmanager.Secret(stack, `S${i}`) });
+    }
+    const managed = resourcesOfType(Template.fromStack(stack), 'AWS::IAM::ManagedPolicy');
+    // A CloudFormation-generated secret name stays far below 160 characters of ARN.
+    for (const policy of managed) expect(iamSize(policy.Properties.PolicyDocument, 160)).toBeLessThanOrEqual(6_144);
+  });
+
+  test('fits 240 users with generated secrets in CloudFormation limits, with one grant statement', () => {
+    const stack = newStack();
+    const broker = activeMq(stack);
+    for (let i = 0; i < 240; i++) new MqUser(stack, `U${i}`, { broker, username: `user-${i}` });
+    const template = Template.fromStack(stack);
+    expect(Object.keys(template.toJSON().Resources).length).toBeLessThanOrEqual(500);
+    template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+    const inline = resourcesOfType(template, 'AWS::IAM::Policy');
+    for (const policy of inline) expect(iamSize(policy.Properties.PolicyDocument, 100)).toBeLessThanOrEqual(2_048);
+  });
+});
+
+describe('validation', () => {
+  test.each([
+    ['the username is too short', { username: 'a' }, 'username "a" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~'],
+    ['the username has a space', { username: 'orders service' }, 'username "orders service" must be 2 to 100 characters'],
+    ['the username is 101 characters', { username: 'u'.repeat(101) }, 'must be 2 to 100 characters'],
+    ['a group is invalid', { groups: ['ok-group', 'bad/group'] }, 'group "bad/group" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~'],
+    ['there are 21 groups', { groups: Array.from({ length: 21 }, (_, i) => `g-${i}`) }, 'groups has 21 entries; Amazon MQ allows at most 20 groups per user'],
+    ['consoleAccess comes with replicationUser', { consoleAccess: true, replicationUser: true }, 'consoleAccess and replicationUser cannot both be true'],
+    ['passwordField comes without passwordSecret', { passwordField: 'pw' }, 'passwordField "pw" needs passwordSecret'],
+  ])('fails when %s', (_case, props, message) => {
+    const stack = newStack();
+    expect(() => new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', ...props })).toThrow(message);
+  });
+
+  test.each([
+    ['runs RabbitMQ', { engineType: 'RABBITMQ' }, 'has engineType "RABBITMQ": MqUser manages ActiveMQ users only'],
+    ['runs rabbitmq, in any casing', { engineType: 'rabbitmq' }, 'has engineType "rabbitmq"'],
+    ['uses LDAP', { authenticationStrategy: 'ldap' }, 'has authenticationStrategy "ldap": LDAP users sign in through LDAP'],
+  ])('fails when the CfnBroker %s', (_case, overrides, message) => {
+    const stack = newStack();
+    expect(() => new MqUser(stack, 'User', { broker: activeMq(stack, 'Broker', overrides), username: 'orders-service' })).toThrow(message);
+  });
+
+  test('fails when one broker gets a username twice in one app, also across stacks', () => {
+    const app = new App();
+    const a = newStack(app, 'A');
+    const b = newStack(app, 'B');
+    new MqUser(a, 'User', { broker: MqBroker.fromBrokerArn(a, 'Shared', BROKER_ARN), username: 'orders-service' });
+    new MqUser(b, 'User', { broker: MqBroker.fromBrokerArn(b, 'Shared', BROKER_ARN), username: 'orders-service' });
+    expect(() => app.synth()).toThrow(
+      'username "orders-service" is declared twice on broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 (A/User and B/User): a broker has one user per username',
+    );
+  });
+
+  test('accepts one username on two brokers', () => {
+    const stack = newStack();
+    new MqUser(stack, 'U1', { broker: activeMq(stack, 'B1'), username: 'orders-service' });
+    new MqUser(stack, 'U2', { broker: activeMq(stack, 'B2'), username: 'orders-service' });
+    expect(() => Template.fromStack(stack)).not.toThrow();
+  });
+
+  test('fails when the CfnBroker\'s own users list holds the username', () => {
+    const stack = newStack();
+    const broker = activeMq(stack, 'Broker', { users: [{ username: 'orders-service', password: 'x' }] });
+    expect(() => new MqUser(stack, 'User', { broker, username: 'orders-service' })).toThrow(
+      'username "orders-service" is already in the users list of broker Stack/Broker: a user is managed either by the broker or by MqUser; to move it to MqUser, set adoptExisting: true',
+    );
+  });
+
+  test('only warns, with a stable id, when adoptExisting takes over a user of the broker\'s own list', () => {
+    const stack = newStack();
+    const broker = activeMq(stack, 'Broker', { users: [{ username: 'orders-service', password: 'x' }] });
+    new MqUser(stack, 'User', { broker, username: 'orders-service', adoptExisting: true });
+    Annotations.fromStack(stack).hasWarning('/Stack/User', Match.stringLikeRegexp('also in the users list of broker Stack/Broker.*\\[ack: cdk-mq-user:adoptBrokerUser\\]'));
+  });
+
+  test('fails past 250 users on one broker, counting the broker\'s own users', () => {
+    const stack = newStack();
+    const broker = activeMq(stack, 'Broker', { users: [{ username: 'admin', password: 'x' }] });
+    const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Shared', 'shared');
+    for (let i = 0; i < 250; i++) new MqUser(stack, `U${i}`, { broker, username: `user-${i}`, passwordSecret: secret });
+    expect(() => Template.fromStack(stack)).toThrow(
+      "broker Stack/Broker would have 251 users (250 MqUsers and 1 in the broker's own users list); Amazon MQ allows at most 250 per broker",
+    );
+  });
+
+  test('warns, with a stable id, about console access together with activemq-webconsole', () => {
+    const stack = newStack();
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'operator', consoleAccess: true, groups: ['activemq-webconsole'] });
+    Annotations.fromStack(stack).hasWarning('/Stack/User', Match.stringLikeRegexp('administers every destination.*\\[ack: cdk-mq-user:consoleAdministrator\\]'));
+  });
+
+  test('skips the checks that need a value hidden by a token', () => {
+    const stack = newStack();
+    const username = new CfnParameter(stack, 'Username').valueAsString;
+    const broker = activeMq(stack, 'Broker', { engineType: new CfnParameter(stack, 'Engine').valueAsString, users: [{ username: 'x', password: 'x' }] });
+    new MqUser(stack, 'U1', { broker, username });
+    new MqUser(stack, 'U2', { broker, username });
+    expect(() => Template.fromStack(stack)).not.toThrow();
+  });
+});
