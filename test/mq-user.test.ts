@@ -1,4 +1,4 @@
-import { App, CfnParameter, Duration, RemovalPolicy, Stack, aws_amazonmq as amazonmq, aws_ec2 as ec2, aws_logs as logs, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, RemovalPolicy, SecretValue, Stack, aws_amazonmq as amazonmq, aws_ec2 as ec2, aws_logs as logs, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqUser, MqUserProvider } from '../lib';
 
@@ -21,6 +21,11 @@ function activeMq(stack: Stack, id = 'Broker', overrides: Partial<amazonmq.CfnBr
     users: [],
     ...overrides,
   });
+}
+
+/** An entry of a CfnBroker's own users list; its password a dynamic reference, as it should be. */
+function brokerUser(username: string): amazonmq.CfnBroker.UserProperty {
+  return { username, password: SecretValue.secretsManager(`${username}-password`).unsafeUnwrap() };
 }
 
 function resourcesOfType(template: Template, type: string) {
@@ -323,7 +328,7 @@ describe('validation', () => {
 
   test('fails when the CfnBroker\'s own users list holds the username', () => {
     const stack = newStack();
-    const broker = activeMq(stack, 'Broker', { users: [{ username: 'orders-service', password: 'x' }] });
+    const broker = activeMq(stack, 'Broker', { users: [brokerUser('orders-service')] });
     expect(() => new MqUser(stack, 'User', { broker, username: 'orders-service' })).toThrow(
       'username "orders-service" is already in the users list of broker Stack/Broker: a user is managed either by the broker or by MqUser; to move it to MqUser, set adoptExisting: true',
     );
@@ -331,14 +336,14 @@ describe('validation', () => {
 
   test('only warns, with a stable id, when adoptExisting takes over a user of the broker\'s own list', () => {
     const stack = newStack();
-    const broker = activeMq(stack, 'Broker', { users: [{ username: 'orders-service', password: 'x' }] });
+    const broker = activeMq(stack, 'Broker', { users: [brokerUser('orders-service')] });
     new MqUser(stack, 'User', { broker, username: 'orders-service', adoptExisting: true });
     Annotations.fromStack(stack).hasWarning('/Stack/User', Match.stringLikeRegexp('also in the users list of broker Stack/Broker.*\\[ack: cdk-mq-user:adoptBrokerUser\\]'));
   });
 
   test('fails past 250 users on one broker, counting the broker\'s own users', () => {
     const stack = newStack();
-    const broker = activeMq(stack, 'Broker', { users: [{ username: 'admin', password: 'x' }] });
+    const broker = activeMq(stack, 'Broker', { users: [brokerUser('admin')] });
     const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Shared', 'shared');
     for (let i = 0; i < 250; i++) new MqUser(stack, `U${i}`, { broker, username: `user-${i}`, passwordSecret: secret });
     expect(() => Template.fromStack(stack)).toThrow(
@@ -355,7 +360,7 @@ describe('validation', () => {
   test('skips the checks that need a value hidden by a token', () => {
     const stack = newStack();
     const username = new CfnParameter(stack, 'Username').valueAsString;
-    const broker = activeMq(stack, 'Broker', { engineType: new CfnParameter(stack, 'Engine').valueAsString, users: [{ username: 'x', password: 'x' }] });
+    const broker = activeMq(stack, 'Broker', { engineType: new CfnParameter(stack, 'Engine').valueAsString, users: [brokerUser('admin')] });
     new MqUser(stack, 'U1', { broker, username });
     new MqUser(stack, 'U2', { broker, username });
     expect(() => Template.fromStack(stack)).not.toThrow();
