@@ -8,10 +8,13 @@ import {
   DeleteUserCommand,
   DescribeBrokerCommand,
   DescribeUserCommand,
+  ListUsersCommand,
   MqClient,
+  RebootBrokerCommand,
   UpdateUserCommand,
 } from '@aws-sdk/client-mq';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { warn } from './log';
 import { CallError, Deadline, withRetry } from './retry';
 import type { UserIdentity } from './properties';
 
@@ -53,7 +56,7 @@ export function isNotFound(error: unknown): boolean {
 }
 
 export class Aws {
-  private stackStatusOnce?: Promise<string | undefined>;
+  private rollingBack?: Promise<boolean>;
 
   constructor(private readonly deadline: Deadline) {}
 
@@ -118,6 +121,29 @@ export class Aws {
     }
   }
 
+  /** The pending change of every user of the broker that has one, by username (ListUsers, all pages). */
+  async pendingChanges(brokerId: string): Promise<Map<string, string>> {
+    const pending = new Map<string, string>();
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const out = await withRetry({ operation: 'ListUsers', brokerId }, this.deadline, (abortSignal) =>
+        sdk().mq.send(new ListUsersCommand({ BrokerId: brokerId, MaxResults: 100, NextToken: token }), { abortSignal }),
+      );
+      for (const user of out.Users ?? []) {
+        if (user.Username && user.PendingChange) pending.set(user.Username, user.PendingChange);
+      }
+      nextToken = out.NextToken;
+    } while (nextToken);
+    return pending;
+  }
+
+  async rebootBroker(brokerId: string): Promise<void> {
+    await withRetry({ operation: 'RebootBroker', brokerId }, this.deadline, (abortSignal) =>
+      sdk().mq.send(new RebootBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
+    );
+  }
+
   async secretString(secretArn: string, user: UserIdentity): Promise<string> {
     const out = await withRetry({ operation: 'GetSecretValue', ...user, secretArn }, this.deadline, (abortSignal) =>
       sdk().secrets.send(new GetSecretValueCommand({ SecretId: secretArn }), { abortSignal }),
@@ -128,12 +154,21 @@ export class Aws {
     return out.SecretString;
   }
 
-  /** The status of the stack being deployed (`UPDATE_ROLLBACK_IN_PROGRESS`, ...), asked once per invocation. */
-  stackStatus(stackId: string): Promise<string | undefined> {
-    this.stackStatusOnce ??= withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
+  /**
+   * Whether the stack being deployed is rolling back (`UPDATE_ROLLBACK_IN_PROGRESS`, ...), asked once per
+   * invocation. When the status cannot be read, assume not: failing is then the safe side.
+   */
+  isRollingBack(stackId: string): Promise<boolean> {
+    this.rollingBack ??= withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
       sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
-    ).then((out) => out.Stacks?.[0]?.StackStatus);
-    return this.stackStatusOnce;
+    ).then(
+      (out) => out.Stacks?.[0]?.StackStatus?.endsWith('ROLLBACK_IN_PROGRESS') ?? false,
+      (error: Error) => {
+        warn('could not read the stack status: assuming no rollback', { reason: error.message });
+        return false;
+      },
+    );
+    return this.rollingBack;
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
 import { Aws, DesiredUser, UserState } from './aws';
-import { log, resetSensitive, scrub, warn } from './log';
+import { failure, log, resetSensitive, warn } from './log';
 import { extractPassword } from './password';
 import {
   UserIdentity,
@@ -36,9 +36,6 @@ export interface HandlerContext {
   getRemainingTimeInMillis(): number;
 }
 
-// CloudFormation shows the failure reason in stack events; its whole response must stay under 4 KB.
-const MAX_REASON_LENGTH = 900;
-
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
   resetSensitive();
   const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
@@ -58,8 +55,7 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
         throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
     }
   } catch (error) {
-    const message = scrub(error instanceof Error ? error.message : String(error));
-    throw new Error(message.length > MAX_REASON_LENGTH ? `${message.slice(0, MAX_REASON_LENGTH - 3)}...` : message);
+    throw failure(error);
   }
 }
 
@@ -141,7 +137,7 @@ async function createOrConverge(
   }
   if (props.AdoptExisting) {
     log('adopting the existing user: converging it to the declared state', { ...user });
-  } else if (event.RequestType === 'Update' && (await isRollingBack(aws, event))) {
+  } else if (event.RequestType === 'Update' && (await aws.isRollingBack(event.StackId))) {
     log('converging the existing user: this rollback restores a user that was never deleted', { ...user });
   } else {
     throw new Error(
@@ -233,23 +229,13 @@ async function readPasswordToRestore(
   try {
     return await readPassword(aws, props, user);
   } catch (error) {
-    if (!(await isRollingBack(aws, event))) throw error;
+    if (!(await aws.isRollingBack(event.StackId))) throw error;
     warn(
       'rollback: could not restore the password; console access, groups and replication flag are restored, ' +
         'the password stays as the failed deploy set it. See "Troubleshooting" in the cdk-mq-user README.',
       { ...user, secretArn: props.PasswordSecretArn, passwordField: props.PasswordField, reason: (error as Error).message },
     );
     return undefined;
-  }
-}
-
-async function isRollingBack(aws: Aws, event: UserEvent): Promise<boolean> {
-  try {
-    const status = await aws.stackStatus(event.StackId);
-    return status !== undefined && status.endsWith('ROLLBACK_IN_PROGRESS');
-  } catch (error) {
-    warn('could not read the stack status: assuming no rollback', { reason: (error as Error).message });
-    return false;
   }
 }
 

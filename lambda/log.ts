@@ -33,3 +33,12 @@ export function log(message: string, fields: LogFields = {}): void {
 export function warn(message: string, fields: LogFields = {}): void {
   console.warn(scrub(JSON.stringify({ level: 'WARN', message, ...fields })));
 }
+
+// CloudFormation shows the failure reason in stack events; its whole response must stay under 4 KB.
+const MAX_REASON_LENGTH = 900;
+
+/** The error to throw to the Provider framework: scrubbed of secrets and short enough for CloudFormation. */
+export function failure(error: unknown): Error {
+  const message = scrub(error instanceof Error ? error.message : String(error));
+  return new Error(message.length > MAX_REASON_LENGTH ? `${message.slice(0, MAX_REASON_LENGTH - 3)}...` : message);
+}

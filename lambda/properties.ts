@@ -1,4 +1,4 @@
-import type { MqUserResourceProperties, Raw } from '../lib/private/handler-props';
+import type { MqBrokerRebootResourceProperties, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
 import { MAX_GROUPS, NAME_PATTERN, NAME_RULE } from '../lib/private/rules';
 
 /** A property did not parse: the message names the key, the value and the rule. */
@@ -31,6 +31,26 @@ export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined):
     PasswordVersion: optionalString(raw, 'PasswordVersion'),
     GeneratedPasswordSettings: optionalString(raw, 'GeneratedPasswordSettings'),
     AdoptExisting: parseBoolean(raw, 'AdoptExisting'),
+  };
+}
+
+/** Parses the properties of a `Custom::MqBrokerReboot`. */
+export function parseRebootProperties(raw: Raw<MqBrokerRebootResourceProperties> | undefined): MqBrokerRebootResourceProperties {
+  if (!raw || typeof raw !== 'object') throw new PropertyError('the resource has no properties');
+  const usernames = raw.Usernames ?? [];
+  if (!Array.isArray(usernames) || usernames.some((name) => typeof name !== 'string')) {
+    throw new PropertyError(`Usernames must be a list of strings, got ${describe(usernames)}`);
+  }
+  const timeout = Number(raw.TimeoutSeconds);
+  if (!Number.isInteger(timeout) || timeout <= 0) {
+    throw new PropertyError(`TimeoutSeconds must be a positive whole number, got ${describe(raw.TimeoutSeconds)}`);
+  }
+  return {
+    BrokerId: requiredString(raw, 'BrokerId'),
+    Usernames: usernames as string[],
+    UsersDigest: optionalString(raw, 'UsersDigest') ?? '',
+    Revision: optionalString(raw, 'Revision'),
+    TimeoutSeconds: timeout,
   };
 }
 

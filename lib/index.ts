@@ -1,3 +1,4 @@
 export * from './mq-broker';
 export * from './mq-user';
 export * from './mq-user-provider';
+export * from './mq-broker-reboot';

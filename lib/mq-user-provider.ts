@@ -1,4 +1,3 @@
-import * as path from 'path';
 import {
   Aws,
   Duration,
@@ -14,6 +13,7 @@ import {
   custom_resources as cr,
 } from 'aws-cdk-lib';
 import { Construct, IConstruct, IDependable } from 'constructs';
+import { BROKERS_OF_ACCOUNT, describeOwnStack, handlerFunction, lambdaRole, logRetention } from './private/functions';
 
 /**
  * Settings of the Lambda functions that manage a stack's MqUsers. Give them through
@@ -70,8 +70,6 @@ const GENERATED_SECRET_TAG = 'cdk-mq-user:stack-id';
 const MANAGED_POLICY_BUDGET = 6_144 - 400;
 const TOKEN_ARN_ESTIMATE = 160;
 
-const HANDLER_ASSET = path.join(__dirname, '..', 'assets', 'mq-user-handler');
-
 /**
  * The Lambda functions behind every MqUser of one stack: a `custom_resources.Provider` around the
  * cdk-mq-user handler. One per stack, whatever the number of users and brokers.
@@ -108,6 +106,13 @@ export class MqUserProvider extends Construct {
   /** The role of the function that calls Amazon MQ. */
   public readonly handlerRole: iam.IRole;
 
+  /**
+   * The settings this provider was made with; the reboot provider of the stack uses them too.
+   *
+   * @internal
+   */
+  public readonly _settings: MqUserProviderProps;
+
   private readonly role: iam.Role;
   private generatedSecretsGrant?: IDependable;
   private readonly suppliedSecretGrants = new Map<string, IDependable>();
@@ -115,51 +120,37 @@ export class MqUserProvider extends Construct {
 
   private constructor(scope: Construct, id: string, props: MqUserProviderProps) {
     super(scope, id);
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
-    const lambdaPrincipal = new iam.ServicePrincipal('lambda.amazonaws.com');
+    this._settings = props;
+    const retention = logRetention(props);
 
-    const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention: logRetention });
-    this.role = new iam.Role(this, 'HandlerRole', { assumedBy: lambdaPrincipal });
-    this.role.addToPrincipalPolicy(writeLogs(logGroup));
+    const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
+    this.role = lambdaRole(this, 'HandlerRole', logGroup);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        // Every broker of the account and region, not the brokers of today's users: CloudFormation deletes
-        // removed users in its cleanup phase, after this policy has already been updated.
         actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
-        resources: [`arn:${Aws.PARTITION}:mq:${Aws.REGION}:${Aws.ACCOUNT_ID}:broker:*`],
+        resources: [BROKERS_OF_ACCOUNT],
       }),
     );
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        // Tells a rollback from a forward deploy; its own stack only.
-        actions: ['cloudformation:DescribeStacks'],
-        resources: [Aws.STACK_ID],
-      }),
-    );
+    this.role.addToPrincipalPolicy(describeOwnStack());
     this.handlerRole = this.role;
-
-    const vpcProps = { vpc: props.vpc, vpcSubnets: props.vpcSubnets, securityGroups: props.securityGroups };
-    this.handler = new lambda.Function(this, 'Handler', {
-      description: 'cdk-mq-user: creates, updates and deletes Amazon MQ for ActiveMQ users',
-      code: lambda.Code.fromAsset(HANDLER_ASSET),
+    this.handler = handlerFunction(this, 'Handler', {
+      asset: 'mq-user-handler',
       handler: 'index.handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 256,
-      timeout: props.timeout ?? Duration.minutes(5),
+      description: 'cdk-mq-user: creates, updates and deletes Amazon MQ for ActiveMQ users',
       role: this.role,
       logGroup,
-      ...vpcProps,
+      timeout: props.timeout ?? Duration.minutes(5),
+      settings: props,
     });
 
-    const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention: logRetention });
-    const frameworkRole = new iam.Role(this, 'FrameworkRole', { assumedBy: lambdaPrincipal });
-    frameworkRole.addToPrincipalPolicy(writeLogs(frameworkLogs));
+    const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: this.handler,
-      frameworkOnEventRole: frameworkRole,
+      frameworkOnEventRole: lambdaRole(this, 'FrameworkRole', frameworkLogs),
       logGroup: frameworkLogs,
-      ...vpcProps,
+      vpc: props.vpc,
+      vpcSubnets: props.vpcSubnets,
+      securityGroups: props.securityGroups,
     });
     this.serviceToken = provider.serviceToken;
   }
@@ -219,11 +210,4 @@ export class MqUserProvider extends Construct {
     this.suppliedSecretGrants.set(key, current.policy);
     return current.policy;
   }
-}
-
-function writeLogs(logGroup: logs.ILogGroup): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-    resources: [logGroup.logGroupArn],
-  });
 }

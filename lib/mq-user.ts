@@ -147,8 +147,6 @@ export class MqUser extends Construct {
         `user "${props.username}" has console access and the group ${WEB_CONSOLE_GROUP}: it administers every destination of the broker`,
       );
     }
-    declareUser(this, props.broker, props.username);
-
     const provider = MqUserProvider.getOrCreate(this);
     const generated = props.passwordSecret === undefined;
     this.secret =
@@ -182,6 +180,7 @@ export class MqUser extends Construct {
       removalPolicy,
     });
     provider._grantPasswordRead(resource, this.secret, generated);
+    declareUser(props.broker, { username: props.username, path: this.node.path, stack: Stack.of(this), resource, properties });
 
     this.username = resource.getAttString('Username');
     this.brokerId = resource.getAttString('BrokerId');

@@ -40,3 +40,30 @@ export type Raw<T> = { [K in keyof T]?: unknown };
 
 /** The custom resource type: public API, never to be renamed. */
 export const MQ_USER_RESOURCE_TYPE = 'Custom::MqUser';
+
+/**
+ * The wire format of a `Custom::MqBrokerReboot` resource: one per opted-in broker per stack, updated exactly
+ * when one of the users it covers was created, changed or removed.
+ */
+export interface MqBrokerRebootResourceProperties {
+  readonly BrokerId: string;
+  /** The covered users (the stack's MqUsers of this broker), sorted: the handler waits for their changes. */
+  readonly Usernames: string[];
+  /** Digest of the desired state of every covered user: its change is what triggers a reboot. */
+  readonly UsersDigest: string;
+  /** Opaque value whose change forces a reboot on the next deploy. */
+  readonly Revision?: string;
+  /** How long the broker may take to return to RUNNING. */
+  readonly TimeoutSeconds: number;
+}
+
+/** What the reboot handler's onEvent decided; the Provider framework hands it to every isComplete call. */
+export interface MqBrokerRebootAttributes {
+  /** `REBOOTED`, `WAITING` (a reboot was already in progress), `SKIPPED_ROLLBACK` or `NONE`. */
+  readonly Action: string;
+  /** When onEvent ran, in milliseconds since the epoch: the timeout counts from here. */
+  readonly RequestedAt: string;
+}
+
+/** The reboot resource type: public API, never to be renamed. */
+export const MQ_BROKER_REBOOT_RESOURCE_TYPE = 'Custom::MqBrokerReboot';

@@ -1,0 +1,130 @@
+/**
+ * The `Custom::MqBrokerReboot` handler: reboots a broker once so that the user changes of this deploy take
+ * effect, and waits (through the Provider framework's isComplete polling, not inside one invocation) until it
+ * is RUNNING again with no covered user's change pending.
+ */
+import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties, Raw } from '../lib/private/handler-props';
+import { Aws } from './aws';
+import { failure, log, resetSensitive, warn } from './log';
+import { parseRebootProperties } from './properties';
+import { CallError, Deadline } from './retry';
+import type { HandlerContext } from './index';
+
+export interface RebootEvent {
+  readonly RequestType: 'Create' | 'Update' | 'Delete';
+  readonly ResourceProperties: Raw<MqBrokerRebootResourceProperties>;
+  readonly PhysicalResourceId?: string;
+  readonly StackId: string;
+  /** Present on isComplete calls: what onEvent returned. */
+  readonly Data?: Partial<MqBrokerRebootAttributes>;
+}
+
+export interface RebootResponse {
+  readonly PhysicalResourceId: string;
+  readonly Data: MqBrokerRebootAttributes;
+}
+
+/** Timings, exported so tests can shorten them. */
+export const rebootTiming = {
+  /**
+   * RebootBroker is asynchronous: right after it, the broker may still say RUNNING with the changes pending.
+   * Only after this long is "RUNNING and still pending" taken to mean the changes need another reboot.
+   */
+  settleMs: 60_000,
+};
+
+export async function onEvent(event: RebootEvent, context: HandlerContext): Promise<RebootResponse> {
+  resetSensitive();
+  try {
+    const props = parseRebootProperties(event.ResourceProperties);
+    const physicalResourceId = event.PhysicalResourceId ?? `${props.BrokerId}/reboot`;
+    const respond = (action: string): RebootResponse => ({
+      PhysicalResourceId: physicalResourceId,
+      Data: { Action: action, RequestedAt: String(Date.now()) },
+    });
+    if (event.RequestType === 'Delete') {
+      log('nothing to do: removing the reboot opt-in reboots nothing', { brokerId: props.BrokerId });
+      return respond('NONE');
+    }
+    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
+    if (await aws.isRollingBack(event.StackId)) {
+      warn(
+        'the stack is rolling back: not rebooting. The users this rollback restored stay pending until the ' +
+          "broker's next reboot or maintenance window; see \"Applying changes now\" in the cdk-mq-user README",
+        { brokerId: props.BrokerId },
+      );
+      return respond('SKIPPED_ROLLBACK');
+    }
+    const broker = await aws.describeBroker(props.BrokerId);
+    if (broker.state === 'RUNNING') {
+      await aws.rebootBroker(props.BrokerId);
+      log('rebooting the broker to apply its users\' pending changes', { brokerId: props.BrokerId, users: props.Usernames });
+      return respond('REBOOTED');
+    }
+    if (broker.state === 'REBOOT_IN_PROGRESS') {
+      log('the broker is already rebooting: waiting for it, then rebooting again if a covered user is still pending', {
+        brokerId: props.BrokerId,
+      });
+      return respond('WAITING');
+    }
+    throw new Error(`broker ${props.BrokerId} is ${broker.state}: Amazon MQ reboots a broker only from RUNNING`);
+  } catch (error) {
+    throw failure(error);
+  }
+}
+
+export async function isComplete(event: RebootEvent, context: HandlerContext): Promise<{ IsComplete: boolean }> {
+  resetSensitive();
+  try {
+    const action = event.Data?.Action;
+    if (action !== 'REBOOTED' && action !== 'WAITING') return { IsComplete: true };
+    const props = parseRebootProperties(event.ResourceProperties);
+    const elapsedMs = Date.now() - Number(event.Data?.RequestedAt ?? Date.now());
+    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
+    const broker = await aws.describeBroker(props.BrokerId);
+
+    if (broker.state !== 'RUNNING' && broker.state !== 'REBOOT_IN_PROGRESS') {
+      throw new Error(`broker ${props.BrokerId} went to state ${broker.state} while rebooting; its users' changes may not be applied`);
+    }
+    let stillPending: string[] = [];
+    if (broker.state === 'RUNNING') {
+      const pending = await aws.pendingChanges(props.BrokerId);
+      stillPending = props.Usernames.filter((username) => pending.has(username));
+      if (stillPending.length === 0) {
+        log("the broker is RUNNING and its users' changes are applied", { brokerId: props.BrokerId, elapsedMs });
+        return { IsComplete: true };
+      }
+    }
+    if (elapsedMs > props.TimeoutSeconds * 1000) {
+      throw new Error(
+        `broker ${props.BrokerId} did not return to RUNNING with its users' changes applied within ` +
+          `${formatDuration(props.TimeoutSeconds)} (state ${broker.state}). The changes stay pending; check the broker ` +
+          "in the Amazon MQ console, and raise MqBrokerReboot's timeout if it needs longer",
+      );
+    }
+    if (broker.state === 'RUNNING' && elapsedMs >= rebootTiming.settleMs) {
+      log('the broker is RUNNING but users still have pending changes: rebooting again', {
+        brokerId: props.BrokerId,
+        users: stillPending,
+      });
+      await rebootUnlessBusy(aws, props.BrokerId);
+    }
+    return { IsComplete: false };
+  } catch (error) {
+    throw failure(error);
+  }
+}
+
+/** RebootBroker answers 400 when the broker has left RUNNING meanwhile: then it is rebooting anyway. */
+async function rebootUnlessBusy(aws: Aws, brokerId: string): Promise<void> {
+  try {
+    await aws.rebootBroker(brokerId);
+  } catch (error) {
+    if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
+    log('the broker left RUNNING before the reboot call: waiting for it', { brokerId, reason: error.message });
+  }
+}
+
+function formatDuration(seconds: number): string {
+  return seconds % 60 === 0 ? `${seconds / 60} minutes` : `${seconds} seconds`;
+}
