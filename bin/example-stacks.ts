@@ -3,7 +3,7 @@
  */
 import { SecretValue, Stack, StackProps, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { MqBroker, MqUser } from '../lib';
+import { MqBroker, MqBrokerReboot, MqUser } from '../lib';
 
 export class BrokerStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -52,6 +52,9 @@ export class BrokerStack extends Stack {
       passwordField: 'password',
       passwordVersion: '1',
     });
+
+    // Apply this stack's user changes within the deploy: one reboot of the broker when a user changed.
+    new MqBrokerReboot(this, 'ApplyUsers', { broker });
   }
 }
 
