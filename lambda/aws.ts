@@ -56,7 +56,7 @@ export function isNotFound(error: unknown): boolean {
 }
 
 export class Aws {
-  private rollingBack?: Promise<boolean>;
+  private rollingBack?: Promise<boolean | undefined>;
 
   constructor(private readonly deadline: Deadline) {}
 
@@ -100,11 +100,16 @@ export class Aws {
     );
   }
 
-  async updateUser(user: UserIdentity, desired: DesiredUser): Promise<void> {
-    await withRetry({ operation: 'UpdateUser', ...user }, this.deadline, (abortSignal) =>
-      sdk().mq.send(new UpdateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired) }), {
-        abortSignal,
-      }),
+  /** UpdateUser; `retryConflict: false` where a 409 is an answer rather than a passing conflict. */
+  async updateUser(user: UserIdentity, desired: DesiredUser, options: { retryConflict?: boolean } = {}): Promise<void> {
+    await withRetry(
+      { operation: 'UpdateUser', ...user },
+      this.deadline,
+      (abortSignal) =>
+        sdk().mq.send(new UpdateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired) }), {
+          abortSignal,
+        }),
+      options,
     );
   }
 
@@ -156,16 +161,16 @@ export class Aws {
 
   /**
    * Whether the stack being deployed is rolling back (`UPDATE_ROLLBACK_IN_PROGRESS`, ...), asked once per
-   * invocation. When the status cannot be read, assume not: failing is then the safe side.
+   * invocation; `undefined` when its status cannot be read: each caller picks its own safe side.
    */
-  isRollingBack(stackId: string): Promise<boolean> {
+  isRollingBack(stackId: string): Promise<boolean | undefined> {
     this.rollingBack ??= withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
       sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
     ).then(
       (out) => out.Stacks?.[0]?.StackStatus?.endsWith('ROLLBACK_IN_PROGRESS') ?? false,
       (error: Error) => {
-        warn('could not read the stack status: assuming no rollback', { reason: error.message });
-        return false;
+        warn('could not read the stack status', { reason: error.message });
+        return undefined;
       },
     );
     return this.rollingBack;

@@ -137,7 +137,7 @@ async function createOrConverge(
   }
   if (props.AdoptExisting) {
     log('adopting the existing user: converging it to the declared state', { ...user });
-  } else if (event.RequestType === 'Update' && (await aws.isRollingBack(event.StackId))) {
+  } else if (event.RequestType === 'Update' && (await aws.isRollingBack(event.StackId)) === true) {
     log('converging the existing user: this rollback restores a user that was never deleted', { ...user });
   } else {
     throw new Error(
@@ -185,7 +185,8 @@ async function createUser(
 async function reviveWithUpdate(aws: Aws, user: UserIdentity, desired: DesiredUser, refusal: CallError): Promise<void> {
   log('CreateUser refused a user pending deletion: trying UpdateUser', { ...user });
   try {
-    await aws.updateUser(user, desired);
+    // A 409 here means "not while pending deletion": retrying it would only spend the deadline.
+    await aws.updateUser(user, desired, { retryConflict: false });
   } catch (error) {
     throw new Error(
       `user "${user.username}" on broker ${user.brokerId} is pending deletion and Amazon MQ refused to create it ` +
@@ -229,7 +230,8 @@ async function readPasswordToRestore(
   try {
     return await readPassword(aws, props, user);
   } catch (error) {
-    if (!(await aws.isRollingBack(event.StackId))) throw error;
+    // Unknown counts as no rollback: failing a forward deploy is safe, skipping a password is not.
+    if ((await aws.isRollingBack(event.StackId)) !== true) throw error;
     warn(
       'rollback: could not restore the password; console access, groups and replication flag are restored, ' +
         'the password stays as the failed deploy set it. See "Troubleshooting" in the cdk-mq-user README.',

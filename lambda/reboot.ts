@@ -47,9 +47,11 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       return respond('NONE');
     }
     const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
-    if (await aws.isRollingBack(event.StackId)) {
+    const rollingBack = await aws.isRollingBack(event.StackId);
+    // Unknown counts as a rollback: a skipped reboot leaves changes pending, a reboot in a rollback can wedge it.
+    if (rollingBack !== false) {
       warn(
-        'the stack is rolling back: not rebooting. The users this rollback restored stay pending until the ' +
+        `${rollingBack ? 'the stack is rolling back' : 'the stack status is unknown'}: not rebooting. The users' changes stay pending until the ` +
           "broker's next reboot or maintenance window; see \"Applying changes now\" in the cdk-mq-user README",
         { brokerId: props.BrokerId },
       );
@@ -126,5 +128,6 @@ async function rebootUnlessBusy(aws: Aws, brokerId: string): Promise<void> {
 }
 
 function formatDuration(seconds: number): string {
-  return seconds % 60 === 0 ? `${seconds / 60} minutes` : `${seconds} seconds`;
+  if (seconds % 60 === 0) return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
+  return seconds === 1 ? '1 second' : `${seconds} seconds`;
 }
