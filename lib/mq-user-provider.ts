@@ -13,6 +13,7 @@ import {
   custom_resources as cr,
 } from 'aws-cdk-lib';
 import { Construct, IConstruct, IDependable } from 'constructs';
+import { BROKERS_FINDING, BROKERS_REASON, INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './private/acknowledge';
 import { BROKERS_OF_ACCOUNT, describeOwnStack, handlerFunction, lambdaRole, logRetention } from './private/functions';
 
 /**
@@ -144,15 +145,19 @@ export class MqUserProvider extends Construct {
     });
 
     const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
+    const frameworkRole = lambdaRole(this, 'FrameworkRole', frameworkLogs);
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: this.handler,
-      frameworkOnEventRole: lambdaRole(this, 'FrameworkRole', frameworkLogs),
+      frameworkOnEventRole: frameworkRole,
       logGroup: frameworkLogs,
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
     });
     this.serviceToken = provider.serviceToken;
+
+    acknowledgeNag(this.role, BROKERS_FINDING, BROKERS_REASON);
+    acknowledgeNag(frameworkRole, functionVersionsFinding(this.handler), INVOKE_REASON);
   }
 
   /**
@@ -167,6 +172,13 @@ export class MqUserProvider extends Construct {
   /** One statement for every generated secret, by tag: its size does not grow with the number of users. */
   private grantGeneratedSecret(secret: secretsmanager.ISecret): IDependable {
     Tags.of(secret).add(GENERATED_SECRET_TAG, Aws.STACK_ID);
+    if (!this.generatedSecretsGrant) {
+      acknowledgeNag(
+        this.role,
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
+        "Only secrets tagged with this stack's ID (the condition); one statement for any number of generated secrets.",
+      );
+    }
     this.generatedSecretsGrant ??= this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['secretsmanager:GetSecretValue'],

@@ -10,6 +10,7 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { MqUserProvider } from './mq-user-provider';
+import { acknowledgeNag } from './private/acknowledge';
 import { asCfnBroker, brokerLabel, cfnBrokerUsernames, declareUser } from './private/broker-registry';
 import { MQ_USER_RESOURCE_TYPE, type MqUserResourceProperties } from './private/handler-props';
 import { WEB_CONSOLE_GROUP } from './private/rules';
@@ -160,6 +161,14 @@ export class MqUser extends Construct {
         },
         removalPolicy,
       });
+    if (generated) {
+      acknowledgeNag(
+        this.secret,
+        'AwsSolutions-SMG4',
+        'Rotation is unsupported by design: Amazon MQ applies a new password only at the next reboot, so a rotated ' +
+          'secret would hold a password the broker does not accept yet. Roll passwords with passwordVersion.',
+      );
+    }
 
     const properties: MqUserResourceProperties = {
       BrokerId: props.broker.brokerRef.brokerId,

@@ -1,6 +1,15 @@
-import { Duration, Stack, aws_iam as iam, aws_logs as logs, custom_resources as cr } from 'aws-cdk-lib';
+import {
+  Duration,
+  Stack,
+  aws_iam as iam,
+  aws_lambda as lambda,
+  aws_logs as logs,
+  aws_stepfunctions as sfn,
+  custom_resources as cr,
+} from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { MqUserProvider } from '../mq-user-provider';
+import { BROKERS_FINDING, BROKERS_REASON, INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './acknowledge';
 import { BROKERS_OF_ACCOUNT, describeOwnStack, handlerFunction, lambdaRole, logRetention } from './functions';
 
 // The construct ID under the stack: the service token of every deployed reboot derives from it. Never rename.
@@ -47,21 +56,53 @@ export class MqBrokerRebootProvider extends Construct {
     });
 
     const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
+    // Two roles: with one, the onEvent role's grant on the waiter and the waiter's grant on isComplete
+    // would form a dependency cycle.
+    const frameworkRoles = [
+      lambdaRole(this, 'FrameworkOnEventRole', frameworkLogs),
+      lambdaRole(this, 'FrameworkWaiterRole', frameworkLogs),
+    ];
+    // Step Functions delivers logs to groups under /aws/vendedlogs/ without growing a resource policy.
+    const waiterLogs = new logs.LogGroup(this, 'WaiterLogs', {
+      retention,
+      logGroupName: `/aws/vendedlogs/states/cdk-mq-user-reboot-${this.node.addr}`,
+    });
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: onEvent,
       isCompleteHandler: isComplete,
       // Each MqBrokerReboot enforces its own timeout; the framework's is only the outer bound (its maximum).
       totalTimeout: Duration.hours(2),
       queryInterval: Duration.seconds(15),
-      // Two roles: with one, the onEvent role's grant on the waiter and the waiter's grant on isComplete
-      // would form a dependency cycle.
-      frameworkOnEventRole: lambdaRole(this, 'FrameworkOnEventRole', frameworkLogs),
-      frameworkCompleteAndTimeoutRole: lambdaRole(this, 'FrameworkWaiterRole', frameworkLogs),
+      frameworkOnEventRole: frameworkRoles[0],
+      frameworkCompleteAndTimeoutRole: frameworkRoles[1],
       logGroup: frameworkLogs,
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: { destination: waiterLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
       vpc: settings.vpc,
       vpcSubnets: settings.vpcSubnets,
       securityGroups: settings.securityGroups,
     });
+
+    acknowledgeNag(role, BROKERS_FINDING, BROKERS_REASON);
+    for (const frameworkRole of frameworkRoles) {
+      for (const fn of [onEvent, isComplete]) acknowledgeNag(frameworkRole, functionVersionsFinding(fn), INVOKE_REASON);
+    }
+    const waiter = provider.node.findChild('waiter-state-machine');
+    for (const fn of ['framework-isComplete', 'framework-onTimeout']) {
+      const frameworkFunction = provider.node.findChild(fn) as lambda.IFunction;
+      acknowledgeNag(waiter, functionVersionsFinding(frameworkFunction), INVOKE_REASON);
+    }
+    acknowledgeNag(
+      waiter,
+      'AwsSolutions-IAM5[Resource::*]',
+      'Step Functions log delivery (logs:CreateLogDelivery and friends) supports no resource-level permissions.',
+    );
+    acknowledgeNag(
+      waiter,
+      'AwsSolutions-SF2',
+      'The waiter only polls one Lambda function during a reboot; its executions are logged at level ALL. ' +
+        'X-Ray would add trace writes on Resource * for no diagnostic gain.',
+    );
     this.serviceToken = provider.serviceToken;
   }
 }

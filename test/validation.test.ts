@@ -1,0 +1,88 @@
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
+import { App, Stack, Validations, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
+
+const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+
+interface Report {
+  pluginReports: Array<{
+    pluginName: string;
+    violations: Array<{ ruleName: string; violatingConstructs: Array<{ constructPath: string }> }>;
+    suppressedViolations?: Array<{ ruleName: string; reason: string; violatingConstructs: Array<{ constructPath: string }> }>;
+  }>;
+}
+
+/** Synthesizes `build`'s app and returns its validation report; synth failures are findings too. */
+function validate(build: (app: App) => void, withNag: boolean): { report: Report; error?: string } {
+  const outdir = mkdtempSync(path.join(tmpdir(), 'cdk-mq-user-validation-'));
+  try {
+    const app = new App({ outdir });
+    if (withNag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    build(app);
+    let error: string | undefined;
+    try {
+      app.synth();
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    return { report: JSON.parse(readFileSync(path.join(outdir, 'validation-report.json'), 'utf8')), error };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+const findings = (report: Report) =>
+  report.pluginReports.flatMap((p) => p.violations.map((v) => `${p.pluginName} ${v.ruleName} ${v.violatingConstructs.map((c) => c.constructPath)}`));
+
+function exampleApp(app: App) {
+  new BrokerStack(app, 'MqUserExample');
+  new ExistingBrokerStack(app, 'MqUserExistingBroker', BROKER_ARN);
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  test('finds nothing unacknowledged in the example app', () => {
+    const { report, error } = validate(exampleApp, true);
+    expect(error).toBeUndefined();
+    expect(findings(report)).toEqual([]);
+  });
+
+  test('acknowledges only on our own constructs, each with a reason', () => {
+    const { report } = validate(exampleApp, true);
+    const suppressed = report.pluginReports.flatMap((p) => p.suppressedViolations ?? []);
+    expect(suppressed.length).toBeGreaterThan(5);
+    for (const s of suppressed) {
+      expect(s.reason.length).toBeGreaterThan(40);
+      for (const c of s.violatingConstructs) {
+        expect(c.constructPath).toMatch(/\/(CdkMqUserProvider|CdkMqUserRebootProvider|[A-Za-z]+\/Secret|AdminSecret)\//);
+      }
+    }
+  });
+
+  test('still reports what it should: a secret of someone else without rotation is flagged (SMG4)', () => {
+    const { report } = validate((app) => new secretsmanager.Secret(new Stack(app, 'Plain'), 'Secret'), true);
+    expect(findings(report).join('\n')).toMatch(/AwsSolutions-SMG4 Plain\/Secret/);
+  });
+});
+
+describe("aws-cdk-lib's built-in template validation", () => {
+  test('finds nothing in the example app', () => {
+    const { report, error } = validate(exampleApp, false);
+    expect(error).toBeUndefined();
+    expect(findings(report)).toEqual([]);
+  });
+
+  test('still reports what it should: a hard-coded broker password is flagged (W2501)', () => {
+    jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const { report } = validate((app) => {
+      new amazonmq.CfnBroker(new Stack(app, 'Plain'), 'Broker', {
+        brokerName: 'plain', engineType: 'ACTIVEMQ', engineVersion: '5.18', deploymentMode: 'SINGLE_INSTANCE',
+        hostInstanceType: 'mq.t3.micro', publiclyAccessible: false,
+        users: [{ username: 'admin', password: 'hard-coded-password' }],
+      });
+    }, false);
+    expect(findings(report).join('\n')).toMatch(/W2501/);
+  });
+});
