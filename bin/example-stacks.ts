@@ -1,7 +1,14 @@
 /**
  * The example app's stacks, kept apart from `app.ts` so that tests can build them in-process.
  */
-import { SecretValue, Stack, StackProps, Validations, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import {
+  SecretValue,
+  Stack,
+  StackProps,
+  Validations,
+  aws_amazonmq as amazonmq,
+  aws_secretsmanager as secretsmanager,
+} from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { MqBroker, MqBrokerReboot, MqUser } from '../lib';
 
@@ -28,7 +35,13 @@ export class BrokerStack extends Stack {
       autoMinorVersionUpgrade: true,
       authenticationStrategy: 'SIMPLE',
       logs: { general: true, audit: true },
-      users: [{ username: 'admin', password: SecretValue.secretsManager(adminSecret.secretArn).unsafeUnwrap(), consoleAccess: true }],
+      users: [
+        {
+          username: 'admin',
+          password: SecretValue.secretsManager(adminSecret.secretArn).unsafeUnwrap(),
+          consoleAccess: true,
+        },
+      ],
     });
 
     // A service user with a generated password (in its own secret, `user.secret`).

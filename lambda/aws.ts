@@ -92,10 +92,16 @@ export class Aws {
       this.deadline,
       (abortSignal) =>
         sdk().mq.send(
-          new CreateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired), Password: desired.password }),
+          new CreateUserCommand({
+            BrokerId: user.brokerId,
+            Username: user.username,
+            ...fields(desired),
+            Password: desired.password,
+          }),
           {
-          abortSignal,
-        }),
+            abortSignal,
+          },
+        ),
       { retryConflict: false },
     );
   }

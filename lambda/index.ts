@@ -82,14 +82,19 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
 
   const existing = await aws.describeUser(user);
   if (!isLive(existing)) {
-    warn('the user is gone (deleted out of band): creating it again', { ...user, pendingChange: existing?.pendingChange });
+    warn('the user is gone (deleted out of band): creating it again', {
+      ...user,
+      pendingChange: existing?.pendingChange,
+    });
     const password = await readPassword(aws, props, user);
     await createUser(aws, user, { ...desiredState(props, password), password }, existing);
     return respond(aws, user);
   }
   const previous = tryParse(event.OldResourceProperties);
   const password =
-    previous && !passwordSourceChanged(previous, props) ? undefined : await readPasswordToRestore(aws, event, props, user);
+    previous && !passwordSourceChanged(previous, props)
+      ? undefined
+      : await readPasswordToRestore(aws, event, props, user);
   log('updating the user in place', { ...user, groups: props.Groups, passwordSet: password !== undefined });
   await aws.updateUser(user, desiredState(props, password));
   return respond(aws, user);
@@ -159,7 +164,10 @@ async function createUser(
   desired: DesiredUser & { readonly password: string },
   before: UserState | undefined,
 ): Promise<void> {
-  log(before ? 'creating the user again: it is pending deletion' : 'creating the user', { ...user, groups: desired.groups });
+  log(before ? 'creating the user again: it is pending deletion' : 'creating the user', {
+    ...user,
+    groups: desired.groups,
+  });
   for (let round = 1; ; round++) {
     try {
       await aws.createUser(user, desired);
@@ -235,7 +243,12 @@ async function readPasswordToRestore(
     warn(
       'rollback: could not restore the password; console access, groups and replication flag are restored, ' +
         'the password stays as the failed deploy set it. See "Troubleshooting" in the cdk-mq-user README.',
-      { ...user, secretArn: props.PasswordSecretArn, passwordField: props.PasswordField, reason: (error as Error).message },
+      {
+        ...user,
+        secretArn: props.PasswordSecretArn,
+        passwordField: props.PasswordField,
+        reason: (error as Error).message,
+      },
     );
     return undefined;
   }

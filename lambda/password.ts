@@ -15,7 +15,10 @@ export class PasswordError extends Error {
  * `password` field of a JSON object, or else the whole string. Checks it against Amazon MQ's rules, so a bad
  * password fails before anything is created. Errors never quote the secret (JSON.parse's messages would).
  */
-export function extractPassword(secretString: string, props: Pick<MqUserResourceProperties, 'PasswordSecretArn' | 'PasswordField'>): string {
+export function extractPassword(
+  secretString: string,
+  props: Pick<MqUserResourceProperties, 'PasswordSecretArn' | 'PasswordField'>,
+): string {
   registerSensitive(secretString);
   const where = props.PasswordField
     ? `field "${props.PasswordField}" of secret ${props.PasswordSecretArn}`

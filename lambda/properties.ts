@@ -35,7 +35,9 @@ export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined):
 }
 
 /** Parses the properties of a `Custom::MqBrokerReboot`. */
-export function parseRebootProperties(raw: Raw<MqBrokerRebootResourceProperties> | undefined): MqBrokerRebootResourceProperties {
+export function parseRebootProperties(
+  raw: Raw<MqBrokerRebootResourceProperties> | undefined,
+): MqBrokerRebootResourceProperties {
   if (!raw || typeof raw !== 'object') throw new PropertyError('the resource has no properties');
   const usernames = raw.Usernames ?? [];
   if (!Array.isArray(usernames) || usernames.some((name) => typeof name !== 'string')) {

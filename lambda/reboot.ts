@@ -52,7 +52,7 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
     if (rollingBack !== false) {
       warn(
         `${rollingBack ? 'the stack is rolling back' : 'the stack status is unknown'}: not rebooting. The users' changes stay pending until the ` +
-          "broker's next reboot or maintenance window; see \"Applying changes now\" in the cdk-mq-user README",
+          'broker\'s next reboot or maintenance window; see "Applying changes now" in the cdk-mq-user README',
         { brokerId: props.BrokerId },
       );
       return respond('SKIPPED_ROLLBACK');
@@ -60,7 +60,10 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
     const broker = await aws.describeBroker(props.BrokerId);
     if (broker.state === 'RUNNING') {
       await aws.rebootBroker(props.BrokerId);
-      log('rebooting the broker to apply its users\' pending changes', { brokerId: props.BrokerId, users: props.Usernames });
+      log("rebooting the broker to apply its users' pending changes", {
+        brokerId: props.BrokerId,
+        users: props.Usernames,
+      });
       return respond('REBOOTED');
     }
     if (broker.state === 'REBOOT_IN_PROGRESS') {
@@ -86,7 +89,9 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     const broker = await aws.describeBroker(props.BrokerId);
 
     if (broker.state !== 'RUNNING' && broker.state !== 'REBOOT_IN_PROGRESS') {
-      throw new Error(`broker ${props.BrokerId} went to state ${broker.state} while rebooting; its users' changes may not be applied`);
+      throw new Error(
+        `broker ${props.BrokerId} went to state ${broker.state} while rebooting; its users' changes may not be applied`,
+      );
     }
     let stillPending: string[] = [];
     if (broker.state === 'RUNNING') {

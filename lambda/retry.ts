@@ -161,8 +161,7 @@ export async function withRetry<T>(
       const error = abort.signal.aborted ? timeoutError(budget) : raw;
       const verdict = classify(error, { retryConflict });
       const retryable =
-        verdict === 'retry' ||
-        (verdict === 'access-denied' && deadline.elapsedMs() < retryTiming.accessDeniedWindowMs);
+        verdict === 'retry' || (verdict === 'access-denied' && deadline.elapsedMs() < retryTiming.accessDeniedWindowMs);
       if (!retryable) throw new CallError(context, error, attempt);
       const delay = Math.random() * Math.min(retryTiming.maxDelayMs, retryTiming.baseDelayMs * 2 ** (attempt - 1));
       if (delay >= deadline.remainingMs()) {

@@ -79,4 +79,3 @@ function usersDigest(stack: Stack, users: DeclaredUser[]): string {
   const states = users.map((user) => JSON.stringify(stack.resolve(user.properties))).sort();
   return createHash('sha256').update(JSON.stringify(states)).digest('hex').slice(0, 32);
 }
-

@@ -33,7 +33,9 @@ class ImportedBroker extends Resource implements amazonmq.IBrokerRef {
 
   constructor(scope: Construct, id: string, brokerArn: string) {
     super(scope, id, { environmentFromArn: brokerArn });
-    const brokerId = Token.isUnresolved(brokerArn) ? Fn.select(7, Fn.split(':', brokerArn)) : parseBrokerId(this, brokerArn);
+    const brokerId = Token.isUnresolved(brokerArn)
+      ? Fn.select(7, Fn.split(':', brokerArn))
+      : parseBrokerId(this, brokerArn);
     this.brokerRef = { brokerArn, brokerId };
   }
 }
@@ -48,13 +50,13 @@ function parseBrokerId(scope: Construct, brokerArn: string): string {
   if (!Token.isUnresolved(stack.account) && stack.account !== account) {
     throw new Error(
       `brokerArn "${brokerArn}" is in account ${account} but stack ${stack.stackName} deploys to account ${stack.account}: ` +
-        'MqUser manages users of brokers in its own stack\'s account and region only',
+        "MqUser manages users of brokers in its own stack's account and region only",
     );
   }
   if (!Token.isUnresolved(stack.region) && stack.region !== region) {
     throw new Error(
       `brokerArn "${brokerArn}" is in region ${region} but stack ${stack.stackName} deploys to region ${stack.region}: ` +
-        'MqUser manages users of brokers in its own stack\'s account and region only',
+        "MqUser manages users of brokers in its own stack's account and region only",
     );
   }
   return brokerId;

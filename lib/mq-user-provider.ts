@@ -13,7 +13,13 @@ import {
   custom_resources as cr,
 } from 'aws-cdk-lib';
 import { Construct, IConstruct, IDependable } from 'constructs';
-import { BROKERS_FINDING, BROKERS_REASON, INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './private/acknowledge';
+import {
+  BROKERS_FINDING,
+  BROKERS_REASON,
+  INVOKE_REASON,
+  acknowledgeNag,
+  functionVersionsFinding,
+} from './private/acknowledge';
 import { BROKERS_OF_ACCOUNT, describeOwnStack, handlerFunction, lambdaRole, logRetention } from './private/functions';
 
 /**
@@ -117,7 +123,8 @@ export class MqUserProvider extends Construct {
   private readonly role: iam.Role;
   private generatedSecretsGrant?: IDependable;
   private readonly suppliedSecretGrants = new Map<string, IDependable>();
-  private readonly secretPolicies: Array<{ policy: iam.ManagedPolicy; statement: iam.PolicyStatement; size: number }> = [];
+  private readonly secretPolicies: Array<{ policy: iam.ManagedPolicy; statement: iam.PolicyStatement; size: number }> =
+    [];
 
   private constructor(scope: Construct, id: string, props: MqUserProviderProps) {
     super(scope, id);

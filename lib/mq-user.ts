@@ -100,7 +100,10 @@ export interface MqUserProps {
  * so that a change (which would make new secrets) also updates the users.
  */
 const GENERATED_PASSWORD = { passwordLength: 32, excludePunctuation: true, includeSpace: false } as const;
-const GENERATED_PASSWORD_DIGEST = createHash('sha256').update(JSON.stringify(GENERATED_PASSWORD)).digest('hex').slice(0, 16);
+const GENERATED_PASSWORD_DIGEST = createHash('sha256')
+  .update(JSON.stringify(GENERATED_PASSWORD))
+  .digest('hex')
+  .slice(0, 16);
 
 /**
  * A user of an Amazon MQ for ActiveMQ broker, created, updated and deleted with the stack.
@@ -189,7 +192,13 @@ export class MqUser extends Construct {
       removalPolicy,
     });
     provider._grantPasswordRead(resource, this.secret, generated);
-    declareUser(props.broker, { username: props.username, path: this.node.path, stack: Stack.of(this), resource, properties });
+    declareUser(props.broker, {
+      username: props.username,
+      path: this.node.path,
+      stack: Stack.of(this),
+      resource,
+      properties,
+    });
 
     this.username = resource.getAttString('Username');
     this.brokerId = resource.getAttString('BrokerId');
@@ -210,7 +219,9 @@ export class MqUser extends Construct {
     }
     const strategy = cfn.authenticationStrategy;
     if (strategy !== undefined && !Token.isUnresolved(strategy) && strategy.toUpperCase() === 'LDAP') {
-      errors.push(`broker ${label} has authenticationStrategy "${strategy}": LDAP users sign in through LDAP, MqUser needs SIMPLE`);
+      errors.push(
+        `broker ${label} has authenticationStrategy "${strategy}": LDAP users sign in through LDAP, MqUser needs SIMPLE`,
+      );
     }
     if (!Token.isUnresolved(props.username) && cfnBrokerUsernames(props.broker)?.includes(props.username)) {
       if (props.adoptExisting) {

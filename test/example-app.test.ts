@@ -15,8 +15,13 @@ describe('the example app', () => {
     template.resourceCountIs('Custom::MqUser', 3);
     template.hasResourceProperties('Custom::MqUser', { Username: 'operator', ConsoleAccess: true });
     template.hasResourceProperties('Custom::MqUser', { Username: 'billing-service', PasswordField: 'password' });
-    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service', GeneratedPasswordSettings: Match.stringLikeRegexp('^[0-9a-f]{16}$') });
-    const broker = Object.values(template.findResources('AWS::AmazonMQ::Broker'))[0] as { Properties: { Users: Array<{ Password: unknown }> } };
+    template.hasResourceProperties('Custom::MqUser', {
+      Username: 'orders-service',
+      GeneratedPasswordSettings: Match.stringLikeRegexp('^[0-9a-f]{16}$'),
+    });
+    const broker = Object.values(template.findResources('AWS::AmazonMQ::Broker'))[0] as {
+      Properties: { Users: Array<{ Password: unknown }> };
+    };
     expect(JSON.stringify(broker.Properties.Users[0].Password)).toContain('{{resolve:secretsmanager:');
   });
 
@@ -33,10 +38,18 @@ describe('the example app', () => {
     try {
       execFileSync('npx', ['cdk', 'synth', '--quiet', '--output', out, '-c', `brokerArn=${BROKER_ARN}`], {
         cwd: path.join(__dirname, '..'),
-        env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', AWS_EC2_METADATA_DISABLED: 'true' },
+        env: {
+          ...process.env,
+          AWS_ACCESS_KEY_ID: '',
+          AWS_SECRET_ACCESS_KEY: '',
+          AWS_PROFILE: '',
+          AWS_EC2_METADATA_DISABLED: 'true',
+        },
         stdio: 'pipe',
       });
-      const templates = readdirSync(out).filter((f) => f.endsWith('.template.json')).sort();
+      const templates = readdirSync(out)
+        .filter((f) => f.endsWith('.template.json'))
+        .sort();
       expect(templates).toEqual(['MqUserExample.template.json', 'MqUserExistingBroker.template.json']);
       const example = JSON.parse(readFileSync(path.join(out, 'MqUserExample.template.json'), 'utf8'));
       expect(Object.values(example.Resources).filter((r: any) => r.Type === 'Custom::MqUser')).toHaveLength(3);

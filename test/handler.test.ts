@@ -12,7 +12,11 @@ import {
   NotFoundException,
   UpdateUserCommand,
 } from '@aws-sdk/client-mq';
-import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  GetSecretValueCommand,
+  ResourceNotFoundException,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { handler, UserEvent } from '../lambda/index';
@@ -37,13 +41,20 @@ const cloudFormation = mockClient(CloudFormationClient);
 
 const USER = { BrokerId: BROKER_ID, Username: 'orders-service' };
 const notFound = (attribute = 'username') =>
-  new NotFoundException({ message: `Can't find requested ${attribute}`, $metadata: { httpStatusCode: 404 }, ErrorAttribute: attribute });
-const conflict = () => new ConflictException({ message: 'Conflict', $metadata: { httpStatusCode: 409 }, ErrorAttribute: 'username' });
+  new NotFoundException({
+    message: `Can't find requested ${attribute}`,
+    $metadata: { httpStatusCode: 404 },
+    ErrorAttribute: attribute,
+  });
+const conflict = () =>
+  new ConflictException({ message: 'Conflict', $metadata: { httpStatusCode: 409 }, ErrorAttribute: 'username' });
 const badRequest = (message: string, attribute?: string) =>
   new BadRequestException({ message, $metadata: { httpStatusCode: 400 }, ErrorAttribute: attribute });
-const serverError = () => new InternalServerErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } });
+const serverError = () =>
+  new InternalServerErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } });
 const forbidden = () => new ForbiddenException({ message: 'not authorized', $metadata: { httpStatusCode: 403 } });
-const throttled = () => Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } });
+const throttled = () =>
+  Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } });
 const dropped = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
 const live = (pendingChange?: 'CREATE' | 'UPDATE' | 'DELETE') => ({
@@ -60,12 +71,18 @@ beforeEach(() => {
   secrets.reset();
   cloudFormation.reset();
   Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 150 });
-  mq.on(DescribeBrokerCommand).resolves({ EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING' });
+  mq.on(DescribeBrokerCommand).resolves({
+    EngineType: 'ACTIVEMQ',
+    AuthenticationStrategy: 'SIMPLE',
+    BrokerState: 'RUNNING',
+  });
   mq.on(CreateUserCommand).resolves({});
   mq.on(UpdateUserCommand).resolves({});
   mq.on(DeleteUserCommand).resolves({});
   secrets.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: SECRET_STRING });
-  cloudFormation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'Orders', StackStatus: 'UPDATE_IN_PROGRESS', CreationTime: new Date() }] });
+  cloudFormation
+    .on(DescribeStacksCommand)
+    .resolves({ Stacks: [{ StackName: 'Orders', StackStatus: 'UPDATE_IN_PROGRESS', CreationTime: new Date() }] });
   logs = [];
   for (const level of ['log', 'warn', 'error', 'info'] as const) {
     jest.spyOn(console, level).mockImplementation((...args: unknown[]) => void logs.push(args.map(String).join(' ')));
@@ -88,7 +105,9 @@ async function run(event: UserEvent, remainingMs?: number) {
 }
 
 function stackStatus(status: string) {
-  cloudFormation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'Orders', StackStatus: status as never, CreationTime: new Date() }] });
+  cloudFormation
+    .on(DescribeStacksCommand)
+    .resolves({ Stacks: [{ StackName: 'Orders', StackStatus: status as never, CreationTime: new Date() }] });
 }
 
 describe('Create', () => {
@@ -114,27 +133,36 @@ describe('Create', () => {
   test('reads string booleans as CloudFormation sends them', async () => {
     mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
     const event = createEvent();
-    await run({ ...event, ResourceProperties: { ...event.ResourceProperties, ConsoleAccess: 'false', ReplicationUser: 'true' } });
+    await run({
+      ...event,
+      ResourceProperties: { ...event.ResourceProperties, ConsoleAccess: 'false', ReplicationUser: 'true' },
+    });
     expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ConsoleAccess: false, ReplicationUser: true });
   });
 
   test('fails when a property does not parse, naming it and the value', async () => {
     const event = createEvent();
-    await expect(run({ ...event, ResourceProperties: { ...event.ResourceProperties, ConsoleAccess: 'yes' } })).rejects.toThrow(
-      'ConsoleAccess must be "true" or "false", got "yes"',
-    );
+    await expect(
+      run({ ...event, ResourceProperties: { ...event.ResourceProperties, ConsoleAccess: 'yes' } }),
+    ).rejects.toThrow('ConsoleAccess must be "true" or "false", got "yes"');
     expect(mq).not.toHaveReceivedAnyCommand();
   });
 
   test('fails on a RabbitMQ broker without touching users', async () => {
     mq.on(DescribeBrokerCommand).resolves({ EngineType: 'RabbitMQ' as never, BrokerState: 'RUNNING' });
-    await expect(run(createEvent())).rejects.toThrow(`broker ${BROKER_ID} runs RabbitMQ: MqUser manages ActiveMQ users only`);
+    await expect(run(createEvent())).rejects.toThrow(
+      `broker ${BROKER_ID} runs RabbitMQ: MqUser manages ActiveMQ users only`,
+    );
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
     expect(mq).not.toHaveReceivedCommand(DescribeUserCommand);
   });
 
   test('fails on an LDAP broker, comparing case-insensitively', async () => {
-    mq.on(DescribeBrokerCommand).resolves({ EngineType: 'activemq' as never, AuthenticationStrategy: 'ldap' as never, BrokerState: 'RUNNING' });
+    mq.on(DescribeBrokerCommand).resolves({
+      EngineType: 'activemq' as never,
+      AuthenticationStrategy: 'ldap' as never,
+      BrokerState: 'RUNNING',
+    });
     await expect(run(createEvent())).rejects.toThrow(`broker ${BROKER_ID} uses ldap authentication`);
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
   });
@@ -149,7 +177,9 @@ describe('Create', () => {
   test('fails when the user already exists, leaving it untouched and naming the way out', async () => {
     mq.on(DescribeUserCommand).resolves(live());
     const failure = run(createEvent());
-    await expect(failure).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID} and MqUser left it untouched`);
+    await expect(failure).rejects.toThrow(
+      `user "orders-service" already exists on broker ${BROKER_ID} and MqUser left it untouched`,
+    );
     await expect(failure).rejects.toThrow(/adoptExisting: true.*"Moving a user"/);
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
     expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
@@ -160,7 +190,11 @@ describe('Create', () => {
     mq.on(DescribeUserCommand).resolves(live());
     await run(createEvent({ AdoptExisting: true }));
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
-    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD, Groups: ['orders-consumers', 'orders-producers'] });
+    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, {
+      ...USER,
+      Password: PASSWORD,
+      Groups: ['orders-consumers', 'orders-producers'],
+    });
   });
 
   test('creates a user again when it is pending deletion', async () => {
@@ -180,7 +214,9 @@ describe('Create', () => {
     mq.on(DescribeUserCommand).resolves(live('DELETE'));
     mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
     mq.on(UpdateUserCommand).rejects(badRequest('User is pending deletion'));
-    await expect(run(createEvent())).rejects.toThrow(/is pending deletion and Amazon MQ refused to create it again.*Reboot the broker/);
+    await expect(run(createEvent())).rejects.toThrow(
+      /is pending deletion and Amazon MQ refused to create it again.*Reboot the broker/,
+    );
   });
 
   test('takes a 409 after a lost CreateUser response as its own creation', async () => {
@@ -212,12 +248,16 @@ describe('Create', () => {
 
   test('fails on AccessDenied that outlasts the propagation window', async () => {
     mq.on(DescribeBrokerCommand).rejects(forbidden());
-    await expect(run(createEvent())).rejects.toThrow(/DescribeBroker on broker .* failed after \d+ attempts: not authorized \(ForbiddenException\)/);
+    await expect(run(createEvent())).rejects.toThrow(
+      /DescribeBroker on broker .* failed after \d+ attempts: not authorized \(ForbiddenException\)/,
+    );
   });
 
   test('never retries a 400', async () => {
     mq.on(DescribeUserCommand).rejects(notFound());
-    mq.on(CreateUserCommand).rejects(badRequest('[replicationUser] and [consoleAccess] are mutually exclusive', 'replicationUser'));
+    mq.on(CreateUserCommand).rejects(
+      badRequest('[replicationUser] and [consoleAccess] are mutually exclusive', 'replicationUser'),
+    );
     await expect(run(createEvent())).rejects.toThrow(
       'CreateUser for user "orders-service" on broker ' +
         `${BROKER_ID} failed: [replicationUser] and [consoleAccess] are mutually exclusive (BadRequestException, errorAttribute "replicationUser")`,
@@ -228,13 +268,18 @@ describe('Create', () => {
   test('gives up on a hung call before its deadline, with a clear reason', async () => {
     mq.on(DescribeUserCommand).callsFake(() => new Promise(() => undefined));
     // 6 s left: the handler keeps 5 s to answer, so it has about 1 s for its calls.
-    await expect(run(createEvent(), 6_000)).rejects.toThrow(/DescribeUser for user "orders-service" on broker .* (no answer within|no time left)/);
+    await expect(run(createEvent(), 6_000)).rejects.toThrow(
+      /DescribeUser for user "orders-service" on broker .* (no answer within|no time left)/,
+    );
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
   });
 
   test('fails when the secret is missing, creating nothing', async () => {
     secrets.on(GetSecretValueCommand).rejects(
-      new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: { httpStatusCode: 400 } }),
+      new ResourceNotFoundException({
+        message: "Secrets Manager can't find the specified secret.",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     await expect(run(createEvent())).rejects.toThrow(
       `GetSecretValue for user "orders-service" on broker ${BROKER_ID} of secret ${SECRET_ARN} failed: Secrets Manager can't find`,
@@ -253,7 +298,9 @@ describe('Create', () => {
 
   test('reads the named JSON field of a supplied secret', async () => {
     mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
-    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ mq: 'Another-Passw0rd-123', password: 'not-this-one-XYZ' }) });
+    secrets
+      .on(GetSecretValueCommand)
+      .resolves({ SecretString: JSON.stringify({ mq: 'Another-Passw0rd-123', password: 'not-this-one-XYZ' }) });
     await run(createEvent({ PasswordField: 'mq' }));
     expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { Password: 'Another-Passw0rd-123' });
   });
@@ -268,7 +315,12 @@ describe('Update', () => {
     const response = await run(updateEvent(before, after));
     expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
     const input = mq.commandCalls(UpdateUserCommand)[0].args[0].input;
-    expect(input).toEqual({ ...USER, ConsoleAccess: false, Groups: ['orders-consumers', 'orders-producers'], ReplicationUser: false });
+    expect(input).toEqual({
+      ...USER,
+      ConsoleAccess: false,
+      Groups: ['orders-consumers', 'orders-producers'],
+      ReplicationUser: false,
+    });
     expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
     expect(response.PhysicalResourceId).toBe(physicalId());
   });
@@ -299,7 +351,11 @@ describe('Update', () => {
   test('replaces the user when the username changes, leaving the old one for the cleanup Delete', async () => {
     mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
     const response = await run(updateEvent({}, { Username: 'orders-v2' }));
-    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { BrokerId: BROKER_ID, Username: 'orders-v2', Password: PASSWORD });
+    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, {
+      BrokerId: BROKER_ID,
+      Username: 'orders-v2',
+      Password: PASSWORD,
+    });
     expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
     expect(response.PhysicalResourceId).toBe(`${BROKER_ID}/orders-v2`);
   });
@@ -357,9 +413,14 @@ describe('Update', () => {
   test('fails a forward update whose new secret cannot be read', async () => {
     mq.on(DescribeUserCommand).resolves(live());
     secrets.on(GetSecretValueCommand).rejects(
-      new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: { httpStatusCode: 400 } }),
+      new ResourceNotFoundException({
+        message: "Secrets Manager can't find the specified secret.",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
-    await expect(run(updateEvent({}, { PasswordSecretArn: OTHER_SECRET_ARN }))).rejects.toThrow(`of secret ${OTHER_SECRET_ARN} failed`);
+    await expect(run(updateEvent({}, { PasswordSecretArn: OTHER_SECRET_ARN }))).rejects.toThrow(
+      `of secret ${OTHER_SECRET_ARN} failed`,
+    );
     expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
   });
 });

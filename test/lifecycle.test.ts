@@ -5,7 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, CfnResource, RemovalPolicy, Stack, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import {
+  App,
+  CfnResource,
+  RemovalPolicy,
+  Stack,
+  aws_amazonmq as amazonmq,
+  aws_secretsmanager as secretsmanager,
+} from 'aws-cdk-lib';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq, UserState } from './support/mq-endpoint';
@@ -37,7 +44,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await cfn?.stop();
   await mq?.stop();
-  for (const entry of fs.readdirSync(OUT)) if (entry.startsWith('assembly-')) fs.rmSync(path.join(OUT, entry), { recursive: true });
+  for (const entry of fs.readdirSync(OUT))
+    if (entry.startsWith('assembly-')) fs.rmSync(path.join(OUT, entry), { recursive: true });
 });
 
 beforeEach(() => {
@@ -50,10 +58,14 @@ beforeEach(() => {
 afterEach(() => {
   figures.faultsInjected += mq.faultsInjected;
   figures.throttled += mq.rateLimited;
-  for (const user of mq.users(BROKER)) for (const v of [user.applied, user.pending]) if (v && 'password' in v) secrets.add(v.password);
+  for (const user of mq.users(BROKER))
+    for (const v of [user.applied, user.pending]) if (v && 'password' in v) secrets.add(v.password);
   // The user nobody declared is exactly as it was, whatever the scenario did.
   try {
-    expect(mq.user(BROKER, 'bystander')).toEqual({ username: 'bystander', applied: { replicationUser: false, ...BYSTANDER } });
+    expect(mq.user(BROKER, 'bystander')).toEqual({
+      username: 'bystander',
+      applied: { replicationUser: false, ...BYSTANDER },
+    });
   } catch (error) {
     figures.usersChangedUnexpectedly++;
     throw error;
@@ -75,7 +87,10 @@ function broker(stack: Stack, id = BROKER): amazonmq.IBrokerRef {
 
 function suppliedSecret(stack: Stack, name: string, password = PASSWORD): secretsmanager.ISecret {
   secrets.add(password);
-  const arn = mq.putSecret(`arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-AbCdEf`, JSON.stringify({ password }));
+  const arn = mq.putSecret(
+    `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-AbCdEf`,
+    JSON.stringify({ password }),
+  );
   return secretsmanager.Secret.fromSecretCompleteArn(stack, `Secret-${name}`, arn);
 }
 
@@ -95,9 +110,17 @@ function userApp(props: Partial<MqUserProps> = {}, extra?: (stack: Stack, user: 
 
 /** A user whose Create fails (its secret does not exist), made to run after `after`. */
 function failingUser(stack: Stack, after: MqUser) {
-  const missing = secretsmanager.Secret.fromSecretCompleteArn(stack, 'Missing', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf');
+  const missing = secretsmanager.Secret.fromSecretCompleteArn(
+    stack,
+    'Missing',
+    'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf',
+  );
   const failingBroker = MqBroker.fromBrokerArn(stack, 'FailingBroker', mq.brokerArn(BROKER));
-  const failing = new MqUser(stack, 'Failing', { broker: failingBroker, username: 'failing-user', passwordSecret: missing });
+  const failing = new MqUser(stack, 'Failing', {
+    broker: failingBroker,
+    username: 'failing-user',
+    passwordSecret: missing,
+  });
   failing.node.addDependency(after);
 }
 
@@ -105,7 +128,11 @@ function pendingOf(username: string): UserState['pending'] {
   return mq.user(BROKER, username)?.pending;
 }
 
-function expectPending(username: string, change: string, values: { groups?: string[]; consoleAccess?: boolean; password?: string }) {
+function expectPending(
+  username: string,
+  change: string,
+  values: { groups?: string[]; consoleAccess?: boolean; password?: string },
+) {
   expect(pendingOf(username)).toMatchObject({ change, ...values });
 }
 
@@ -113,12 +140,21 @@ describe('lifecycle', () => {
   test('creates, updates in place, replaces and deletes a user', async () => {
     const stack = cfn.stack('Orders');
     expect(await stack.deploy(userApp())).toEqual({ status: 'CREATE_COMPLETE' });
-    expectPending('orders-service', 'CREATE', { groups: ['orders-producers'], consoleAccess: false, password: PASSWORD });
+    expectPending('orders-service', 'CREATE', {
+      groups: ['orders-producers'],
+      consoleAccess: false,
+      password: PASSWORD,
+    });
     const id = `${BROKER}/orders-service`;
 
     mq.applyPendingChanges(BROKER);
-    expect(await stack.deploy(userApp({ groups: ['orders-consumers', 'orders-producers'], consoleAccess: true }))).toEqual({ status: 'UPDATE_COMPLETE' });
-    expectPending('orders-service', 'UPDATE', { groups: ['orders-consumers', 'orders-producers'], consoleAccess: true });
+    expect(
+      await stack.deploy(userApp({ groups: ['orders-consumers', 'orders-producers'], consoleAccess: true })),
+    ).toEqual({ status: 'UPDATE_COMPLETE' });
+    expectPending('orders-service', 'UPDATE', {
+      groups: ['orders-consumers', 'orders-producers'],
+      consoleAccess: true,
+    });
     expect(cfn.invocations.filter((i) => i.physicalId === id && i.requestType === 'Update')).toHaveLength(1);
 
     mq.applyPendingChanges(BROKER);
@@ -185,15 +221,23 @@ describe('lifecycle', () => {
     const result = await stack.deploy(forward);
     expect(result.status).toBe('UPDATE_ROLLBACK_COMPLETE');
     // Groups are restored either way; the password only when the old secret could be read.
-    expect(pendingOf('orders-service')).toMatchObject({ change: 'UPDATE', groups: ['orders-producers'], password: deleteOld ? ROLLED_PASSWORD : PASSWORD });
-    if (deleteOld) expect(cfn.transcript.join('\n')).toMatch(/could not restore the password.*orders-service.*orders-AbCdEf/);
+    expect(pendingOf('orders-service')).toMatchObject({
+      change: 'UPDATE',
+      groups: ['orders-producers'],
+      password: deleteOld ? ROLLED_PASSWORD : PASSWORD,
+    });
+    if (deleteOld)
+      expect(cfn.transcript.join('\n')).toMatch(/could not restore the password.*orders-service.*orders-AbCdEf/);
   });
 
   test('keeps users of two stacks on one broker apart', async () => {
     const a = cfn.stack('TeamA');
     const b = cfn.stack('TeamB');
     const app = (name: string, username: string) =>
-      synth((s) => new MqUser(s, 'User', { broker: broker(s), username, passwordSecret: suppliedSecret(s, username) }), name);
+      synth(
+        (s) => new MqUser(s, 'User', { broker: broker(s), username, passwordSecret: suppliedSecret(s, username) }),
+        name,
+      );
     expect((await a.deploy(app('TeamA', 'team-a'))).status).toBe('CREATE_COMPLETE');
     expect((await b.deploy(app('TeamB', 'team-b'))).status).toBe('CREATE_COMPLETE');
     await a.destroy();
@@ -205,45 +249,66 @@ describe('lifecycle', () => {
     const old = cfn.stack('Old');
     const next = cfn.stack('New');
     const declare = (name: string, props: Partial<MqUserProps>) =>
-      synth((s) => new MqUser(s, 'Mover', { broker: broker(s), username: 'mover', passwordSecret: suppliedSecret(s, 'mover'), ...props }), name);
+      synth(
+        (s) =>
+          new MqUser(s, 'Mover', {
+            broker: broker(s),
+            username: 'mover',
+            passwordSecret: suppliedSecret(s, 'mover'),
+            ...props,
+          }),
+        name,
+      );
     await old.deploy(declare('Old', {}));
     mq.applyPendingChanges(BROKER);
     // Without the procedure the new stack fails safely: the user is not touched.
     const unsafe = await next.deploy(declare('New', { groups: ['moved'] }));
-    expect(unsafe).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringContaining('already exists on broker') });
+    expect(unsafe).toMatchObject({
+      status: 'ROLLBACK_COMPLETE',
+      reason: expect.stringContaining('already exists on broker'),
+    });
     expect(mq.user(BROKER, 'mover')).toMatchObject({ applied: { groups: [] }, pending: undefined });
 
     await old.deploy(declare('Old', { removalPolicy: RemovalPolicy.RETAIN }));
     await old.destroy();
     expect(mq.user(BROKER, 'mover')?.pending).toBeUndefined();
     const moved = cfn.stack('New2');
-    expect(await moved.deploy(declare('New2', { groups: ['moved'], adoptExisting: true }))).toEqual({ status: 'CREATE_COMPLETE' });
+    expect(await moved.deploy(declare('New2', { groups: ['moved'], adoptExisting: true }))).toEqual({
+      status: 'CREATE_COMPLETE',
+    });
     expectPending('mover', 'UPDATE', { groups: ['moved'] });
   });
 
-  test.each(['revive', 'error'] as const)('destroys and redeploys within a week (CreateUser on a user pending deletion: %s)', async (variant) => {
-    mq.createOnPendingDelete = variant;
-    const first = cfn.stack('Orders');
-    await first.deploy(userApp());
-    mq.applyPendingChanges(BROKER);
-    await first.destroy();
-    expectPending('orders-service', 'DELETE', {});
-    const again = await cfn.stack('Orders').deploy(userApp({ groups: ['again'] }));
-    if (variant === 'revive') {
-      expect(again.status).toBe('CREATE_COMPLETE');
-      expect(pendingOf('orders-service')).toMatchObject({ groups: ['again'] });
-    } else {
-      expect(again.status).toBe('ROLLBACK_COMPLETE');
-      expect(again.reason).toMatch(/is pending deletion and Amazon MQ refused to create it again.*Reboot the broker/);
-    }
-  });
+  test.each(['revive', 'error'] as const)(
+    'destroys and redeploys within a week (CreateUser on a user pending deletion: %s)',
+    async (variant) => {
+      mq.createOnPendingDelete = variant;
+      const first = cfn.stack('Orders');
+      await first.deploy(userApp());
+      mq.applyPendingChanges(BROKER);
+      await first.destroy();
+      expectPending('orders-service', 'DELETE', {});
+      const again = await cfn.stack('Orders').deploy(userApp({ groups: ['again'] }));
+      if (variant === 'revive') {
+        expect(again.status).toBe('CREATE_COMPLETE');
+        expect(pendingOf('orders-service')).toMatchObject({ groups: ['again'] });
+      } else {
+        expect(again.status).toBe('ROLLBACK_COMPLETE');
+        expect(again.reason).toMatch(/is pending deletion and Amazon MQ refused to create it again.*Reboot the broker/);
+      }
+    },
+  );
 
   test('deletes what is already gone: the user, and the user of a broker that is gone', async () => {
     mq.addBroker({ brokerId: 'b-other', engineType: 'ACTIVEMQ' });
     const app = synth((s) => {
       new MqUser(s, 'Gone', { broker: broker(s), username: 'gone-user', passwordSecret: suppliedSecret(s, 'gone') });
       const other = MqBroker.fromBrokerArn(s, 'OtherBroker', mq.brokerArn('b-other'));
-      new MqUser(s, 'OnGoneBroker', { broker: other, username: 'on-gone-broker', passwordSecret: suppliedSecret(s, 'other') });
+      new MqUser(s, 'OnGoneBroker', {
+        broker: other,
+        username: 'on-gone-broker',
+        passwordSecret: suppliedSecret(s, 'other'),
+      });
     });
     const stack = cfn.stack('Orders');
     expect(await stack.deploy(app)).toEqual({ status: 'CREATE_COMPLETE' });
@@ -257,23 +322,46 @@ describe('lifecycle', () => {
 
   test('answers the Delete of a failed Create without calling the handler (CREATE_FAILED marker)', async () => {
     const result = await cfn.stack('Orders').deploy(
-      synth((s) => new MqUser(s, 'User', { broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn('b-missing')), username: 'orders-service', passwordSecret: suppliedSecret(s, 'orders') })),
+      synth(
+        (s) =>
+          new MqUser(s, 'User', {
+            broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn('b-missing')),
+            username: 'orders-service',
+            passwordSecret: suppliedSecret(s, 'orders'),
+          }),
+      ),
     );
-    expect(result).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringContaining('errorAttribute "broker-id"') });
+    expect(result).toMatchObject({
+      status: 'ROLLBACK_COMPLETE',
+      reason: expect.stringContaining('errorAttribute "broker-id"'),
+    });
     expect(cfn.invocations).toContainEqual(
-      expect.objectContaining({ requestType: 'Delete', physicalId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED', outcome: 'SKIPPED' }),
+      expect.objectContaining({
+        requestType: 'Delete',
+        physicalId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED',
+        outcome: 'SKIPPED',
+      }),
     );
     expect(mq.calls.filter((c) => c.operation === 'DeleteUser')).toEqual([]);
   });
 
-  test.each(['conflict', 'overwrite'] as const)('fails on a foreign user and leaves it untouched (CreateUser on an existing user: %s)', async (variant) => {
-    mq.createOnExisting = variant;
-    mq.seedUser(BROKER, 'orders-service', { groups: ['theirs'], password: 'Their-Passw0rd-99' });
-    secrets.add('Their-Passw0rd-99');
-    const result = await cfn.stack('Orders').deploy(userApp());
-    expect(result).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringContaining('user "orders-service" already exists on broker') });
-    expect(mq.user(BROKER, 'orders-service')).toEqual({ username: 'orders-service', applied: { consoleAccess: false, groups: ['theirs'], replicationUser: false, password: 'Their-Passw0rd-99' } });
-  });
+  test.each(['conflict', 'overwrite'] as const)(
+    'fails on a foreign user and leaves it untouched (CreateUser on an existing user: %s)',
+    async (variant) => {
+      mq.createOnExisting = variant;
+      mq.seedUser(BROKER, 'orders-service', { groups: ['theirs'], password: 'Their-Passw0rd-99' });
+      secrets.add('Their-Passw0rd-99');
+      const result = await cfn.stack('Orders').deploy(userApp());
+      expect(result).toMatchObject({
+        status: 'ROLLBACK_COMPLETE',
+        reason: expect.stringContaining('user "orders-service" already exists on broker'),
+      });
+      expect(mq.user(BROKER, 'orders-service')).toEqual({
+        username: 'orders-service',
+        applied: { consoleAccess: false, groups: ['theirs'], replicationUser: false, password: 'Their-Passw0rd-99' },
+      });
+    },
+  );
 
   test.each([
     ['a RabbitMQ broker', { engineType: 'RABBITMQ' }, /runs RABBITMQ: MqUser manages ActiveMQ users only/],
@@ -281,7 +369,14 @@ describe('lifecycle', () => {
   ])('fails clearly on %s, changing nothing', async (_case, spec, message) => {
     mq.addBroker({ brokerId: 'b-unsupported', ...spec });
     const result = await cfn.stack('Orders').deploy(
-      synth((s) => new MqUser(s, 'User', { broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn('b-unsupported')), username: 'orders-service', passwordSecret: suppliedSecret(s, 'orders') })),
+      synth(
+        (s) =>
+          new MqUser(s, 'User', {
+            broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn('b-unsupported')),
+            username: 'orders-service',
+            passwordSecret: suppliedSecret(s, 'orders'),
+          }),
+      ),
     );
     expect(result).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringMatching(message) });
     expect(mq.users('b-unsupported')).toEqual([]);
@@ -296,7 +391,8 @@ describe('lifecycle', () => {
     mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
     const result = await cfn.stack('Orders').deploy(userApp());
     expect(result.status).toBe(status);
-    if (behaviour === 'reject') expect(result.reason).toMatch(/for user "orders-service" on broker .* failed: .*\(BadRequestException/);
+    if (behaviour === 'reject')
+      expect(result.reason).toMatch(/for user "orders-service" on broker .* failed: .*\(BadRequestException/);
     mq.setBrokerState(BROKER, 'RUNNING');
   });
 
@@ -306,7 +402,8 @@ describe('lifecycle', () => {
       synth((s) => {
         const b = broker(s);
         const secret = suppliedSecret(s, 'shared');
-        for (let i = 0; i < 50; i++) new MqUser(s, `User${i}`, { broker: b, username: `user-${i}`, passwordSecret: secret });
+        for (let i = 0; i < 50; i++)
+          new MqUser(s, `User${i}`, { broker: b, username: `user-${i}`, passwordSecret: secret });
       }, 'Many'),
     );
     expect(result).toEqual({ status: 'CREATE_COMPLETE' });
@@ -342,10 +439,12 @@ describe('lifecycle', () => {
       const result = await quick.stack('Orders').deploy(userApp());
       expect(result.status).toBe('ROLLBACK_COMPLETE');
       // The handler answered (4 s before its 9 s timeout), rather than being killed by Lambda.
-      expect(result.reason).toMatch(/DescribeUser for user "orders-service" on broker .* failed.*(no answer within|no time left|deadline)/);
+      expect(result.reason).toMatch(
+        /DescribeUser for user "orders-service" on broker .* failed.*(no answer within|no time left|deadline)/,
+      );
       expect(result.reason).not.toMatch(/Task timed out/);
       expect(mq.calls.filter((c) => c.operation === 'CreateUser')).toEqual([]);
-      } finally {
+    } finally {
       cfn.transcript.push(...quick.transcript);
       await quick.stop();
       process.env.AWS_ENDPOINT_URL_CLOUDFORMATION = endpoint;
@@ -354,14 +453,22 @@ describe('lifecycle', () => {
 
   test.each([
     ['missing', undefined, /ResourceNotFoundException/],
-    ['holding a password Amazon MQ rejects', 'short:pw=1', /breaks Amazon MQ's password rule: it must be 12 to 250 characters long/],
+    [
+      'holding a password Amazon MQ rejects',
+      'short:pw=1',
+      /breaks Amazon MQ's password rule: it must be 12 to 250 characters long/,
+    ],
   ])('fails clearly on a secret %s, creating nothing', async (_case, password, message) => {
     if (password) secrets.add(password);
     const result = await cfn.stack('Orders').deploy(
       synth((s) => {
         const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:bad-AbCdEf';
         if (password) mq.putSecret(arn, password);
-        new MqUser(s, 'User', { broker: broker(s), username: 'orders-service', passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(s, 'S', arn) });
+        new MqUser(s, 'User', {
+          broker: broker(s),
+          username: 'orders-service',
+          passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(s, 'S', arn),
+        });
       }),
     );
     expect(result).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringMatching(message) });
@@ -372,26 +479,52 @@ describe('lifecycle', () => {
     const stack = cfn.stack('Orders');
     await stack.deploy(userApp({ passwordVersion: '1' }));
     mq.applyPendingChanges(BROKER);
-    mq.putSecret('arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf', JSON.stringify({ password: ROLLED_PASSWORD }));
+    mq.putSecret(
+      'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf',
+      JSON.stringify({ password: ROLLED_PASSWORD }),
+    );
     secrets.add(ROLLED_PASSWORD);
     // Same ARN, new value: without a new passwordVersion CloudFormation sees no change at all.
     const unchanged = synth((s) => {
-      new MqUser(s, 'Orders', { broker: broker(s), username: 'orders-service', groups: ['orders-producers'], passwordVersion: '1', passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(s, 'S', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf') });
+      new MqUser(s, 'Orders', {
+        broker: broker(s),
+        username: 'orders-service',
+        groups: ['orders-producers'],
+        passwordVersion: '1',
+        passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(
+          s,
+          'S',
+          'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf',
+        ),
+      });
     });
     await stack.deploy(unchanged);
     expect(mq.user(BROKER, 'orders-service')?.pending).toBeUndefined();
     const bumped = synth((s) => {
-      new MqUser(s, 'Orders', { broker: broker(s), username: 'orders-service', groups: ['orders-producers'], passwordVersion: '2', passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(s, 'S', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf') });
+      new MqUser(s, 'Orders', {
+        broker: broker(s),
+        username: 'orders-service',
+        groups: ['orders-producers'],
+        passwordVersion: '2',
+        passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(
+          s,
+          'S',
+          'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf',
+        ),
+      });
     });
     expect(await stack.deploy(bumped)).toEqual({ status: 'UPDATE_COMPLETE' });
     expectPending('orders-service', 'UPDATE', { password: ROLLED_PASSWORD });
   });
 
-  test('creates a generated secret\'s user with the generated password', async () => {
+  test("creates a generated secret's user with the generated password", async () => {
     const stack = cfn.stack('Orders');
     const result = await stack.deploy(synth((s) => new MqUser(s, 'Gen', { broker: broker(s), username: 'generated' })));
     expect(result).toEqual({ status: 'CREATE_COMPLETE' });
-    expect(pendingOf('generated')).toMatchObject({ change: 'CREATE', password: expect.stringMatching(/^[A-Za-z0-9]{32}$/) });
+    expect(pendingOf('generated')).toMatchObject({
+      change: 'CREATE',
+      password: expect.stringMatching(/^[A-Za-z0-9]{32}$/),
+    });
   });
 });
 
@@ -400,17 +533,30 @@ describe('MqBrokerReboot', () => {
   function brokerApp(groups: string[], options: { timeoutSeconds?: number; failAfterReboot?: boolean } = {}) {
     return synth((s) => {
       const cfnBroker = new amazonmq.CfnBroker(s, 'Broker', {
-        brokerName: 'orders', engineType: 'ACTIVEMQ', engineVersion: '5.18', deploymentMode: 'SINGLE_INSTANCE',
-        hostInstanceType: 'mq.t3.micro', publiclyAccessible: false, users: [],
+        brokerName: 'orders',
+        engineType: 'ACTIVEMQ',
+        engineVersion: '5.18',
+        deploymentMode: 'SINGLE_INSTANCE',
+        hostInstanceType: 'mq.t3.micro',
+        publiclyAccessible: false,
+        users: [],
       });
-      for (const name of ['alpha', 'bravo', 'charlie']) new MqUser(s, name, { broker: cfnBroker, username: name, groups });
+      for (const name of ['alpha', 'bravo', 'charlie'])
+        new MqUser(s, name, { broker: cfnBroker, username: name, groups });
       const reboot = new MqBrokerReboot(s, 'ApplyUsers', { broker: cfnBroker });
       // Below the construct's 1-minute floor, through the escape hatch, so that the test is quick.
       if (options.timeoutSeconds) {
-        (reboot.node.findChild('Resource').node.defaultChild as CfnResource).addPropertyOverride('TimeoutSeconds', options.timeoutSeconds);
+        (reboot.node.findChild('Resource').node.defaultChild as CfnResource).addPropertyOverride(
+          'TimeoutSeconds',
+          options.timeoutSeconds,
+        );
       }
       if (options.failAfterReboot) {
-        const missing = secretsmanager.Secret.fromSecretCompleteArn(s, 'Missing', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf');
+        const missing = secretsmanager.Secret.fromSecretCompleteArn(
+          s,
+          'Missing',
+          'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf',
+        );
         const shared = MqBroker.fromBrokerArn(s, 'SharedBroker', mq.brokerArn(BROKER));
         const late = new MqUser(s, 'Late', { broker: shared, username: 'late-user', passwordSecret: missing });
         late.node.addDependency(reboot);
@@ -438,7 +584,8 @@ describe('MqBrokerReboot', () => {
     const id = brokerIdOf(stack);
     await stack.deploy(brokerApp(['g2']));
     expect(mq.reboots(id)).toBe(2);
-    for (const name of ['alpha', 'bravo', 'charlie']) expect(mq.user(id, name)).toMatchObject({ applied: { groups: ['g2'] }, pending: undefined });
+    for (const name of ['alpha', 'bravo', 'charlie'])
+      expect(mq.user(id, name)).toMatchObject({ applied: { groups: ['g2'] }, pending: undefined });
     expect(await stack.deploy(brokerApp(['g2']))).toEqual({ status: 'UPDATE_COMPLETE' });
     expect(mq.reboots(id)).toBe(2);
   });
@@ -450,7 +597,9 @@ describe('MqBrokerReboot', () => {
     mq.callsOutsideRunning = 'accept';
     const result = await stack.deploy(brokerApp(['g1'], { timeoutSeconds: 1 }));
     expect(result.status).toBe('ROLLBACK_COMPLETE');
-    expect(result.reason).toMatch(/did not return to RUNNING with its users' changes applied within 1 second \(state REBOOT_IN_PROGRESS\)/);
+    expect(result.reason).toMatch(
+      /did not return to RUNNING with its users' changes applied within 1 second \(state REBOOT_IN_PROGRESS\)/,
+    );
   });
 
   test('a rollback causes no reboot', async () => {
@@ -462,7 +611,10 @@ describe('MqBrokerReboot', () => {
     expect(mq.reboots(id)).toBe(2); // the forward deploy's reboot, none in the rollback
     expect(cfn.transcript.join('\n')).toContain('the stack is rolling back: not rebooting');
     // The rolled-back users wait for the next reboot, as the README says.
-    expect(mq.user(id, 'alpha')).toMatchObject({ applied: { groups: ['g2'] }, pending: { change: 'UPDATE', groups: ['g1'] } });
+    expect(mq.user(id, 'alpha')).toMatchObject({
+      applied: { groups: ['g2'] },
+      pending: { change: 'UPDATE', groups: ['g1'] },
+    });
   });
 });
 
@@ -477,7 +629,12 @@ describe('nothing leaks', () => {
       expect(transcript).not.toContain(JSON.stringify({ password: secret }));
     }
     expect(figures.usersChangedUnexpectedly).toBe(0);
-    const summary = { ...figures, handlerInvocations: cfn.invocations.length, secretsChecked: secrets.size, transcriptLines: cfn.transcript.length };
+    const summary = {
+      ...figures,
+      handlerInvocations: cfn.invocations.length,
+      secretsChecked: secrets.size,
+      transcriptLines: cfn.transcript.length,
+    };
     fs.writeFileSync(path.join(OUT, 'reliability.json'), `${JSON.stringify(summary, null, 2)}\n`);
     process.stdout.write(`lifecycle figures: ${JSON.stringify(summary)}\n`);
   });
@@ -486,6 +643,8 @@ describe('nothing leaks', () => {
 /** Someone deletes a user in the console and reboots: it is gone. */
 async function mq_deleteUserOutOfBand(username: string) {
   const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
-  await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(new DeleteUserCommand({ BrokerId: BROKER, Username: username }));
+  await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
+    new DeleteUserCommand({ BrokerId: BROKER, Username: username }),
+  );
   mq.applyPendingChanges(BROKER);
 }

@@ -63,7 +63,10 @@ describe('MqBrokerReboot', () => {
     });
 
     const without = newStack();
-    new MqUser(without, 'User', { broker: MqBroker.fromBrokerArn(without, 'Broker', BROKER_ARN), username: 'orders-service' });
+    new MqUser(without, 'User', {
+      broker: MqBroker.fromBrokerArn(without, 'Broker', BROKER_ARN),
+      username: 'orders-service',
+    });
     const plain = Template.fromStack(without);
     plain.resourceCountIs('AWS::StepFunctions::StateMachine', 0);
     plain.resourceCountIs('Custom::MqBrokerReboot', 0);
@@ -76,9 +79,14 @@ describe('MqBrokerReboot', () => {
     new MqUser(stack, 'A', { broker, username: 'user-a' });
     new MqUser(stack, 'B', { broker, username: 'user-b' });
     new MqUser(stack, 'C', { broker: MqBroker.fromBrokerArn(stack, 'Other', OTHER_ARN), username: 'user-c' });
-    const infos = Annotations.fromStack(stack).findInfo('*', Match.stringLikeRegexp('cdk-mq-user:rebootNotConfigured|MqBrokerReboot'));
+    const infos = Annotations.fromStack(stack).findInfo(
+      '*',
+      Match.stringLikeRegexp('cdk-mq-user:rebootNotConfigured|MqBrokerReboot'),
+    );
     expect(infos).toHaveLength(2);
-    expect(infos[0].entry.data).toMatch(/next reboot or weekly maintenance window.*new MqBrokerReboot\(stack, id, \{ broker \}\)/);
+    expect(infos[0].entry.data).toMatch(
+      /next reboot or weekly maintenance window.*new MqBrokerReboot\(stack, id, \{ broker \}\)/,
+    );
   });
 
   test('adds no such note for an opted-in broker', () => {
@@ -90,7 +98,10 @@ describe('MqBrokerReboot', () => {
   });
 
   describe('the digest of the covered users', () => {
-    function digest(overrides: Partial<MqUserProps> = {}, extra?: (stack: Stack, broker: amazonmq.IBrokerRef) => void): string {
+    function digest(
+      overrides: Partial<MqUserProps> = {},
+      extra?: (stack: Stack, broker: amazonmq.IBrokerRef) => void,
+    ): string {
       const stack = newStack();
       const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
       new MqUser(stack, 'User', { broker, username: 'orders-service', groups: ['a-group', 'b-group'], ...overrides });
@@ -143,14 +154,22 @@ describe('MqBrokerReboot', () => {
 
   test.each([Duration.seconds(30), Duration.minutes(111)])('fails for a timeout of %s', (timeout) => {
     const stack = newStack();
-    expect(() => new MqBrokerReboot(stack, 'R', { broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN), timeout })).toThrow(
-      /timeout .* must be 1 to 110 minutes/,
-    );
+    expect(
+      () => new MqBrokerReboot(stack, 'R', { broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN), timeout }),
+    ).toThrow(/timeout .* must be 1 to 110 minutes/);
   });
 
   test('carries its timeout and revision', () => {
     const stack = newStack();
-    new MqBrokerReboot(stack, 'R', { broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN), timeout: Duration.minutes(30), revision: '2' });
-    Template.fromStack(stack).hasResourceProperties('Custom::MqBrokerReboot', { TimeoutSeconds: 1800, Revision: '2', Usernames: [] });
+    new MqBrokerReboot(stack, 'R', {
+      broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN),
+      timeout: Duration.minutes(30),
+      revision: '2',
+    });
+    Template.fromStack(stack).hasResourceProperties('Custom::MqBrokerReboot', {
+      TimeoutSeconds: 1800,
+      Revision: '2',
+      Usernames: [],
+    });
   });
 });

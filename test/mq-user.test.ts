@@ -1,4 +1,15 @@
-import { App, CfnParameter, Duration, RemovalPolicy, SecretValue, Stack, aws_amazonmq as amazonmq, aws_ec2 as ec2, aws_logs as logs, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import {
+  App,
+  CfnParameter,
+  Duration,
+  RemovalPolicy,
+  SecretValue,
+  Stack,
+  aws_amazonmq as amazonmq,
+  aws_ec2 as ec2,
+  aws_logs as logs,
+  aws_secretsmanager as secretsmanager,
+} from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqUser, MqUserProvider } from '../lib';
 
@@ -36,7 +47,12 @@ describe('the custom resource', () => {
   test('carries broker, username, sorted groups, flags and the secret ARN, never a password', () => {
     const stack = newStack();
     const broker = activeMq(stack);
-    new MqUser(stack, 'User', { broker, username: 'orders-service', groups: ['b-group', 'a-group', 'b-group'], consoleAccess: true });
+    new MqUser(stack, 'User', {
+      broker,
+      username: 'orders-service',
+      groups: ['b-group', 'a-group', 'b-group'],
+      consoleAccess: true,
+    });
 
     const template = Template.fromStack(stack);
     const [user] = resourcesOfType(template, 'Custom::MqUser');
@@ -82,7 +98,13 @@ describe('the custom resource', () => {
   test('passes a supplied secret by ARN, with its field and version', () => {
     const stack = newStack();
     const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Imported', 'team/orders');
-    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', passwordSecret: secret, passwordField: 'mq', passwordVersion: '7' });
+    new MqUser(stack, 'User', {
+      broker: activeMq(stack),
+      username: 'orders-service',
+      passwordSecret: secret,
+      passwordField: 'mq',
+      passwordVersion: '7',
+    });
     const template = Template.fromStack(stack);
     template.hasResourceProperties('Custom::MqUser', {
       PasswordSecretArn: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':secret:team/orders$')])] },
@@ -97,7 +119,9 @@ describe('the custom resource', () => {
     const stack = newStack();
     const user = new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
     expect(stack.resolve(user.username)).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^User/), 'Username'] });
-    expect(stack.resolve(user.pendingChange)).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^User/), 'PendingChange'] });
+    expect(stack.resolve(user.pendingChange)).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^User/), 'PendingChange'],
+    });
   });
 
   test.each([
@@ -118,7 +142,9 @@ describe('MqBroker.fromBrokerArn', () => {
   test('takes the broker ID from a literal ARN', () => {
     const stack = newStack();
     new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'B', BROKER_ARN), username: 'orders-service' });
-    Template.fromStack(stack).hasResourceProperties('Custom::MqUser', { BrokerId: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9' });
+    Template.fromStack(stack).hasResourceProperties('Custom::MqUser', {
+      BrokerId: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9',
+    });
   });
 
   test('selects the eighth field of a token ARN', () => {
@@ -131,9 +157,21 @@ describe('MqBroker.fromBrokerArn', () => {
   });
 
   test.each([
-    ['a malformed ARN', 'arn:aws:sqs:us-east-1:111111111111:queue', 'is not an Amazon MQ broker ARN: expected arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>'],
-    ['another account', BROKER_ARN.replace(ACCOUNT, '222222222222'), 'is in account 222222222222 but stack Stack deploys to account 111111111111'],
-    ['another region', BROKER_ARN.replace(REGION, 'eu-west-1'), 'is in region eu-west-1 but stack Stack deploys to region us-east-1'],
+    [
+      'a malformed ARN',
+      'arn:aws:sqs:us-east-1:111111111111:queue',
+      'is not an Amazon MQ broker ARN: expected arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>',
+    ],
+    [
+      'another account',
+      BROKER_ARN.replace(ACCOUNT, '222222222222'),
+      'is in account 222222222222 but stack Stack deploys to account 111111111111',
+    ],
+    [
+      'another region',
+      BROKER_ARN.replace(REGION, 'eu-west-1'),
+      'is in region eu-west-1 but stack Stack deploys to region us-east-1',
+    ],
   ])('fails for %s', (_case, arn, message) => {
     const stack = newStack();
     expect(() => MqBroker.fromBrokerArn(stack, 'B', arn)).toThrow(message);
@@ -161,7 +199,8 @@ describe('the provider', () => {
   test('runs the handler on nodejs24.x with the bundled asset, no managed policies on its roles', () => {
     const template = build(1, 1);
     template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Handler: 'index.handler' });
-    for (const role of resourcesOfType(template, 'AWS::IAM::Role')) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    for (const role of resourcesOfType(template, 'AWS::IAM::Role'))
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
   test('grants the user actions on the brokers of its account and region, never on *', () => {
@@ -171,12 +210,27 @@ describe('the provider', () => {
         Statement: Match.arrayWith([
           Match.objectLike({
             Action: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
-            Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':mq:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':broker:*']] },
+            Resource: {
+              'Fn::Join': [
+                '',
+                [
+                  'arn:',
+                  { Ref: 'AWS::Partition' },
+                  ':mq:',
+                  { Ref: 'AWS::Region' },
+                  ':',
+                  { Ref: 'AWS::AccountId' },
+                  ':broker:*',
+                ],
+              ],
+            },
           }),
         ]),
       },
     });
-    const statements = resourcesOfType(template, 'AWS::IAM::Policy').flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const statements = resourcesOfType(template, 'AWS::IAM::Policy').flatMap(
+      (p) => p.Properties.PolicyDocument.Statement,
+    );
     expect(statements.filter((s) => s.Resource === '*')).toEqual([]);
   });
 
@@ -187,7 +241,9 @@ describe('the provider', () => {
       .filter((s) => JSON.stringify(s.Action).includes('logs:'));
     expect(logStatements).toHaveLength(2);
     for (const s of logStatements) {
-      expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^CdkMqUserProvider(Handler|Framework)Logs/), 'Arn'] });
+      expect(s.Resource).toEqual({
+        'Fn::GetAtt': [expect.stringMatching(/^CdkMqUserProvider(Handler|Framework)Logs/), 'Arn'],
+      });
     }
   });
 
@@ -206,16 +262,24 @@ describe('the provider', () => {
     const users = resourcesOfType(template, 'Custom::MqUser') as unknown as Array<{ DependsOn: string[] }>;
     const withDeps = Object.values(template.findResources('Custom::MqUser')) as Array<{ DependsOn: string[] }>;
     expect(users).toHaveLength(3);
-    for (const u of withDeps) expect(u.DependsOn).toEqual([expect.stringMatching(/^CdkMqUserProviderHandlerRoleDefaultPolicy/)]);
+    for (const u of withDeps)
+      expect(u.DependsOn).toEqual([expect.stringMatching(/^CdkMqUserProviderHandlerRoleDefaultPolicy/)]);
   });
 
   test('is configured per stack before the first user', () => {
     const stack = newStack();
-    const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+    const vpc = new ec2.Vpc(stack, 'Vpc', {
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+    });
     MqUserProvider.getOrCreate(stack, { timeout: Duration.minutes(2), logRetention: logs.RetentionDays.ONE_WEEK, vpc });
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
     const template = Template.fromStack(stack);
-    template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Timeout: 120, VpcConfig: Match.anyValue() });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Timeout: 120,
+      VpcConfig: Match.anyValue(),
+    });
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
   });
 
@@ -254,7 +318,9 @@ describe('scale', () => {
     const managed = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
     expect(managed.length).toBeGreaterThan(1);
     expect(managed.length).toBeLessThanOrEqual(10);
-    const granted = managed.flatMap((p) => p.Properties.PolicyDocument.Statement.flatMap((s: { Resource: string[] }) => s.Resource));
+    const granted = managed.flatMap((p) =>
+      p.Properties.PolicyDocument.Statement.flatMap((s: { Resource: string[] }) => s.Resource),
+    );
     expect(new Set(granted).size).toBe(250);
     for (const policy of managed) expect(iamSize(policy.Properties.PolicyDocument, 100)).toBeLessThanOrEqual(6_144);
     for (const policy of resourcesOfType(template, 'AWS::IAM::Policy')) {
@@ -266,7 +332,11 @@ describe('scale', () => {
     const stack = newStack();
     const broker = activeMq(stack);
     for (let i = 0; i < 100; i++) {
-      new MqUser(stack, `U${i}`, { broker, username: `user-${i}`, passwordSecret: new secretsmanager.Secret(stack, `S${i}`) });
+      new MqUser(stack, `U${i}`, {
+        broker,
+        username: `user-${i}`,
+        passwordSecret: new secretsmanager.Secret(stack, `S${i}`),
+      });
     }
     const managed = resourcesOfType(Template.fromStack(stack), 'AWS::IAM::ManagedPolicy');
     // A CloudFormation-generated secret name stays far below 160 characters of ARN.
@@ -288,24 +358,48 @@ describe('scale', () => {
 describe('validation', () => {
   test.each([
     ['the username is too short', { username: 'a' }, 'username "a" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~'],
-    ['the username has a space', { username: 'orders service' }, 'username "orders service" must be 2 to 100 characters'],
+    [
+      'the username has a space',
+      { username: 'orders service' },
+      'username "orders service" must be 2 to 100 characters',
+    ],
     ['the username is 101 characters', { username: 'u'.repeat(101) }, 'must be 2 to 100 characters'],
-    ['a group is invalid', { groups: ['ok-group', 'bad/group'] }, 'group "bad/group" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~'],
-    ['there are 21 groups', { groups: Array.from({ length: 21 }, (_, i) => `g-${i}`) }, 'groups has 21 entries; Amazon MQ allows at most 20 groups per user'],
-    ['consoleAccess comes with replicationUser', { consoleAccess: true, replicationUser: true }, 'consoleAccess and replicationUser cannot both be true'],
+    [
+      'a group is invalid',
+      { groups: ['ok-group', 'bad/group'] },
+      'group "bad/group" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~',
+    ],
+    [
+      'there are 21 groups',
+      { groups: Array.from({ length: 21 }, (_, i) => `g-${i}`) },
+      'groups has 21 entries; Amazon MQ allows at most 20 groups per user',
+    ],
+    [
+      'consoleAccess comes with replicationUser',
+      { consoleAccess: true, replicationUser: true },
+      'consoleAccess and replicationUser cannot both be true',
+    ],
     ['passwordField comes without passwordSecret', { passwordField: 'pw' }, 'passwordField "pw" needs passwordSecret'],
   ])('fails when %s', (_case, props, message) => {
     const stack = newStack();
-    expect(() => new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', ...props })).toThrow(message);
+    expect(() => new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', ...props })).toThrow(
+      message,
+    );
   });
 
   test.each([
     ['runs RabbitMQ', { engineType: 'RABBITMQ' }, 'has engineType "RABBITMQ": MqUser manages ActiveMQ users only'],
     ['runs rabbitmq, in any casing', { engineType: 'rabbitmq' }, 'has engineType "rabbitmq"'],
-    ['uses LDAP', { authenticationStrategy: 'ldap' }, 'has authenticationStrategy "ldap": LDAP users sign in through LDAP'],
+    [
+      'uses LDAP',
+      { authenticationStrategy: 'ldap' },
+      'has authenticationStrategy "ldap": LDAP users sign in through LDAP',
+    ],
   ])('fails when the CfnBroker %s', (_case, overrides, message) => {
     const stack = newStack();
-    expect(() => new MqUser(stack, 'User', { broker: activeMq(stack, 'Broker', overrides), username: 'orders-service' })).toThrow(message);
+    expect(
+      () => new MqUser(stack, 'User', { broker: activeMq(stack, 'Broker', overrides), username: 'orders-service' }),
+    ).toThrow(message);
   });
 
   test('fails when one broker gets a username twice in one app, also across stacks', () => {
@@ -326,7 +420,7 @@ describe('validation', () => {
     expect(() => Template.fromStack(stack)).not.toThrow();
   });
 
-  test('fails when the CfnBroker\'s own users list holds the username', () => {
+  test("fails when the CfnBroker's own users list holds the username", () => {
     const stack = newStack();
     const broker = activeMq(stack, 'Broker', { users: [brokerUser('orders-service')] });
     expect(() => new MqUser(stack, 'User', { broker, username: 'orders-service' })).toThrow(
@@ -334,14 +428,17 @@ describe('validation', () => {
     );
   });
 
-  test('only warns, with a stable id, when adoptExisting takes over a user of the broker\'s own list', () => {
+  test("only warns, with a stable id, when adoptExisting takes over a user of the broker's own list", () => {
     const stack = newStack();
     const broker = activeMq(stack, 'Broker', { users: [brokerUser('orders-service')] });
     new MqUser(stack, 'User', { broker, username: 'orders-service', adoptExisting: true });
-    Annotations.fromStack(stack).hasWarning('/Stack/User', Match.stringLikeRegexp('also in the users list of broker Stack/Broker.*\\[ack: cdk-mq-user:adoptBrokerUser\\]'));
+    Annotations.fromStack(stack).hasWarning(
+      '/Stack/User',
+      Match.stringLikeRegexp('also in the users list of broker Stack/Broker.*\\[ack: cdk-mq-user:adoptBrokerUser\\]'),
+    );
   });
 
-  test('fails past 250 users on one broker, counting the broker\'s own users', () => {
+  test("fails past 250 users on one broker, counting the broker's own users", () => {
     const stack = newStack();
     const broker = activeMq(stack, 'Broker', { users: [brokerUser('admin')] });
     const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Shared', 'shared');
@@ -353,14 +450,25 @@ describe('validation', () => {
 
   test('warns, with a stable id, about console access together with activemq-webconsole', () => {
     const stack = newStack();
-    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'operator', consoleAccess: true, groups: ['activemq-webconsole'] });
-    Annotations.fromStack(stack).hasWarning('/Stack/User', Match.stringLikeRegexp('administers every destination.*\\[ack: cdk-mq-user:consoleAdministrator\\]'));
+    new MqUser(stack, 'User', {
+      broker: activeMq(stack),
+      username: 'operator',
+      consoleAccess: true,
+      groups: ['activemq-webconsole'],
+    });
+    Annotations.fromStack(stack).hasWarning(
+      '/Stack/User',
+      Match.stringLikeRegexp('administers every destination.*\\[ack: cdk-mq-user:consoleAdministrator\\]'),
+    );
   });
 
   test('skips the checks that need a value hidden by a token', () => {
     const stack = newStack();
     const username = new CfnParameter(stack, 'Username').valueAsString;
-    const broker = activeMq(stack, 'Broker', { engineType: new CfnParameter(stack, 'Engine').valueAsString, users: [brokerUser('admin')] });
+    const broker = activeMq(stack, 'Broker', {
+      engineType: new CfnParameter(stack, 'Engine').valueAsString,
+      users: [brokerUser('admin')],
+    });
     new MqUser(stack, 'U1', { broker, username });
     new MqUser(stack, 'U2', { broker, username });
     expect(() => Template.fromStack(stack)).not.toThrow();

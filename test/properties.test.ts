@@ -2,7 +2,7 @@ import { PropertyError, parsePhysicalResourceId, parseProperties, passwordSource
 import { DEFAULT_PROPERTIES, wire } from './fixtures/events';
 
 describe('parseProperties', () => {
-  test('parses the wire format back into the construct\'s properties', () => {
+  test("parses the wire format back into the construct's properties", () => {
     expect(parseProperties(wire({ ConsoleAccess: true, PasswordVersion: '3' }))).toEqual({
       ...DEFAULT_PROPERTIES,
       ConsoleAccess: true,
@@ -21,7 +21,10 @@ describe('parseProperties', () => {
 
   test('takes absent groups as none, and sorts and de-duplicates the others', () => {
     expect(parseProperties({ ...wire(), Groups: undefined }).Groups).toEqual([]);
-    expect(parseProperties({ ...wire(), Groups: ['b-group', 'a-group', 'b-group'] }).Groups).toEqual(['a-group', 'b-group']);
+    expect(parseProperties({ ...wire(), Groups: ['b-group', 'a-group', 'b-group'] }).Groups).toEqual([
+      'a-group',
+      'b-group',
+    ]);
   });
 
   test('ignores keys it does not know, such as ServiceToken and ServiceTimeout', () => {
@@ -34,8 +37,16 @@ describe('parseProperties', () => {
     ['BrokerId', { BrokerId: '' }, 'BrokerId must be a non-empty string, got ""'],
     ['Groups', { Groups: 'admins' }, 'Groups must be a list of strings, got "admins"'],
     ['a group', { Groups: ['ok-group', 'bad group'] }, 'group "bad group" must be 2 to 100 characters'],
-    ['21 groups', { Groups: Array.from({ length: 21 }, (_, i) => `group-${i}`) }, 'Groups has 21 entries; Amazon MQ allows at most 20'],
-    ['PasswordSecretArn', { PasswordSecretArn: undefined }, 'PasswordSecretArn must be a non-empty string, got undefined'],
+    [
+      '21 groups',
+      { Groups: Array.from({ length: 21 }, (_, i) => `group-${i}`) },
+      'Groups has 21 entries; Amazon MQ allows at most 20',
+    ],
+    [
+      'PasswordSecretArn',
+      { PasswordSecretArn: undefined },
+      'PasswordSecretArn must be a non-empty string, got undefined',
+    ],
   ])('fails when %s does not parse, naming the value and the rule', (_case, change, message) => {
     expect(() => parseProperties({ ...wire(), ...change })).toThrow(PropertyError);
     expect(() => parseProperties({ ...wire(), ...change })).toThrow(message);

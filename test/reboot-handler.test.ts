@@ -1,5 +1,11 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { BadRequestException, DescribeBrokerCommand, ListUsersCommand, MqClient, RebootBrokerCommand } from '@aws-sdk/client-mq';
+import {
+  BadRequestException,
+  DescribeBrokerCommand,
+  ListUsersCommand,
+  MqClient,
+  RebootBrokerCommand,
+} from '@aws-sdk/client-mq';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import type { MqBrokerRebootResourceProperties } from '../lib/private/handler-props';
@@ -28,11 +34,16 @@ function event(requestType: RebootEvent['RequestType'], data?: RebootEvent['Data
   };
 }
 
-const brokerIn = (state: string) => mq.on(DescribeBrokerCommand).resolves({ BrokerState: state as never, EngineType: 'ACTIVEMQ' });
+const brokerIn = (state: string) =>
+  mq.on(DescribeBrokerCommand).resolves({ BrokerState: state as never, EngineType: 'ACTIVEMQ' });
 const pendingUsers = (...names: string[]) =>
-  mq.on(ListUsersCommand).resolves({ Users: names.map((Username) => ({ Username, PendingChange: 'CREATE' as const })) });
+  mq
+    .on(ListUsersCommand)
+    .resolves({ Users: names.map((Username) => ({ Username, PendingChange: 'CREATE' as const })) });
 const stackIs = (status: string) =>
-  cloudFormation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 's', StackStatus: status as never, CreationTime: new Date() }] });
+  cloudFormation
+    .on(DescribeStacksCommand)
+    .resolves({ Stacks: [{ StackName: 's', StackStatus: status as never, CreationTime: new Date() }] });
 const requestedAgo = (ms: number, action = 'REBOOTED') => ({ Action: action, RequestedAt: String(Date.now() - ms) });
 
 beforeEach(() => {
@@ -54,7 +65,10 @@ describe('onEvent', () => {
     const response = await onEvent(event(type), lambdaContext());
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
     expect(mq).toHaveReceivedCommandWith(RebootBrokerCommand, { BrokerId: BROKER_ID });
-    expect(response).toEqual({ PhysicalResourceId: `${BROKER_ID}/reboot`, Data: { Action: 'REBOOTED', RequestedAt: expect.stringMatching(/^\d+$/) } });
+    expect(response).toEqual({
+      PhysicalResourceId: `${BROKER_ID}/reboot`,
+      Data: { Action: 'REBOOTED', RequestedAt: expect.stringMatching(/^\d+$/) },
+    });
   });
 
   test('waits for a reboot already in progress instead of starting one', async () => {
@@ -91,7 +105,9 @@ describe('onEvent', () => {
 describe('isComplete', () => {
   test('keeps waiting while the broker reboots', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
-    await expect(isComplete(event('Update', requestedAgo(10_000)), lambdaContext())).resolves.toEqual({ IsComplete: false });
+    await expect(isComplete(event('Update', requestedAgo(10_000)), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
     expect(mq).not.toHaveReceivedCommand(ListUsersCommand);
   });
 
@@ -99,21 +115,27 @@ describe('isComplete', () => {
     brokerIn('RUNNING');
     // Another user's change (not covered by this stack) does not hold the deploy.
     pendingUsers('someone-else');
-    await expect(isComplete(event('Update', requestedAgo(300_000)), lambdaContext())).resolves.toEqual({ IsComplete: true });
+    await expect(isComplete(event('Update', requestedAgo(300_000)), lambdaContext())).resolves.toEqual({
+      IsComplete: true,
+    });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
   test('waits, without rebooting again, when the reboot just requested has not started yet', async () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    await expect(isComplete(event('Update', requestedAgo(2_000)), lambdaContext())).resolves.toEqual({ IsComplete: false });
+    await expect(isComplete(event('Update', requestedAgo(2_000)), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
   test('reboots again when a reboot it waited for left a covered user pending', async () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    await expect(isComplete(event('Update', requestedAgo(120_000, 'WAITING')), lambdaContext())).resolves.toEqual({ IsComplete: false });
+    await expect(isComplete(event('Update', requestedAgo(120_000, 'WAITING')), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
   });
 
@@ -122,15 +144,21 @@ describe('isComplete', () => {
     mq.on(ListUsersCommand)
       .resolvesOnce({ Users: [{ Username: 'a-user' }], NextToken: 'page-2' })
       .resolves({ Users: [{ Username: 'orders-service', PendingChange: 'UPDATE' }] });
-    await expect(isComplete(event('Update', requestedAgo(5_000)), lambdaContext())).resolves.toEqual({ IsComplete: false });
+    await expect(isComplete(event('Update', requestedAgo(5_000)), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
     expect(mq).toHaveReceivedCommandWith(ListUsersCommand, { NextToken: 'page-2' });
   });
 
   test('treats a refused second reboot (the broker left RUNNING meanwhile) as a reboot in progress', async () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    mq.on(RebootBrokerCommand).rejects(new BadRequestException({ message: 'Broker is not RUNNING', $metadata: { httpStatusCode: 400 } }));
-    await expect(isComplete(event('Update', requestedAgo(120_000)), lambdaContext())).resolves.toEqual({ IsComplete: false });
+    mq.on(RebootBrokerCommand).rejects(
+      new BadRequestException({ message: 'Broker is not RUNNING', $metadata: { httpStatusCode: 400 } }),
+    );
+    await expect(isComplete(event('Update', requestedAgo(120_000)), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
   });
 
   test('fails clearly when the broker does not come back within the timeout', async () => {
@@ -148,7 +176,9 @@ describe('isComplete', () => {
   });
 
   test.each(['SKIPPED_ROLLBACK', 'NONE'])('is complete at once after %s', async (action) => {
-    await expect(isComplete(event('Update', requestedAgo(0, action)), lambdaContext())).resolves.toEqual({ IsComplete: true });
+    await expect(isComplete(event('Update', requestedAgo(0, action)), lambdaContext())).resolves.toEqual({
+      IsComplete: true,
+    });
     expect(mq).not.toHaveReceivedAnyCommand();
   });
 });

@@ -26,7 +26,9 @@ describe('classify', () => {
 });
 
 describe('withRetry', () => {
-  beforeEach(() => Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 2, attemptTimeoutMs: 50, accessDeniedWindowMs: 30 }));
+  beforeEach(() =>
+    Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 2, attemptTimeoutMs: 50, accessDeniedWindowMs: 30 }),
+  );
 
   test('abandons an attempt that never answers and retries it', async () => {
     let calls = 0;
@@ -38,10 +40,17 @@ describe('withRetry', () => {
   });
 
   test('fails with the call, the target and the service message', async () => {
-    const failure = withRetry({ operation: 'UpdateUser', brokerId: 'b-1', username: 'u1' }, Deadline.fromRemaining(10_000), () =>
-      Promise.reject(Object.assign(error('BadRequestException', 400), { message: 'bad groups', ErrorAttribute: 'groups' })),
+    const failure = withRetry(
+      { operation: 'UpdateUser', brokerId: 'b-1', username: 'u1' },
+      Deadline.fromRemaining(10_000),
+      () =>
+        Promise.reject(
+          Object.assign(error('BadRequestException', 400), { message: 'bad groups', ErrorAttribute: 'groups' }),
+        ),
     );
     await expect(failure).rejects.toThrow(CallError);
-    await expect(failure).rejects.toThrow('UpdateUser for user "u1" on broker b-1 failed: bad groups (BadRequestException, errorAttribute "groups")');
+    await expect(failure).rejects.toThrow(
+      'UpdateUser for user "u1" on broker b-1 failed: bad groups (BadRequestException, errorAttribute "groups")',
+    );
   });
 });

@@ -11,7 +11,11 @@ interface Report {
   pluginReports: Array<{
     pluginName: string;
     violations: Array<{ ruleName: string; violatingConstructs: Array<{ constructPath: string }> }>;
-    suppressedViolations?: Array<{ ruleName: string; reason: string; violatingConstructs: Array<{ constructPath: string }> }>;
+    suppressedViolations?: Array<{
+      ruleName: string;
+      reason: string;
+      violatingConstructs: Array<{ constructPath: string }>;
+    }>;
   }>;
 }
 
@@ -35,7 +39,9 @@ function validate(build: (app: App) => void, withNag: boolean): { report: Report
 }
 
 const findings = (report: Report) =>
-  report.pluginReports.flatMap((p) => p.violations.map((v) => `${p.pluginName} ${v.ruleName} ${v.violatingConstructs.map((c) => c.constructPath)}`));
+  report.pluginReports.flatMap((p) =>
+    p.violations.map((v) => `${p.pluginName} ${v.ruleName} ${v.violatingConstructs.map((c) => c.constructPath)}`),
+  );
 
 function exampleApp(app: App) {
   new BrokerStack(app, 'MqUserExample');
@@ -56,7 +62,9 @@ describe('cdk-nag AwsSolutions', () => {
     for (const s of suppressed) {
       expect(s.reason.length).toBeGreaterThan(40);
       for (const c of s.violatingConstructs) {
-        expect(c.constructPath).toMatch(/\/(CdkMqUserProvider|CdkMqUserRebootProvider|[A-Za-z]+\/Secret|AdminSecret)\//);
+        expect(c.constructPath).toMatch(
+          /\/(CdkMqUserProvider|CdkMqUserRebootProvider|[A-Za-z]+\/Secret|AdminSecret)\//,
+        );
       }
     }
   });
@@ -78,8 +86,12 @@ describe("aws-cdk-lib's built-in template validation", () => {
     jest.spyOn(console, 'error').mockImplementation(() => undefined);
     const { report } = validate((app) => {
       new amazonmq.CfnBroker(new Stack(app, 'Plain'), 'Broker', {
-        brokerName: 'plain', engineType: 'ACTIVEMQ', engineVersion: '5.18', deploymentMode: 'SINGLE_INSTANCE',
-        hostInstanceType: 'mq.t3.micro', publiclyAccessible: false,
+        brokerName: 'plain',
+        engineType: 'ACTIVEMQ',
+        engineVersion: '5.18',
+        deploymentMode: 'SINGLE_INSTANCE',
+        hostInstanceType: 'mq.t3.micro',
+        publiclyAccessible: false,
         users: [{ username: 'admin', password: 'hard-coded-password' }],
       });
     }, false);

@@ -21,7 +21,8 @@ export function functionVersionsFinding(fn: cdk.aws_lambda.IFunction): string {
   return `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`;
 }
 
-export const BROKERS_FINDING = 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mq:<AWS::Region>:<AWS::AccountId>:broker:*]';
+export const BROKERS_FINDING =
+  'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mq:<AWS::Region>:<AWS::AccountId>:broker:*]';
 
 export const BROKERS_REASON =
   'Users of every broker of the account and region: CloudFormation deletes replaced and removed users in its ' +

@@ -47,7 +47,9 @@ export function declareReboot(scope: Construct, broker: amazonmq.IBrokerRef, reb
   stackReboots.set(stack, reboots);
   const key = brokerKey(broker);
   if (reboots.has(key)) {
-    throw new Error(`broker ${brokerLabel(broker)} already has an MqBrokerReboot in stack ${stack.stackName}: declare one per broker per stack`);
+    throw new Error(
+      `broker ${brokerLabel(broker)} already has an MqBrokerReboot in stack ${stack.stackName}: declare one per broker per stack`,
+    );
   }
   reboots.set(key, reboot);
   watchStack(stack);

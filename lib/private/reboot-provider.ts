@@ -47,7 +47,7 @@ export class MqBrokerRebootProvider extends Construct {
     const onEvent = handlerFunction(this, 'OnEventHandler', {
       ...common,
       handler: 'index.onEvent',
-      description: 'cdk-mq-user: reboots an Amazon MQ broker to apply its users\' pending changes',
+      description: "cdk-mq-user: reboots an Amazon MQ broker to apply its users' pending changes",
     });
     const isComplete = handlerFunction(this, 'IsCompleteHandler', {
       ...common,

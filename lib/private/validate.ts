@@ -26,11 +26,15 @@ export function validateUserProps(props: {
     }
   }
   if (props.consoleAccess && props.replicationUser) {
-    errors.push('consoleAccess and replicationUser cannot both be true: Amazon MQ refuses console access to a replication user');
+    errors.push(
+      'consoleAccess and replicationUser cannot both be true: Amazon MQ refuses console access to a replication user',
+    );
   }
   if (props.passwordField !== undefined && !Token.isUnresolved(props.passwordField)) {
     if (!props.hasPasswordSecret) {
-      errors.push(`passwordField "${props.passwordField}" needs passwordSecret: a generated secret keeps its password in "password"`);
+      errors.push(
+        `passwordField "${props.passwordField}" needs passwordSecret: a generated secret keeps its password in "password"`,
+      );
     } else if (props.passwordField.length === 0) {
       errors.push('passwordField must not be empty: omit it to use the "password" field or the whole secret string');
     }

@@ -29,7 +29,8 @@ class MQClient {
   async send(command) {
     seenCalls.push({ command: command.constructor.name, input: command.input });
     const response = cannedResponses[command.input.Username];
-    if (!response) throw Object.assign(new Error(`no canned response for ${command.input.Username}`), { name: 'NotFoundException' });
+    if (!response)
+      throw Object.assign(new Error(`no canned response for ${command.input.Username}`), { name: 'NotFoundException' });
     return { $metadata: { httpStatusCode: 200 }, ...structuredClone(response) };
   }
 }
@@ -65,10 +66,14 @@ https.request = (_options, callback) => {
 // --- the snapshot's assertion resources and handler -----------------------------------------------------
 const assertTemplateFile = fs.readdirSync(SNAPSHOT).find((f) => /DeployAssert.*\.template\.json$/.test(f));
 const assertTemplate = JSON.parse(fs.readFileSync(path.join(SNAPSHOT, assertTemplateFile), 'utf8'));
-const calls = Object.entries(assertTemplate.Resources).filter(([, r]) => r.Type === 'Custom::DeployAssert@SdkCallMQdescribeUser');
+const calls = Object.entries(assertTemplate.Resources).filter(
+  ([, r]) => r.Type === 'Custom::DeployAssert@SdkCallMQdescribeUser',
+);
 const handlerPath = (() => {
   const fn = Object.values(assertTemplate.Resources).find((r) => r.Type === 'AWS::Lambda::Function');
-  const assets = JSON.parse(fs.readFileSync(path.join(SNAPSHOT, assertTemplateFile.replace('.template.json', '.assets.json')), 'utf8'));
+  const assets = JSON.parse(
+    fs.readFileSync(path.join(SNAPSHOT, assertTemplateFile.replace('.template.json', '.assets.json')), 'utf8'),
+  );
   const hash = fn.Properties.Code.S3Key.replace(/\.zip$/, '');
   return path.join(SNAPSHOT, assets.files[hash].source.path, fn.Properties.Handler.replace(/\.[^.]+$/, '.js'));
 })();
@@ -130,7 +135,10 @@ const cases = [
   {
     name: 'groups in another order, extra response fields',
     responses: {
-      'integ-operator': { ...pendingCreate('integ-operator', ['orders-consumers', 'operators'], true), ReplicationUser: false },
+      'integ-operator': {
+        ...pendingCreate('integ-operator', ['orders-consumers', 'operators'], true),
+        ReplicationUser: false,
+      },
       'integ-billing': { ...pendingCreate('integ-billing', ['billing'], false), ReplicationUser: false },
     },
     want: { 'integ-operator': 'success', 'integ-billing': 'success' },
@@ -151,14 +159,22 @@ const cases = [
   {
     name: 'a pending UPDATE instead of CREATE',
     responses: {
-      'integ-operator': { ...pendingCreate('integ-operator', ['operators', 'orders-consumers'], true), Pending: { PendingChange: 'UPDATE', ConsoleAccess: true, Groups: ['operators', 'orders-consumers'] } },
+      'integ-operator': {
+        ...pendingCreate('integ-operator', ['operators', 'orders-consumers'], true),
+        Pending: { PendingChange: 'UPDATE', ConsoleAccess: true, Groups: ['operators', 'orders-consumers'] },
+      },
     },
     want: { 'integ-operator': 'fail' },
   },
   {
     name: 'no pending change (the applied form, after a reboot): the test asserts the state right after deploy',
     responses: {
-      'integ-operator': { BrokerId: BROKER_ID, Username: 'integ-operator', ConsoleAccess: true, Groups: ['operators', 'orders-consumers'] },
+      'integ-operator': {
+        BrokerId: BROKER_ID,
+        Username: 'integ-operator',
+        ConsoleAccess: true,
+        Groups: ['operators', 'orders-consumers'],
+      },
     },
     want: { 'integ-operator': 'fail' },
   },
@@ -176,7 +192,9 @@ const cases = [
   }
   for (const username of Object.keys(found)) found[username].sort();
   if (JSON.stringify(found) !== JSON.stringify(declared)) {
-    console.error(`DescribeUser assertions in ${assertTemplateFile}: groups ${JSON.stringify(found)}, expected ${JSON.stringify(declared)}`);
+    console.error(
+      `DescribeUser assertions in ${assertTemplateFile}: groups ${JSON.stringify(found)}, expected ${JSON.stringify(declared)}`,
+    );
     process.exit(1);
   }
   // A user's check fails when any of its DescribeUser assertions fails (any failure fails the integ test).
@@ -189,15 +207,24 @@ const cases = [
         if (JSON.parse(props.parameters.Username) !== username) continue;
         seenCalls.length = 0;
         const result = await runAssertion(logicalId, props);
-        const called = seenCalls.length === 1 && seenCalls[0].input.BrokerId === BROKER_ID && seenCalls[0].input.Username === username;
+        const called =
+          seenCalls.length === 1 &&
+          seenCalls[0].input.BrokerId === BROKER_ID &&
+          seenCalls[0].input.Username === username;
         results.push(called ? result : { status: 'error', message: `DescribeUser calls ${JSON.stringify(seenCalls)}` });
       }
-      const got = results.every((r) => r.status === 'success') ? 'success' : results.some((r) => r.status === 'error') ? 'error' : 'fail';
+      const got = results.every((r) => r.status === 'success')
+        ? 'success'
+        : results.some((r) => r.status === 'error')
+          ? 'error'
+          : 'fail';
       const ok = got === want;
       if (ok) passed++;
       else failed++;
       const detail = ok ? '' : ` (got ${got}: ${JSON.stringify(results)})`;
-      console.log(`${ok ? 'ok  ' : 'FAIL'} ${c.name}: ${username} -> ${want}, ${results.length} DescribeUser assertions${detail}`);
+      console.log(
+        `${ok ? 'ok  ' : 'FAIL'} ${c.name}: ${username} -> ${want}, ${results.length} DescribeUser assertions${detail}`,
+      );
     }
   }
   console.log(`assertions: ${passed} passed, ${failed} failed`);

@@ -47,7 +47,10 @@ if (!rootFiles.includes(path.join('dist', 'index.js')) || !rootFiles.some((f) =>
 } else {
   const copyFiles = shipped(installed);
   const differ = [...new Set([...rootFiles, ...copyFiles])].filter(
-    (f) => !rootFiles.includes(f) || !copyFiles.includes(f) || digest(path.join(root, f)) !== digest(path.join(installed, f)),
+    (f) =>
+      !rootFiles.includes(f) ||
+      !copyFiles.includes(f) ||
+      digest(path.join(root, f)) !== digest(path.join(installed, f)),
   );
   if (differ.length > 0) {
     problems.push(
@@ -67,4 +70,6 @@ if (problems.length > 0) {
   process.exit(1);
 }
 const version = require(require.resolve('aws-cdk-lib/package.json', { paths: [__dirname] })).version;
-console.log(`check-installed: cdk-mq-user matches the root's build (${rootFiles.length} files); one aws-cdk-lib ${version}`);
+console.log(
+  `check-installed: cdk-mq-user matches the root's build (${rootFiles.length} files); one aws-cdk-lib ${version}`,
+);

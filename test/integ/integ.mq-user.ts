@@ -109,18 +109,16 @@ const integ = new IntegTest(app, 'MqUserIntegTest', {
  */
 function expectPendingCreate(user: MqUser, username: string, groups: string[], consoleAccess?: boolean): void {
   for (const group of groups) {
-    integ.assertions
-      .awsApiCall('MQ', 'describeUser', { BrokerId: user.brokerId, Username: user.username })
-      .expect(
-        ExpectedResult.objectLike({
-          Username: username,
-          Pending: Match.objectLike({
-            PendingChange: 'CREATE',
-            ...(consoleAccess === undefined ? {} : { ConsoleAccess: consoleAccess }),
-            Groups: Match.arrayWith([group]),
-          }),
+    integ.assertions.awsApiCall('MQ', 'describeUser', { BrokerId: user.brokerId, Username: user.username }).expect(
+      ExpectedResult.objectLike({
+        Username: username,
+        Pending: Match.objectLike({
+          PendingChange: 'CREATE',
+          ...(consoleAccess === undefined ? {} : { ConsoleAccess: consoleAccess }),
+          Groups: Match.arrayWith([group]),
         }),
-      );
+      }),
+    );
   }
 }
 

@@ -29,7 +29,16 @@ export const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CR
 type Json = any; // template fragments
 
 interface Template {
-  Resources: Record<string, { Type: string; Properties?: Json; DependsOn?: string | string[]; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
+  Resources: Record<
+    string,
+    {
+      Type: string;
+      Properties?: Json;
+      DependsOn?: string | string[];
+      DeletionPolicy?: string;
+      UpdateReplacePolicy?: string;
+    }
+  >;
 }
 
 /** A custom resource as deployed: what the next deploy compares against. */
@@ -93,16 +102,20 @@ export class CloudFormation {
   private readonly statuses = new Map<string, string>();
   private readonly server = http.createServer((req, res) => {
     let body = '';
-    req.on('data', (chunk) => (body += chunk)).on('end', () => {
-      const stackId = new URLSearchParams(body).get('StackName') ?? '';
-      res.writeHead(200, { 'content-type': 'text/xml' }).end(
-        '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStacksResult>' +
-          `<Stacks><member><StackId>${stackId}</StackId><StackName>${stackId.split('/')[1] ?? stackId}</StackName>` +
-          `<StackStatus>${this.statuses.get(stackId) ?? 'UPDATE_IN_PROGRESS'}</StackStatus>` +
-          '<CreationTime>2026-01-01T00:00:00Z</CreationTime></member></Stacks>' +
-          '</DescribeStacksResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeStacksResponse>',
-      );
-    });
+    req
+      .on('data', (chunk) => (body += chunk))
+      .on('end', () => {
+        const stackId = new URLSearchParams(body).get('StackName') ?? '';
+        res
+          .writeHead(200, { 'content-type': 'text/xml' })
+          .end(
+            '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStacksResult>' +
+              `<Stacks><member><StackId>${stackId}</StackId><StackName>${stackId.split('/')[1] ?? stackId}</StackName>` +
+              `<StackStatus>${this.statuses.get(stackId) ?? 'UPDATE_IN_PROGRESS'}</StackStatus>` +
+              '<CreationTime>2026-01-01T00:00:00Z</CreationTime></member></Stacks>' +
+              '</DescribeStacksResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeStacksResponse>',
+          );
+      });
   });
 
   private constructor(
@@ -129,7 +142,10 @@ export class EmulatedStack {
   readonly stackId: string;
   status = 'NONE';
   /** Physical IDs of native resources (brokers, secrets) by logical ID. */
-  private readonly natives = new Map<string, { type: string; physicalId: string; arn?: string; deletionPolicy?: string }>();
+  private readonly natives = new Map<
+    string,
+    { type: string; physicalId: string; arn?: string; deletionPolicy?: string }
+  >();
   private deployed = new Map<string, Deployed>();
 
   constructor(
@@ -146,12 +162,25 @@ export class EmulatedStack {
 
   /** Deploys `<assemblyDir>/<stack name>.template.json`: create, update, replace, delete, or roll back. */
   async deploy(assemblyDir: string): Promise<DeployResult> {
-    const template: Template = JSON.parse(fs.readFileSync(path.join(assemblyDir, `${this.name}.template.json`), 'utf8'));
+    const template: Template = JSON.parse(
+      fs.readFileSync(path.join(assemblyDir, `${this.name}.template.json`), 'utf8'),
+    );
     const creating = this.status === 'NONE';
     this.setStatus(creating ? 'CREATE_IN_PROGRESS' : 'UPDATE_IN_PROGRESS');
     this.createNatives(template);
 
-    const wanted = new Map<string, { logicalId: string; type: string; raw: Json; dependsOn: string[]; token: Handlers; policy?: string; replacePolicy?: string }>();
+    const wanted = new Map<
+      string,
+      {
+        logicalId: string;
+        type: string;
+        raw: Json;
+        dependsOn: string[];
+        token: Handlers;
+        policy?: string;
+        replacePolicy?: string;
+      }
+    >();
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
       if (!resource.Type.startsWith('Custom::')) continue;
       const { ServiceToken, ...raw } = resource.Properties ?? {};
@@ -262,7 +291,8 @@ export class EmulatedStack {
     }
     this.deployed.clear();
     for (const native of this.natives.values()) {
-      if (native.type === 'AWS::SecretsManager::Secret' && native.deletionPolicy !== 'Retain') this.cfn.mq.deleteSecret(native.physicalId);
+      if (native.type === 'AWS::SecretsManager::Secret' && native.deletionPolicy !== 'Retain')
+        this.cfn.mq.deleteSecret(native.physicalId);
     }
     this.natives.clear();
     this.setStatus('DELETE_COMPLETE');
@@ -272,7 +302,12 @@ export class EmulatedStack {
   private async deleteResource(logicalId: string, resource: Deployed) {
     // The Provider framework answers the Delete of a failed Create itself.
     if (resource.physicalId === CREATE_FAILED_MARKER) {
-      this.cfn.invocations.push({ logicalId, requestType: 'Delete', physicalId: CREATE_FAILED_MARKER, outcome: 'SKIPPED' });
+      this.cfn.invocations.push({
+        logicalId,
+        requestType: 'Delete',
+        physicalId: CREATE_FAILED_MARKER,
+        outcome: 'SKIPPED',
+      });
       return { failed: false, physicalId: CREATE_FAILED_MARKER, data: {} };
     }
     return this.invoke(resource.serviceToken, {
@@ -284,7 +319,12 @@ export class EmulatedStack {
     });
   }
 
-  private record(w: { logicalId: string; type: string; dependsOn: string[]; token: Handlers; policy?: string }, properties: Record<string, unknown>, physicalId: string, data: Record<string, string>) {
+  private record(
+    w: { logicalId: string; type: string; dependsOn: string[]; token: Handlers; policy?: string },
+    properties: Record<string, unknown>,
+    physicalId: string,
+    data: Record<string, string>,
+  ) {
     this.deployed.set(w.logicalId, {
       type: w.type,
       properties,
@@ -297,7 +337,10 @@ export class EmulatedStack {
   }
 
   /** Calls the handler as the Provider framework does; never throws: a failure is FAILED with a reason. */
-  private async invoke(handlers: Handlers, request: Json): Promise<{ failed: boolean; reason?: string; physicalId: string; data: Record<string, string> }> {
+  private async invoke(
+    handlers: Handlers,
+    request: Json,
+  ): Promise<{ failed: boolean; reason?: string; physicalId: string; data: Record<string, string> }> {
     const event = {
       ...request,
       ResourceProperties: stringify(request.ResourceProperties),
@@ -315,7 +358,13 @@ export class EmulatedStack {
       if (handlers.isComplete && event.RequestType !== 'Delete') {
         const deadline = Date.now() + (this.cfn.options.totalTimeoutMs ?? 30 * 60_000);
         for (;;) {
-          const poll = await withTimeout(handlers.isComplete({ ...event, PhysicalResourceId: physicalId, Data: data }, contextFor(handlers.timeoutMs)), handlers.timeoutMs);
+          const poll = await withTimeout(
+            handlers.isComplete(
+              { ...event, PhysicalResourceId: physicalId, Data: data },
+              contextFor(handlers.timeoutMs),
+            ),
+            handlers.timeoutMs,
+          );
           if (poll?.IsComplete) {
             data = { ...data, ...(poll.Data ?? {}) };
             break;
@@ -325,12 +374,23 @@ export class EmulatedStack {
         }
       }
       transcript.push(JSON.stringify(response));
-      this.cfn.invocations.push({ logicalId: event.LogicalResourceId, requestType: event.RequestType, physicalId, outcome: 'SUCCESS' });
+      this.cfn.invocations.push({
+        logicalId: event.LogicalResourceId,
+        requestType: event.RequestType,
+        physicalId,
+        outcome: 'SUCCESS',
+      });
       return { failed: false, physicalId, data };
     } catch (error) {
       const reason = (error as Error).message;
       transcript.push(reason);
-      this.cfn.invocations.push({ logicalId: event.LogicalResourceId, requestType: event.RequestType, physicalId: event.PhysicalResourceId, outcome: 'FAILED', reason });
+      this.cfn.invocations.push({
+        logicalId: event.LogicalResourceId,
+        requestType: event.RequestType,
+        physicalId: event.PhysicalResourceId,
+        outcome: 'FAILED',
+        reason,
+      });
       return { failed: true, reason, physicalId: event.PhysicalResourceId ?? CREATE_FAILED_MARKER, data: {} };
     } finally {
       restore();
@@ -349,13 +409,21 @@ export class EmulatedStack {
       const props = resource.Properties ?? {};
       if (resource.Type === 'AWS::AmazonMQ::Broker') {
         const brokerId = `b-${randomUUID()}`;
-        const arn = this.cfn.mq.addBroker({ brokerId, brokerName: props.BrokerName, engineType: props.EngineType, authenticationStrategy: props.AuthenticationStrategy });
+        const arn = this.cfn.mq.addBroker({
+          brokerId,
+          brokerName: props.BrokerName,
+          engineType: props.EngineType,
+          authenticationStrategy: props.AuthenticationStrategy,
+        });
         this.natives.set(logicalId, { type: resource.Type, physicalId: brokerId, arn });
       } else if (resource.Type === 'AWS::SecretsManager::Secret') {
         const generate = props.GenerateSecretString;
         const password = randomPassword(generate?.PasswordLength ?? 32);
         const value = generate?.SecretStringTemplate
-          ? JSON.stringify({ ...JSON.parse(String(this.resolve(generate.SecretStringTemplate))), [generate.GenerateStringKey]: password })
+          ? JSON.stringify({
+              ...JSON.parse(String(this.resolve(generate.SecretStringTemplate))),
+              [generate.GenerateStringKey]: password,
+            })
           : password;
         this.cfn.generatedSecrets.push(password, value);
         const arn = this.cfn.mq.putSecret(`${this.name}-${logicalId}`, value);
@@ -378,7 +446,8 @@ export class EmulatedStack {
       case 'Fn::GetAtt': {
         const [logicalId, attribute] = arg as [string, string];
         const native = this.natives.get(logicalId);
-        if (native) return attribute === 'Arn' ? (native.arn ?? native.physicalId) : `${native.physicalId}.${attribute}`;
+        if (native)
+          return attribute === 'Arn' ? (native.arn ?? native.physicalId) : `${native.physicalId}.${attribute}`;
         return this.deployed.get(logicalId)?.data[attribute];
       }
       case 'Fn::Join':
@@ -425,13 +494,18 @@ function loadHandlers(assemblyDir: string, template: Template, serviceToken: Jso
   };
   const onEvent = load('USER_ON_EVENT_FUNCTION_ARN');
   if (!onEvent) throw new Error(`no handler behind service token ${JSON.stringify(serviceToken)}`);
-  return { onEvent: onEvent.handler, isComplete: load('USER_IS_COMPLETE_FUNCTION_ARN')?.handler, timeoutMs: onEvent.timeoutMs };
+  return {
+    onEvent: onEvent.handler,
+    isComplete: load('USER_IS_COMPLETE_FUNCTION_ARN')?.handler,
+    timeoutMs: onEvent.timeoutMs,
+  };
 }
 
 /** CloudFormation hands custom resources every scalar as a string. */
 function stringify(value: Json): Json {
   if (Array.isArray(value)) return value.map(stringify);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, stringify(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, stringify(v)]));
   return value === undefined || value === null ? value : String(value);
 }
 
@@ -475,11 +549,16 @@ function dependencies(resource: Template['Resources'][string]): string[] {
 }
 
 /** Runs `work` per item once its dependencies are done, independent items concurrently, as CloudFormation does. */
-async function inDependencyOrder<T extends { logicalId: string; dependsOn: string[] }>(items: T[], work: (item: T) => Promise<boolean>): Promise<void> {
+async function inDependencyOrder<T extends { logicalId: string; dependsOn: string[] }>(
+  items: T[],
+  work: (item: T) => Promise<boolean>,
+): Promise<void> {
   const pending = new Map(items.map((item) => [item.logicalId, item]));
   const finished = new Set<string>();
   while (pending.size > 0) {
-    const ready = [...pending.values()].filter((item) => item.dependsOn.every((id) => finished.has(id) || !pending.has(id)));
+    const ready = [...pending.values()].filter((item) =>
+      item.dependsOn.every((id) => finished.has(id) || !pending.has(id)),
+    );
     if (ready.length === 0) throw new Error(`dependency cycle among ${[...pending.keys()].join(', ')}`);
     const results = await Promise.all(ready.map(async (item) => [item.logicalId, await work(item)] as const));
     for (const [id, ok] of results) {
@@ -495,7 +574,9 @@ function reverseDependencyOrder(entries: Array<[string, Deployed]>): Array<[stri
   const remaining = new Map(entries);
   while (remaining.size > 0) {
     // A resource goes once nothing remaining depends on it.
-    const free = [...remaining.entries()].filter(([id]) => ![...remaining.values()].some((r) => r.dependsOn.includes(id)));
+    const free = [...remaining.entries()].filter(
+      ([id]) => ![...remaining.values()].some((r) => r.dependsOn.includes(id)),
+    );
     if (free.length === 0) throw new Error('dependency cycle');
     for (const [id, resource] of free) {
       ordered.push([id, resource]);

@@ -40,9 +40,23 @@ beforeEach(() => {
   fake.addBroker({ brokerId: B, brokerName: 'orders', engineType: 'ACTIVEMQ' });
 });
 
-const create = (username: string, extra: Partial<{ Password: string; ConsoleAccess: boolean; Groups: string[]; ReplicationUser: boolean }> = {}) =>
-  mq.send(new CreateUserCommand({ BrokerId: B, Username: username, Password: PASSWORD, ConsoleAccess: false, Groups: [], ReplicationUser: false, ...extra }));
-const describe_ = (username: string, brokerId = B) => mq.send(new DescribeUserCommand({ BrokerId: brokerId, Username: username }));
+const create = (
+  username: string,
+  extra: Partial<{ Password: string; ConsoleAccess: boolean; Groups: string[]; ReplicationUser: boolean }> = {},
+) =>
+  mq.send(
+    new CreateUserCommand({
+      BrokerId: B,
+      Username: username,
+      Password: PASSWORD,
+      ConsoleAccess: false,
+      Groups: [],
+      ReplicationUser: false,
+      ...extra,
+    }),
+  );
+const describe_ = (username: string, brokerId = B) =>
+  mq.send(new DescribeUserCommand({ BrokerId: brokerId, Username: username }));
 const reboot = () => mq.send(new RebootBrokerCommand({ BrokerId: B }));
 
 /** The SDK error, so tests can look at name, status and ErrorAttribute. */
@@ -104,13 +118,30 @@ describe('pending changes', () => {
 
   test('updating a pending CREATE keeps it a pending CREATE with the new values', async () => {
     await create('app');
-    await mq.send(new UpdateUserCommand({ BrokerId: B, Username: 'app', ConsoleAccess: true, Groups: ['g1'], ReplicationUser: false }));
+    await mq.send(
+      new UpdateUserCommand({
+        BrokerId: B,
+        Username: 'app',
+        ConsoleAccess: true,
+        Groups: ['g1'],
+        ReplicationUser: false,
+      }),
+    );
     expect((await describe_('app')).Pending).toEqual({ PendingChange: 'CREATE', ConsoleAccess: true, Groups: ['g1'] });
   });
 
   test('updating an applied user shows the old values live and the new ones pending', async () => {
     fake.seedUser(B, 'app', { groups: ['old'] });
-    await mq.send(new UpdateUserCommand({ BrokerId: B, Username: 'app', ConsoleAccess: false, Groups: ['new'], ReplicationUser: false, Password: 'another-long-pass' }));
+    await mq.send(
+      new UpdateUserCommand({
+        BrokerId: B,
+        Username: 'app',
+        ConsoleAccess: false,
+        Groups: ['new'],
+        ReplicationUser: false,
+        Password: 'another-long-pass',
+      }),
+    );
     const user = await describe_('app');
     expect(user.Groups).toEqual(['old']);
     expect(user.Pending).toEqual({ PendingChange: 'UPDATE', ConsoleAccess: false, Groups: ['new'] });
@@ -120,7 +151,9 @@ describe('pending changes', () => {
   test('deleting a pending CREATE leaves it listed as pending DELETE until the reboot', async () => {
     await create('app');
     await mq.send(new DeleteUserCommand({ BrokerId: B, Username: 'app' }));
-    expect((await mq.send(new ListUsersCommand({ BrokerId: B }))).Users).toEqual([{ Username: 'app', PendingChange: 'DELETE' }]);
+    expect((await mq.send(new ListUsersCommand({ BrokerId: B }))).Users).toEqual([
+      { Username: 'app', PendingChange: 'DELETE' },
+    ]);
     expect((await describe_('app')).Pending).toEqual({ PendingChange: 'DELETE' });
     await reboot();
     await untilRunning();
@@ -131,8 +164,12 @@ describe('pending changes', () => {
     await create('app');
     const broker = await mq.send(new DescribeBrokerCommand({ BrokerId: B }));
     expect(broker).toMatchObject({
-      BrokerId: B, BrokerName: 'orders', BrokerArn: `arn:aws:mq:us-east-1:123456789012:broker:orders:${B}`,
-      EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING',
+      BrokerId: B,
+      BrokerName: 'orders',
+      BrokerArn: `arn:aws:mq:us-east-1:123456789012:broker:orders:${B}`,
+      EngineType: 'ACTIVEMQ',
+      AuthenticationStrategy: 'SIMPLE',
+      BrokerState: 'RUNNING',
       Users: [{ Username: 'app', PendingChange: 'CREATE' }],
     });
   });
@@ -141,9 +178,17 @@ describe('pending changes', () => {
 describe('errors', () => {
   test('an unknown broker and an unknown user are both 404, told apart by errorAttribute', async () => {
     const noBroker = await failure(mq.send(new DeleteUserCommand({ BrokerId: 'b-nope', Username: 'app' })));
-    expect(noBroker).toMatchObject({ name: 'NotFoundException', ErrorAttribute: 'broker-id', $metadata: { httpStatusCode: 404 } });
+    expect(noBroker).toMatchObject({
+      name: 'NotFoundException',
+      ErrorAttribute: 'broker-id',
+      $metadata: { httpStatusCode: 404 },
+    });
     const noUser = await failure(mq.send(new DeleteUserCommand({ BrokerId: B, Username: 'ghost' })));
-    expect(noUser).toMatchObject({ name: 'NotFoundException', ErrorAttribute: 'username', $metadata: { httpStatusCode: 404 } });
+    expect(noUser).toMatchObject({
+      name: 'NotFoundException',
+      ErrorAttribute: 'username',
+      $metadata: { httpStatusCode: 404 },
+    });
   });
 
   test.each([
@@ -156,7 +201,11 @@ describe('errors', () => {
     ['a group with a space', 'app', { Groups: ['bad group'] }, 'groups'],
   ])('the service rejects %s with a 400 naming the attribute', async (_what, username, extra, attribute) => {
     const err = await failure(create(username, extra));
-    expect(err).toMatchObject({ name: 'BadRequestException', ErrorAttribute: attribute, $metadata: { httpStatusCode: 400 } });
+    expect(err).toMatchObject({
+      name: 'BadRequestException',
+      ErrorAttribute: attribute,
+      $metadata: { httpStatusCode: 400 },
+    });
     expect(fake.users(B)).toEqual([]);
   });
 
@@ -180,7 +229,9 @@ describe('errors', () => {
 
   test('LDAP brokers refuse the user API with a 400', async () => {
     fake.addBroker({ brokerId: 'b-ldap', engineType: 'ActiveMQ', authenticationStrategy: 'ldap' });
-    const err = await failure(mq.send(new CreateUserCommand({ BrokerId: 'b-ldap', Username: 'app', Password: PASSWORD })));
+    const err = await failure(
+      mq.send(new CreateUserCommand({ BrokerId: 'b-ldap', Username: 'app', Password: PASSWORD })),
+    );
     expect(err.name).toBe('BadRequestException');
     expect(err.message).toMatch(/LDAP/);
   });
@@ -242,15 +293,29 @@ describe('passwords', () => {
   test('never come back on the wire', async () => {
     await create('app');
     fake.seedUser(B, 'live', { password: 'live-password-42' });
-    await mq.send(new UpdateUserCommand({ BrokerId: B, Username: 'live', Password: 'fresh-password-43', ConsoleAccess: false, Groups: [], ReplicationUser: false }));
+    await mq.send(
+      new UpdateUserCommand({
+        BrokerId: B,
+        Username: 'live',
+        Password: 'fresh-password-43',
+        ConsoleAccess: false,
+        Groups: [],
+        ReplicationUser: false,
+      }),
+    );
     const bodies = await Promise.all(
-      [`/v1/brokers/${B}/users/app`, `/v1/brokers/${B}/users/live`, `/v1/brokers/${B}/users`, `/v1/brokers/${B}`]
-        .map(async (path) => (await fetch(fake.url + path)).text()),
+      [`/v1/brokers/${B}/users/app`, `/v1/brokers/${B}/users/live`, `/v1/brokers/${B}/users`, `/v1/brokers/${B}`].map(
+        async (path) => (await fetch(fake.url + path)).text(),
+      ),
     );
     for (const body of bodies) {
       expect(body).not.toMatch(/password|correct-horse|live-password|fresh-password/i);
     }
-    expect(JSON.parse(bodies[0])).toEqual({ brokerId: B, username: 'app', pending: { pendingChange: 'CREATE', consoleAccess: false, groups: [] } });
+    expect(JSON.parse(bodies[0])).toEqual({
+      brokerId: B,
+      username: 'app',
+      pending: { pendingChange: 'CREATE', consoleAccess: false, groups: [] },
+    });
   });
 });
 
@@ -274,7 +339,10 @@ describe('faults', () => {
   test('access denied can arrive as AccessDeniedException', async () => {
     fake.accessDeniedAs = 'AccessDeniedException';
     fake.inject({ fault: 'accessDenied' });
-    expect(await failure(describe_('app'))).toMatchObject({ name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } });
+    expect(await failure(describe_('app'))).toMatchObject({
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 403 },
+    });
   });
 
   test('a throttle carries x-amzn-ErrorType and "Rate exceeded" on the wire', async () => {
@@ -351,15 +419,21 @@ describe('Secrets Manager', () => {
   });
 
   test('a missing secret is ResourceNotFoundException, a denied one AccessDeniedException', async () => {
-    expect(await failure(sm.send(new GetSecretValueCommand({ SecretId: 'nope' }))))
-      .toMatchObject({ name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } });
+    expect(await failure(sm.send(new GetSecretValueCommand({ SecretId: 'nope' })))).toMatchObject({
+      name: 'ResourceNotFoundException',
+      $metadata: { httpStatusCode: 400 },
+    });
     const arn = fake.putSecret('arn:aws:secretsmanager:us-east-1:123456789012:secret:mq/app-AbCdEf', 'p');
     fake.denySecret(arn);
-    expect(await failure(sm.send(new GetSecretValueCommand({ SecretId: 'mq/app' }))))
-      .toMatchObject({ name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } });
+    expect(await failure(sm.send(new GetSecretValueCommand({ SecretId: 'mq/app' })))).toMatchObject({
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
     fake.deleteSecret(arn);
     fake.denySecret(arn, false);
-    expect((await failure(sm.send(new GetSecretValueCommand({ SecretId: arn })))).name).toBe('ResourceNotFoundException');
+    expect((await failure(sm.send(new GetSecretValueCommand({ SecretId: arn })))).name).toBe(
+      'ResourceNotFoundException',
+    );
   });
 
   test('faults hit GetSecretValue only when it is named', async () => {

@@ -13,9 +13,10 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type MqOperation =
-  | 'CreateUser' | 'UpdateUser' | 'DeleteUser' | 'DescribeUser' | 'ListUsers' | 'DescribeBroker' | 'RebootBroker';
+  'CreateUser' | 'UpdateUser' | 'DeleteUser' | 'DescribeUser' | 'ListUsers' | 'DescribeBroker' | 'RebootBroker';
 export type Operation = MqOperation | 'GetSecretValue';
-export type Fault = 'throttle' | 'conflict' | 'internal' | 'unavailable' | 'accessDenied' | 'drop' | 'lostResponse' | 'hang';
+export type Fault =
+  'throttle' | 'conflict' | 'internal' | 'unavailable' | 'accessDenied' | 'drop' | 'lostResponse' | 'hang';
 
 export interface UserValues {
   consoleAccess: boolean;
@@ -110,12 +111,18 @@ interface Route {
 }
 
 class ApiError extends Error {
-  constructor(readonly status: number, readonly type: string, message: string, readonly attribute?: string) {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+    readonly attribute?: string,
+  ) {
     super(message);
   }
 }
 
-const badRequest = (message: string, attribute?: string) => new ApiError(400, 'BadRequestException', message, attribute);
+const badRequest = (message: string, attribute?: string) =>
+  new ApiError(400, 'BadRequestException', message, attribute);
 const conflict = (message: string, attribute?: string) => new ApiError(409, 'ConflictException', message, attribute);
 
 const NAME = /^[A-Za-z0-9\-._~]{2,100}$/;
@@ -213,9 +220,14 @@ export class FakeMq {
     this.rateLimited = 0;
     const o = { ...DEFAULTS, ...this.options };
     Object.assign(this, {
-      region: o.region, accountId: o.accountId, createOnExisting: o.createOnExisting,
-      createOnPendingDelete: o.createOnPendingDelete, callsOutsideRunning: o.callsOutsideRunning,
-      rebootDelayMs: o.rebootDelayMs, accessDeniedAs: o.accessDeniedAs, latencyMs: o.latencyMs,
+      region: o.region,
+      accountId: o.accountId,
+      createOnExisting: o.createOnExisting,
+      createOnPendingDelete: o.createOnPendingDelete,
+      callsOutsideRunning: o.callsOutsideRunning,
+      rebootDelayMs: o.rebootDelayMs,
+      accessDeniedAs: o.accessDeniedAs,
+      latencyMs: o.latencyMs,
     });
     this.throttle = o.throttle;
   }
@@ -368,7 +380,12 @@ export class FakeMq {
     const call = this.record(route);
     if (this.latencyMs > 0) await this.sleep(this.latencyMs);
     if (route.operation === 'Unknown') {
-      return this.send(res, call, route, new ApiError(404, 'UnknownOperationException', `No operation at ${req.method} ${req.url}`));
+      return this.send(
+        res,
+        call,
+        route,
+        new ApiError(404, 'UnknownOperationException', `No operation at ${req.method} ${req.url}`),
+      );
     }
     if (route.protocol === 'mq' && !this.takeToken()) {
       this.rateLimited++;
@@ -380,10 +397,17 @@ export class FakeMq {
       call.fault = injection.fault;
       if (injection.delayMs) await this.sleep(injection.delayMs);
       switch (injection.fault) {
-        case 'hang': return; // stop() closes the socket
-        case 'drop': req.socket.destroy(); return;
-        case 'lostResponse': this.execute(route).catch(() => undefined); req.socket.destroy(); return;
-        default: return this.send(res, call, route, this.faultError(route.protocol, injection.fault));
+        case 'hang':
+          return; // stop() closes the socket
+        case 'drop':
+          req.socket.destroy();
+          return;
+        case 'lostResponse':
+          this.execute(route).catch(() => undefined);
+          req.socket.destroy();
+          return;
+        default:
+          return this.send(res, call, route, this.faultError(route.protocol, injection.fault));
       }
     }
     this.send(res, call, route, await this.execute(route));
@@ -407,11 +431,14 @@ export class FakeMq {
       else if (parts.length === 4 && parts[3] === 'reboot' && m === 'POST') operation = 'RebootBroker';
       else if (parts.length === 4 && parts[3] === 'users' && m === 'GET') operation = 'ListUsers';
       else if (parts.length === 5 && parts[3] === 'users') {
-        operation = ({ POST: 'CreateUser', PUT: 'UpdateUser', DELETE: 'DeleteUser', GET: 'DescribeUser' } as const)[
-          m as 'POST' | 'PUT' | 'DELETE' | 'GET'] ?? 'Unknown';
+        operation =
+          ({ POST: 'CreateUser', PUT: 'UpdateUser', DELETE: 'DeleteUser', GET: 'DescribeUser' } as const)[
+            m as 'POST' | 'PUT' | 'DELETE' | 'GET'
+          ] ?? 'Unknown';
       }
     }
-    if (operation === 'ListUsers') Object.assign(input, Object.fromEntries(new URLSearchParams(q < 0 ? '' : raw.slice(q + 1))));
+    if (operation === 'ListUsers')
+      Object.assign(input, Object.fromEntries(new URLSearchParams(q < 0 ? '' : raw.slice(q + 1))));
     return { protocol: 'mq', operation, brokerId: parts[2], username: parts[4], input };
   }
 
@@ -433,11 +460,13 @@ export class FakeMq {
   }
 
   private takeInjection(call: CallRecord): Injection | undefined {
-    const i = this.injections.find((j) =>
-      (j.operation ? j.operation === call.operation : call.operation !== 'GetSecretValue')
-      && (j.brokerId === undefined || j.brokerId === call.brokerId)
-      && (j.username === undefined || j.username === call.username)
-      && (j.secretId === undefined || j.secretId === call.secretId));
+    const i = this.injections.find(
+      (j) =>
+        (j.operation ? j.operation === call.operation : call.operation !== 'GetSecretValue') &&
+        (j.brokerId === undefined || j.brokerId === call.brokerId) &&
+        (j.username === undefined || j.username === call.username) &&
+        (j.secretId === undefined || j.secretId === call.secretId),
+    );
     if (!i) return undefined;
     i.times = (i.times ?? 1) - 1;
     if (i.times <= 0) this.injections = this.injections.filter((j) => j !== i);
@@ -447,19 +476,31 @@ export class FakeMq {
   private faultError(protocol: Route['protocol'], fault: Fault): ApiError {
     if (protocol === 'secrets') {
       switch (fault) {
-        case 'throttle': return new ApiError(400, 'ThrottlingException', 'Rate exceeded');
-        case 'accessDenied': return this.secretDenied('(injected)');
-        case 'unavailable': return new ApiError(503, 'ServiceUnavailableException', 'Service Unavailable');
-        default: return new ApiError(500, 'InternalServiceError', 'An error occurred on the server side.');
+        case 'throttle':
+          return new ApiError(400, 'ThrottlingException', 'Rate exceeded');
+        case 'accessDenied':
+          return this.secretDenied('(injected)');
+        case 'unavailable':
+          return new ApiError(503, 'ServiceUnavailableException', 'Service Unavailable');
+        default:
+          return new ApiError(500, 'InternalServiceError', 'An error occurred on the server side.');
       }
     }
     switch (fault) {
-      case 'throttle': return new ApiError(429, 'TooManyRequestsException', 'Rate exceeded');
-      case 'conflict': return conflict('The request conflicts with another request in progress. Retrying might resolve it.');
+      case 'throttle':
+        return new ApiError(429, 'TooManyRequestsException', 'Rate exceeded');
+      case 'conflict':
+        return conflict('The request conflicts with another request in progress. Retrying might resolve it.');
       case 'accessDenied':
-        return new ApiError(403, this.accessDeniedAs, `User: arn:aws:sts::${this.accountId}:assumed-role/handler/fake is not authorized to perform this mq action`);
-      case 'unavailable': return new ApiError(503, 'ServiceUnavailableException', 'Service Unavailable');
-      default: return new ApiError(500, 'InternalServerErrorException', 'We encountered an internal error. Please try again.');
+        return new ApiError(
+          403,
+          this.accessDeniedAs,
+          `User: arn:aws:sts::${this.accountId}:assumed-role/handler/fake is not authorized to perform this mq action`,
+        );
+      case 'unavailable':
+        return new ApiError(503, 'ServiceUnavailableException', 'Service Unavailable');
+      default:
+        return new ApiError(500, 'InternalServerErrorException', 'We encountered an internal error. Please try again.');
     }
   }
 
@@ -474,9 +515,10 @@ export class FakeMq {
     if (result instanceof ApiError) {
       status = result.status;
       call.errorType = headers['x-amzn-ErrorType'] = result.type;
-      body = route.protocol === 'secrets'
-        ? { __type: result.type, Message: result.message }
-        : { errorAttribute: result.attribute, message: result.message };
+      body =
+        route.protocol === 'secrets'
+          ? { __type: result.type, Message: result.message }
+          : { errorAttribute: result.attribute, message: result.message };
     }
     call.status = status;
     res.writeHead(status, headers).end(JSON.stringify(body));
@@ -499,7 +541,12 @@ export class FakeMq {
       if (route.operation === 'GetSecretValue') return this.getSecretValue(route.secretId);
       const broker = this.brokers.get(route.brokerId ?? '');
       if (!broker) {
-        throw new ApiError(404, 'NotFoundException', `Can't find requested broker [${route.brokerId}]. Make sure your broker exists.`, 'broker-id');
+        throw new ApiError(
+          404,
+          'NotFoundException',
+          `Can't find requested broker [${route.brokerId}]. Make sure your broker exists.`,
+          'broker-id',
+        );
       }
       if (route.operation === 'DescribeBroker') return this.describeBroker(broker);
       if (route.operation === 'RebootBroker') return this.rebootBroker(broker);
@@ -541,16 +588,26 @@ export class FakeMq {
     }
     if (/^ldap$/i.test(b.authenticationStrategy)) {
       // The real wording is unknown; what matters is a 400 the handler must not retry.
-      throw badRequest(`Broker [${b.id}] uses LDAP authentication: its users are managed in the LDAP directory, not through this API.`);
+      throw badRequest(
+        `Broker [${b.id}] uses LDAP authentication: its users are managed in the LDAP directory, not through this API.`,
+      );
     }
-    if (b.state !== 'RUNNING'
-      && (this.callsOutsideRunning === 'reject' || (this.callsOutsideRunning === 'rejectWrites' && WRITES.has(op)))) {
+    if (
+      b.state !== 'RUNNING' &&
+      (this.callsOutsideRunning === 'reject' || (this.callsOutsideRunning === 'rejectWrites' && WRITES.has(op)))
+    ) {
       throw badRequest(`Broker [${b.id}] is ${b.state}; users can only be managed while it is RUNNING.`, 'broker-id');
     }
     if (op === 'ListUsers') return this.listUsers(b, input);
     const user = b.users.get(username);
     if (op === 'CreateUser') return this.createUser(b, username, user, input);
-    if (!user) throw new ApiError(404, 'NotFoundException', `Can't find requested user [${username}]. Make sure your user exists.`, 'username');
+    if (!user)
+      throw new ApiError(
+        404,
+        'NotFoundException',
+        `Can't find requested user [${username}]. Make sure your user exists.`,
+        'username',
+      );
     const pending = user.pending;
     switch (op) {
       case 'DescribeUser':
@@ -559,12 +616,15 @@ export class FakeMq {
           username,
           // A pending CREATE has nothing applied yet, so the top-level fields are absent.
           ...(user.applied && {
-            consoleAccess: user.applied.consoleAccess, groups: user.applied.groups, replicationUser: user.applied.replicationUser,
+            consoleAccess: user.applied.consoleAccess,
+            groups: user.applied.groups,
+            replicationUser: user.applied.replicationUser,
           }),
           ...(pending && {
-            pending: pending.change === 'DELETE'
-              ? { pendingChange: 'DELETE' }
-              : { pendingChange: pending.change, consoleAccess: pending.consoleAccess, groups: pending.groups },
+            pending:
+              pending.change === 'DELETE'
+                ? { pendingChange: 'DELETE' }
+                : { pendingChange: pending.change, consoleAccess: pending.consoleAccess, groups: pending.groups },
           }),
         };
       case 'UpdateUser': {
@@ -593,7 +653,10 @@ export class FakeMq {
 
   private createUser(b: Broker, username: string, user: UserState | undefined, input: Record<string, unknown>): object {
     if (!NAME.test(username)) {
-      throw badRequest('Username must be 2-100 characters long and contain only letters, digits and - . _ ~', 'username');
+      throw badRequest(
+        'Username must be 2-100 characters long and contain only letters, digits and - . _ ~',
+        'username',
+      );
     }
     if (typeof input.password !== 'string') throw badRequest('Password is required.', 'password');
     const next: UserValues = {
@@ -604,7 +667,8 @@ export class FakeMq {
     };
     validate(next);
     if (!user) {
-      if (b.users.size >= MAX_USERS) throw badRequest(`Broker [${b.id}] already has the maximum of ${MAX_USERS} users.`, 'username');
+      if (b.users.size >= MAX_USERS)
+        throw badRequest(`Broker [${b.id}] already has the maximum of ${MAX_USERS} users.`, 'username');
       b.users.set(username, { username, pending: { change: 'CREATE', ...next } });
       return {};
     }
@@ -619,14 +683,16 @@ export class FakeMq {
 
   private listUsers(b: Broker, input: Record<string, unknown>): object {
     const max = input.maxResults === undefined ? 20 : Number(input.maxResults);
-    if (!Number.isInteger(max) || max < 5 || max > 100) throw badRequest('maxResults must be an integer from 5 to 100.', 'maxResults');
+    if (!Number.isInteger(max) || max < 5 || max > 100)
+      throw badRequest('maxResults must be an integer from 5 to 100.', 'maxResults');
     let start = 0;
     if (input.nextToken !== undefined) {
       const token = String(input.nextToken);
       const decoded = /^[A-Za-z0-9+/=]+$/.test(token) ? Buffer.from(token, 'base64').toString('utf8') : '';
       const [id, offset] = decoded.split('|');
       start = Number(offset);
-      if (id !== b.id || !Number.isInteger(start) || start < 0) throw badRequest('The nextToken is not valid.', 'nextToken');
+      if (id !== b.id || !Number.isInteger(start) || start < 0)
+        throw badRequest('The nextToken is not valid.', 'nextToken');
     }
     const all = summaries(b);
     const end = start + max;
@@ -644,7 +710,8 @@ export class FakeMq {
     if (this.denied.has(secretId) || (secret && (this.denied.has(secret.arn) || this.denied.has(secret.name)))) {
       throw this.secretDenied(secretId);
     }
-    if (!secret) throw new ApiError(400, 'ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    if (!secret)
+      throw new ApiError(400, 'ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
     return {
       ARN: secret.arn,
       Name: secret.name,
@@ -656,15 +723,20 @@ export class FakeMq {
   }
 
   private secretDenied(resource: string): ApiError {
-    return new ApiError(400, 'AccessDeniedException',
-      `User: arn:aws:sts::${this.accountId}:assumed-role/handler/fake is not authorized to perform: `
-      + `secretsmanager:GetSecretValue on resource: ${resource} because no identity-based policy allows the secretsmanager:GetSecretValue action`);
+    return new ApiError(
+      400,
+      'AccessDeniedException',
+      `User: arn:aws:sts::${this.accountId}:assumed-role/handler/fake is not authorized to perform: ` +
+        `secretsmanager:GetSecretValue on resource: ${resource} because no identity-based policy allows the secretsmanager:GetSecretValue action`,
+    );
   }
 
   /** By full ARN, by name, or by ARN without the random suffix, as Secrets Manager accepts. */
   private findSecret(id: string) {
-    return this.secrets.get(id)
-      ?? [...this.secrets.values()].find((s) => s.name === id || (id.startsWith('arn:') && s.arn.startsWith(`${id}-`)));
+    return (
+      this.secrets.get(id) ??
+      [...this.secrets.values()].find((s) => s.name === id || (id.startsWith('arn:') && s.arn.startsWith(`${id}-`)))
+    );
   }
 
   private broker(brokerId: string): Broker {
@@ -675,7 +747,12 @@ export class FakeMq {
 }
 
 function values(v: UserValues): UserValues {
-  return { consoleAccess: v.consoleAccess, groups: [...v.groups], replicationUser: v.replicationUser, password: v.password };
+  return {
+    consoleAccess: v.consoleAccess,
+    groups: [...v.groups],
+    replicationUser: v.replicationUser,
+    password: v.password,
+  };
 }
 
 function summaries(b: Broker): Array<{ username: string; pendingChange?: string }> {
@@ -687,10 +764,16 @@ function summaries(b: Broker): Array<{ username: string; pendingChange?: string 
 function validate(v: UserValues): void {
   const p = v.password;
   if (p.length < 12 || p.length > 250 || new Set(p).size < 4 || /[,:=]/.test(p)) {
-    throw badRequest('Password must be 12-250 characters long, contain at least 4 unique characters, and must not contain commas, colons, or equal signs (,:=).', 'password');
+    throw badRequest(
+      'Password must be 12-250 characters long, contain at least 4 unique characters, and must not contain commas, colons, or equal signs (,:=).',
+      'password',
+    );
   }
   if (v.groups.length > 20 || !v.groups.every((g) => NAME.test(g))) {
-    throw badRequest('A user can be in at most 20 groups, each 2-100 characters of letters, digits and - . _ ~', 'groups');
+    throw badRequest(
+      'A user can be in at most 20 groups, each 2-100 characters of letters, digits and - . _ ~',
+      'groups',
+    );
   }
   if (v.replicationUser && v.consoleAccess) {
     throw badRequest('[replicationUser] and [consoleAccess] are mutually exclusive', 'replicationUser');
