@@ -132,7 +132,7 @@ export class MqUserProvider extends Construct {
     const retention = logRetention(props);
 
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
-    this.role = lambdaRole(this, 'HandlerRole', logGroup);
+    this.role = lambdaRole(this, 'HandlerRole', logGroup, props);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
@@ -152,7 +152,7 @@ export class MqUserProvider extends Construct {
     });
 
     const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
-    const frameworkRole = lambdaRole(this, 'FrameworkRole', frameworkLogs);
+    const frameworkRole = lambdaRole(this, 'FrameworkRole', frameworkLogs, props);
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: this.handler,
       frameworkOnEventRole: frameworkRole,

@@ -198,6 +198,7 @@ describe('the provider', () => {
 
   test('runs the handler on nodejs24.x with the bundled asset, no managed policies on its roles', () => {
     const template = build(1, 1);
+    expect(JSON.stringify(template.toJSON())).not.toContain('ec2:CreateNetworkInterface');
     template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Handler: 'index.handler' });
     for (const role of resourcesOfType(template, 'AWS::IAM::Role'))
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
@@ -281,6 +282,13 @@ describe('the provider', () => {
       VpcConfig: Match.anyValue(),
     });
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+    // Lambda needs to manage its network interfaces in a VPC: granted inline, never as a managed policy.
+    const eniGrants = resourcesOfType(template, 'AWS::IAM::Policy').filter((p) =>
+      JSON.stringify(p.Properties.PolicyDocument).includes('ec2:CreateNetworkInterface'),
+    );
+    expect(eniGrants).toHaveLength(2);
+    for (const role of resourcesOfType(template, 'AWS::IAM::Role'))
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
   test('fails when configured after the first user', () => {

@@ -1,7 +1,15 @@
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
-import { App, Stack, Validations, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import {
+  App,
+  Stack,
+  Validations,
+  aws_amazonmq as amazonmq,
+  aws_ec2 as ec2,
+  aws_secretsmanager as secretsmanager,
+} from 'aws-cdk-lib';
+import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider } from '../lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
 
@@ -48,9 +56,32 @@ function exampleApp(app: App) {
   new ExistingBrokerStack(app, 'MqUserExistingBroker', BROKER_ARN);
 }
 
+/** Users with the handlers in a VPC and the reboot opt-in: their extra grants must be acknowledged too. */
+function vpcApp(app: App) {
+  const stack = new Stack(app, 'MqUserInVpc');
+  const vpc = new ec2.Vpc(stack, 'Vpc', {
+    natGateways: 0,
+    subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+  });
+  Validations.of(vpc).acknowledge({
+    id: 'AwsSolutions::AwsSolutions-VPC7',
+    reason: 'A test VPC: no flow logs needed.',
+  });
+  MqUserProvider.getOrCreate(stack, { vpc });
+  const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
+  new MqUser(stack, 'User', { broker, username: 'in-vpc' });
+  new MqBrokerReboot(stack, 'ApplyUsers', { broker });
+}
+
 describe('cdk-nag AwsSolutions', () => {
   test('finds nothing unacknowledged in the example app', () => {
     const { report, error } = validate(exampleApp, true);
+    expect(error).toBeUndefined();
+    expect(findings(report)).toEqual([]);
+  });
+
+  test('finds nothing unacknowledged with the handlers in a VPC', () => {
+    const { report, error } = validate(vpcApp, true);
     expect(error).toBeUndefined();
     expect(findings(report)).toEqual([]);
   });

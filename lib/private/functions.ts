@@ -2,6 +2,7 @@ import * as path from 'path';
 import { Aws, Duration, aws_iam as iam, aws_lambda as lambda, aws_logs as logs } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { MqUserProviderProps } from '../mq-user-provider';
+import { acknowledgeNag } from './acknowledge';
 
 /** The prebuilt handler bundles, shipped in the npm package (`npm run bundle` writes them). */
 export const ASSETS = path.join(__dirname, '..', '..', 'assets');
@@ -12,8 +13,16 @@ export const ASSETS = path.join(__dirname, '..', '..', 'assets');
  */
 export const BROKERS_OF_ACCOUNT = `arn:${Aws.PARTITION}:mq:${Aws.REGION}:${Aws.ACCOUNT_ID}:broker:*`;
 
-/** A role for Lambda whose only log permission is writing to `logGroup`; no managed policy. */
-export function lambdaRole(scope: Construct, id: string, logGroup: logs.ILogGroup): iam.Role {
+/**
+ * A role for Lambda whose only log permission is writing to `logGroup`; no managed policy. In a VPC it may
+ * also manage the function's network interfaces, which Lambda needs to place it there.
+ */
+export function lambdaRole(
+  scope: Construct,
+  id: string,
+  logGroup: logs.ILogGroup,
+  settings: MqUserProviderProps,
+): iam.Role {
   const role = new iam.Role(scope, id, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
   role.addToPrincipalPolicy(
     new iam.PolicyStatement({
@@ -21,6 +30,25 @@ export function lambdaRole(scope: Construct, id: string, logGroup: logs.ILogGrou
       resources: [logGroup.logGroupArn],
     }),
   );
+  if (settings.vpc) {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: ['*'],
+      }),
+    );
+    acknowledgeNag(
+      role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'Lambda needs these EC2 network interface actions to run in a VPC; DescribeNetworkInterfaces has no resource-level permissions.',
+    );
+  }
   return role;
 }
 

@@ -35,7 +35,7 @@ export class MqBrokerRebootProvider extends Construct {
     const retention = logRetention(settings);
 
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
-    const role = lambdaRole(this, 'HandlerRole', logGroup);
+    const role = lambdaRole(this, 'HandlerRole', logGroup, settings);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['mq:RebootBroker', 'mq:DescribeBroker', 'mq:ListUsers'],
@@ -59,8 +59,8 @@ export class MqBrokerRebootProvider extends Construct {
     // Two roles: with one, the onEvent role's grant on the waiter and the waiter's grant on isComplete
     // would form a dependency cycle.
     const frameworkRoles = [
-      lambdaRole(this, 'FrameworkOnEventRole', frameworkLogs),
-      lambdaRole(this, 'FrameworkWaiterRole', frameworkLogs),
+      lambdaRole(this, 'FrameworkOnEventRole', frameworkLogs, settings),
+      lambdaRole(this, 'FrameworkWaiterRole', frameworkLogs, settings),
     ];
     // Step Functions delivers logs to groups under /aws/vendedlogs/ without growing a resource policy.
     const waiterLogs = new logs.LogGroup(this, 'WaiterLogs', {
