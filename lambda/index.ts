@@ -8,6 +8,7 @@ import { failure, log, resetSensitive, warn } from './log';
 import { extractPassword } from './password';
 import {
   UserIdentity,
+  UserProperties,
   parsePhysicalResourceId,
   parseProperties,
   passwordSourceChanged,
@@ -128,7 +129,7 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
 async function createOrConverge(
   aws: Aws,
   event: UserEvent,
-  props: MqUserResourceProperties,
+  props: UserProperties,
   user: UserIdentity,
   password: string | undefined,
 ): Promise<void> {
@@ -266,7 +267,7 @@ async function respond(aws: Aws, user: UserIdentity): Promise<UserResponse> {
   };
 }
 
-function desiredState(props: MqUserResourceProperties, password: string | undefined): DesiredUser {
+function desiredState(props: UserProperties, password: string | undefined): DesiredUser {
   return {
     consoleAccess: props.ConsoleAccess,
     groups: props.Groups,
@@ -284,7 +285,7 @@ function isLive(state: UserState | undefined): boolean {
   return state !== undefined && state.pendingChange !== 'DELETE';
 }
 
-function tryParse(raw: Raw<MqUserResourceProperties> | undefined): MqUserResourceProperties | undefined {
+function tryParse(raw: Raw<MqUserResourceProperties> | undefined): UserProperties | undefined {
   try {
     return parseProperties(raw);
   } catch {

@@ -9,12 +9,16 @@ export class PropertyError extends Error {
   }
 }
 
+/** The properties after parsing: every flag decided (absent flags are false). */
+export type UserProperties = MqUserResourceProperties &
+  Required<Pick<MqUserResourceProperties, 'ConsoleAccess' | 'ReplicationUser' | 'AdoptExisting'>>;
+
 /**
  * Parses `ResourceProperties` as CloudFormation delivers them (every scalar a string, `true` as "true")
  * into typed properties, rejecting what does not parse. Unknown keys (`ServiceToken`, `ServiceTimeout`,
  * keys of later versions) are ignored, so old and new formats both parse.
  */
-export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined): MqUserResourceProperties {
+export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined): UserProperties {
   if (!raw || typeof raw !== 'object') throw new PropertyError('the resource has no properties');
   const username = requiredString(raw, 'Username');
   if (!NAME_PATTERN.test(username)) {

@@ -177,13 +177,13 @@ export class MqUser extends Construct {
       BrokerId: props.broker.brokerRef.brokerId,
       Username: props.username,
       Groups: groups,
-      ConsoleAccess: consoleAccess,
-      ReplicationUser: replicationUser,
+      ConsoleAccess: consoleAccess || undefined,
+      ReplicationUser: replicationUser || undefined,
       PasswordSecretArn: this.secret.secretArn,
       PasswordField: props.passwordField,
       PasswordVersion: props.passwordVersion,
       GeneratedPasswordSettings: generated ? GENERATED_PASSWORD_DIGEST : undefined,
-      AdoptExisting: props.adoptExisting ?? false,
+      AdoptExisting: props.adoptExisting || undefined,
     };
     const resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,

@@ -62,12 +62,30 @@ describe('the custom resource', () => {
       Username: 'orders-service',
       Groups: ['a-group', 'b-group'],
       ConsoleAccess: true,
-      ReplicationUser: false,
       PasswordSecretArn: { Ref: expect.stringMatching(/^UserSecret/) },
       GeneratedPasswordSettings: expect.stringMatching(/^[0-9a-f]{16}$/),
-      AdoptExisting: false,
     });
     expect(JSON.stringify(template.toJSON())).not.toMatch(/"Password"/);
+  });
+
+  test('writes flags only when they are true: absent means false', () => {
+    const stack = newStack();
+    const broker = activeMq(stack);
+    new MqUser(stack, 'Plain', { broker, username: 'plain-user' });
+    new MqUser(stack, 'Flags', { broker, username: 'flag-user', replicationUser: true, adoptExisting: true });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('Custom::MqUser', {
+      Username: 'plain-user',
+      ConsoleAccess: Match.absent(),
+      ReplicationUser: Match.absent(),
+      AdoptExisting: Match.absent(),
+    });
+    template.hasResourceProperties('Custom::MqUser', {
+      Username: 'flag-user',
+      ConsoleAccess: Match.absent(),
+      ReplicationUser: true,
+      AdoptExisting: true,
+    });
   });
 
   test('is the same whatever the order of the groups', () => {

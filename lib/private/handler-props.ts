@@ -13,8 +13,10 @@ export interface MqUserResourceProperties {
   readonly Username: string;
   /** Sorted and de-duplicated, so that reordering them changes nothing. */
   readonly Groups: string[];
-  readonly ConsoleAccess: boolean;
-  readonly ReplicationUser: boolean;
+  /** Absent means false: flags are written only when true, which keeps each user's template small. */
+  readonly ConsoleAccess?: boolean;
+  /** Absent means false. */
+  readonly ReplicationUser?: boolean;
   /** ARN of the Secrets Manager secret that holds the password. Never the password itself. */
   readonly PasswordSecretArn: string;
   /** JSON key inside the secret; absent: `password` of a JSON object, else the whole string. */
@@ -23,8 +25,8 @@ export interface MqUserResourceProperties {
   readonly PasswordVersion?: string;
   /** Digest of the settings a generated secret was made with; absent for a supplied secret. */
   readonly GeneratedPasswordSettings?: string;
-  /** Converge a user that already exists instead of failing. */
-  readonly AdoptExisting: boolean;
+  /** Converge a user that already exists instead of failing. Absent means false. */
+  readonly AdoptExisting?: boolean;
 }
 
 /** What the handler returns in `Data`: available through `Fn::GetAtt`. */
