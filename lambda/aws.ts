@@ -14,8 +14,8 @@ import {
   UpdateUserCommand,
 } from '@aws-sdk/client-mq';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { warn } from './log';
-import { CallError, Deadline, withRetry } from './retry';
+import { log, warn } from './log';
+import { CallError, Deadline, retryTiming, sleep, withRetry } from './retry';
 import type { UserIdentity } from './properties';
 
 // Our own retry loop owns backoff and deadlines; the SDK's would multiply the attempts.
@@ -75,8 +75,8 @@ export class Aws {
   /** The user's state, or `undefined` when Amazon MQ answers 404 (the user, or its broker, is gone). */
   async describeUser(user: UserIdentity): Promise<UserState | undefined> {
     try {
-      const out = await withRetry({ operation: 'DescribeUser', ...user }, this.deadline, (abortSignal) =>
-        sdk().mq.send(new DescribeUserCommand({ BrokerId: user.brokerId, Username: user.username }), { abortSignal }),
+      const out = await this.userCall('DescribeUser', user, {}, (input, abortSignal) =>
+        sdk().mq.send(new DescribeUserCommand(input), { abortSignal }),
       );
       return { pendingChange: out.Pending?.PendingChange };
     } catch (error) {
@@ -87,34 +87,22 @@ export class Aws {
 
   /** CreateUser; a 409 is not retried here: the caller looks at the user to tell what it means. */
   async createUser(user: UserIdentity, desired: DesiredUser & { readonly password: string }): Promise<void> {
-    await withRetry(
-      { operation: 'CreateUser', ...user },
-      this.deadline,
-      (abortSignal) =>
-        sdk().mq.send(
-          new CreateUserCommand({
-            BrokerId: user.brokerId,
-            Username: user.username,
-            ...fields(desired),
-            Password: desired.password,
-          }),
-          {
-            abortSignal,
-          },
-        ),
+    await this.userCall(
+      'CreateUser',
+      user,
+      { ...fields(desired), Password: desired.password },
+      (input, abortSignal) => sdk().mq.send(new CreateUserCommand(input), { abortSignal }),
       { retryConflict: false },
     );
   }
 
   /** UpdateUser; `retryConflict: false` where a 409 is an answer rather than a passing conflict. */
   async updateUser(user: UserIdentity, desired: DesiredUser, options: { retryConflict?: boolean } = {}): Promise<void> {
-    await withRetry(
-      { operation: 'UpdateUser', ...user },
-      this.deadline,
-      (abortSignal) =>
-        sdk().mq.send(new UpdateUserCommand({ BrokerId: user.brokerId, Username: user.username, ...fields(desired) }), {
-          abortSignal,
-        }),
+    await this.userCall(
+      'UpdateUser',
+      user,
+      fields(desired),
+      (input, abortSignal) => sdk().mq.send(new UpdateUserCommand(input), { abortSignal }),
       options,
     );
   }
@@ -122,13 +110,49 @@ export class Aws {
   /** Deletes the user; `false` when it (or its broker) was already gone. */
   async deleteUser(user: UserIdentity): Promise<boolean> {
     try {
-      await withRetry({ operation: 'DeleteUser', ...user }, this.deadline, (abortSignal) =>
-        sdk().mq.send(new DeleteUserCommand({ BrokerId: user.brokerId, Username: user.username }), { abortSignal }),
+      await this.userCall('DeleteUser', user, {}, (input, abortSignal) =>
+        sdk().mq.send(new DeleteUserCommand(input), { abortSignal }),
       );
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
       throw error;
+    }
+  }
+
+  /**
+   * One call on a user, retried as `withRetry` does. Amazon MQ may refuse user calls (400) while the broker
+   * reboots: then wait until it is RUNNING again, within the deadline, rather than fail a rollback or delete.
+   */
+  private async userCall<I extends object, T>(
+    operation: string,
+    user: UserIdentity,
+    input: I,
+    send: (input: I & { BrokerId: string; Username: string }, abortSignal: AbortSignal) => Promise<T>,
+    options: { retryConflict?: boolean } = {},
+  ): Promise<T> {
+    const request = { ...input, BrokerId: user.brokerId, Username: user.username };
+    for (;;) {
+      try {
+        return await withRetry(
+          { operation, ...user },
+          this.deadline,
+          (abortSignal) => send(request, abortSignal),
+          options,
+        );
+      } catch (error) {
+        if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
+        const state = await this.describeBroker(user.brokerId).then(
+          (broker) => broker.state,
+          () => undefined,
+        );
+        if (state !== 'REBOOT_IN_PROGRESS') throw error;
+        if (this.deadline.remainingMs() < retryTiming.brokerPollMs * 2) {
+          throw new Error(`${error.message}; the broker is still REBOOT_IN_PROGRESS: retry once it is RUNNING`);
+        }
+        log('the broker is rebooting and refuses user calls: waiting for it', { ...user, operation });
+        await sleep(retryTiming.brokerPollMs);
+      }
     }
   }
 
@@ -173,7 +197,8 @@ export class Aws {
     this.rollingBack ??= withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
       sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
     ).then(
-      (out) => out.Stacks?.[0]?.StackStatus?.endsWith('ROLLBACK_IN_PROGRESS') ?? false,
+      // UPDATE_ROLLBACK_IN_PROGRESS, ROLLBACK_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS
+      (out) => /ROLLBACK.*IN_PROGRESS$/.test(out.Stacks?.[0]?.StackStatus ?? ''),
       (error: Error) => {
         warn('could not read the stack status', { reason: error.message });
         return undefined;

@@ -88,7 +88,7 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
       pendingChange: existing?.pendingChange,
     });
     const password = await readPassword(aws, props, user);
-    await createUser(aws, user, { ...desiredState(props, password), password }, existing);
+    await createUser(aws, user, { ...desiredState(props, password), password }, existing, props.AdoptExisting);
     return respond(aws, user);
   }
   const previous = tryParse(event.OldResourceProperties);
@@ -107,6 +107,11 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const user = parsePhysicalResourceId(physicalId);
   if (!user) {
     log('nothing to delete: this handler never made this physical ID', { physicalResourceId: physicalId });
+    return { PhysicalResourceId: physicalId };
+  }
+  // An adopted user existed before this stack took it over: a rollback must not delete it.
+  if (tryParse(event.ResourceProperties)?.AdoptExisting && (await aws.isRollingBack(event.StackId)) !== false) {
+    log('not deleting an adopted user during a rollback: it existed before this stack took it over', { ...user });
     return { PhysicalResourceId: physicalId };
   }
   const existing = await aws.describeUser(user);
@@ -138,7 +143,7 @@ async function createOrConverge(
     if (password === undefined) {
       throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
     }
-    await createUser(aws, user, { ...desiredState(props, password), password }, existing);
+    await createUser(aws, user, { ...desiredState(props, password), password }, existing, props.AdoptExisting);
     return;
   }
   if (props.AdoptExisting) {
@@ -146,24 +151,30 @@ async function createOrConverge(
   } else if (event.RequestType === 'Update' && (await aws.isRollingBack(event.StackId)) === true) {
     log('converging the existing user: this rollback restores a user that was never deleted', { ...user });
   } else {
-    throw new Error(
-      `user "${user.username}" already exists on broker ${user.brokerId} and MqUser left it untouched. ` +
-        'To manage it with this MqUser, set adoptExisting: true (it is then converged to the declared state); ' +
-        'to move an MqUser between stacks or construct paths, follow "Moving a user" in the cdk-mq-user README.',
-    );
+    throw alreadyExists(user);
   }
   await aws.updateUser(user, desiredState(props, password));
 }
 
+function alreadyExists(user: UserIdentity): Error {
+  return new Error(
+    `user "${user.username}" already exists on broker ${user.brokerId} and MqUser left it untouched. ` +
+      'To manage it with this MqUser, set adoptExisting: true (it is then converged to the declared state); ' +
+      'to move an MqUser between stacks or construct paths, follow "Moving a user" in the cdk-mq-user README.',
+  );
+}
+
 /**
  * CreateUser, made safe to repeat: a 409 (or, for a user pending deletion, a 400) is answered by looking
- * at the user. Present: our own earlier attempt created it (its response was lost), so converge it.
+ * at the user. Present after a retried call: our own earlier attempt created it (its answer was lost), so
+ * converge it. Present after a first attempt: someone else created it meanwhile, so it is not ours.
  */
 async function createUser(
   aws: Aws,
   user: UserIdentity,
   desired: DesiredUser & { readonly password: string },
   before: UserState | undefined,
+  adopt: boolean,
 ): Promise<void> {
   log(before ? 'creating the user again: it is pending deletion' : 'creating the user', {
     ...user,
@@ -174,10 +185,11 @@ async function createUser(
       await aws.createUser(user, desired);
       return;
     } catch (error) {
-      const refused = error instanceof CallError && (error.httpStatus === 409 || (before && error.httpStatus === 400));
-      if (!refused) throw error;
+      if (!(error instanceof CallError && (error.httpStatus === 409 || (before && error.httpStatus === 400))))
+        throw error;
       const now = await aws.describeUser(user);
       if (isLive(now)) {
+        if (error.attempts < 2 && !adopt) throw alreadyExists(user);
         log('CreateUser was refused but the user exists: an earlier attempt created it; converging', { ...user });
         await aws.updateUser(user, desired);
         return;
@@ -255,8 +267,12 @@ async function readPasswordToRestore(
   }
 }
 
+/** The answer to CloudFormation. The user is in place: failing now would leave it behind, so this never throws. */
 async function respond(aws: Aws, user: UserIdentity): Promise<UserResponse> {
-  const state = await aws.describeUser(user);
+  const state = await aws.describeUser(user).catch((error: Error) => {
+    warn('could not read the pending change of the user', { ...user, reason: error.message });
+    return undefined;
+  });
   return {
     PhysicalResourceId: physicalResourceId(user),
     Data: {

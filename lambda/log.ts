@@ -7,7 +7,10 @@ const sensitive = new Set<string>();
 
 /** Registers a value that must never leave the handler (a secret string, a password). */
 export function registerSensitive(value: string): void {
-  if (value.length > 0) sensitive.add(value);
+  if (value.length === 0) return;
+  sensitive.add(value);
+  // Log lines are JSON: a value with quotes or backslashes appears there escaped.
+  sensitive.add(JSON.stringify(value).slice(1, -1));
 }
 
 /** Forgets the values of the previous invocation (Lambda reuses the module between invocations). */

@@ -13,6 +13,7 @@ import type { HandlerContext } from './index';
 export interface RebootEvent {
   readonly RequestType: 'Create' | 'Update' | 'Delete';
   readonly ResourceProperties: Raw<MqBrokerRebootResourceProperties>;
+  readonly OldResourceProperties?: Raw<MqBrokerRebootResourceProperties>;
   readonly PhysicalResourceId?: string;
   readonly StackId: string;
   /** Present on isComplete calls: what onEvent returned. */
@@ -44,6 +45,10 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
     });
     if (event.RequestType === 'Delete') {
       log('nothing to do: removing the reboot opt-in reboots nothing', { brokerId: props.BrokerId });
+      return respond('NONE');
+    }
+    if (event.RequestType === 'Update' && !usersChanged(event.OldResourceProperties, props)) {
+      log('no covered user changed (only the reboot settings did): not rebooting', { brokerId: props.BrokerId });
       return respond('NONE');
     }
     const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
@@ -109,7 +114,13 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
           "in the Amazon MQ console, and raise MqBrokerReboot's timeout if it needs longer",
       );
     }
-    if (broker.state === 'RUNNING' && elapsedMs >= rebootTiming.settleMs) {
+    // At most one more RebootBroker per settle period: a broker slow to leave RUNNING must not be rebooted
+    // at every poll.
+    if (
+      broker.state === 'RUNNING' &&
+      elapsedMs >= rebootTiming.settleMs &&
+      elapsedMs % rebootTiming.settleMs < POLL_MS
+    ) {
       log('the broker is RUNNING but users still have pending changes: rebooting again', {
         brokerId: props.BrokerId,
         users: stillPending,
@@ -120,6 +131,24 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
   } catch (error) {
     throw failure(error);
   }
+}
+
+/** The Provider framework polls isComplete this often (the provider's queryInterval). */
+const POLL_MS = 15_000;
+
+/** Whether the deploy changed a covered user (the digest), the broker or the revision: else no reboot. */
+function usersChanged(raw: RebootEvent['OldResourceProperties'], next: MqBrokerRebootResourceProperties): boolean {
+  let previous: MqBrokerRebootResourceProperties;
+  try {
+    previous = parseRebootProperties(raw);
+  } catch {
+    return true; // an unreadable old format: reboot, as a change would
+  }
+  return (
+    previous.UsersDigest !== next.UsersDigest ||
+    previous.Revision !== next.Revision ||
+    previous.BrokerId !== next.BrokerId
+  );
 }
 
 /** RebootBroker answers 400 when the broker has left RUNNING meanwhile: then it is rebooting anyway. */

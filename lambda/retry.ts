@@ -13,6 +13,8 @@ export const retryTiming = {
   attemptTimeoutMs: 15_000,
   /** New IAM grants take seconds to propagate: AccessDenied is retried for this long after start. */
   accessDeniedWindowMs: 30_000,
+  /** How often to look again at a broker that refuses user calls while it reboots (about five minutes). */
+  brokerPollMs: 5_000,
 };
 
 /** The point in time by which the handler must have answered. */
@@ -110,12 +112,17 @@ const ACCESS_DENIED = new Set(['AccessDeniedException', 'ForbiddenException', 'A
 
 export type Verdict = 'retry' | 'access-denied' | 'fail';
 
+// Throttling arrives as 429 from Amazon MQ but as 400 from CloudFormation (Throttling) and Secrets Manager
+// (ThrottlingException): the name decides.
+const THROTTLING = /Throttl|TooManyRequests|RequestLimitExceeded/;
+
 /** Retry throttling, conflicts, 5xx and dropped connections; never other 4xx (they will not change). */
 export function classify(error: unknown, options: { retryConflict: boolean }): Verdict {
   const info = errorInfo(error);
+  if (THROTTLING.test(info.name) || info.httpStatus === 429) return 'retry';
   if (ACCESS_DENIED.has(info.name) || info.httpStatus === 403) return 'access-denied';
   if (info.name === 'ConflictException' || info.httpStatus === 409) return options.retryConflict ? 'retry' : 'fail';
-  if (info.httpStatus === 429 || (info.httpStatus ?? 0) >= 500) return 'retry';
+  if ((info.httpStatus ?? 0) >= 500) return 'retry';
   // A dropped connection or an abandoned attempt has no HTTP status at all.
   if (info.httpStatus === undefined && isTransient(info)) return 'retry';
   return 'fail';
@@ -123,13 +130,13 @@ export function classify(error: unknown, options: { retryConflict: boolean }): V
 
 function isTransient(info: ErrorInfo): boolean {
   return (
-    /Throttl|TooManyRequests|ServiceUnavailable|InternalServerError|TimeoutError|AbortError/.test(info.name) ||
+    /ServiceUnavailable|InternalServerError|TimeoutError|AbortError/.test(info.name) ||
     (info.code !== undefined && NETWORK_CODES.has(info.code)) ||
     /socket hang up|ECONNRESET|EPIPE/.test(info.message)
   );
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs `call` until it succeeds, fails for good, or the deadline draws near. Each attempt gets an
@@ -154,9 +161,9 @@ export async function withRetry<T>(
     });
     const timer = setTimeout(() => abort.abort(), budget);
     try {
-      const attempt = call(abort.signal);
-      attempt.catch(() => undefined); // an abandoned attempt may still fail later: nobody waits for it
-      return await Promise.race([attempt, abandoned]);
+      const pending = call(abort.signal);
+      pending.catch(() => undefined); // an abandoned attempt may still fail later: nobody waits for it
+      return await Promise.race([pending, abandoned]);
     } catch (raw) {
       const error = abort.signal.aborted ? timeoutError(budget) : raw;
       const verdict = classify(error, { retryConflict });

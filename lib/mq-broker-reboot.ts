@@ -60,11 +60,13 @@ export class MqBrokerReboot extends Construct {
       Revision: props.revision,
       TimeoutSeconds: timeout.toSeconds(),
     };
+    const provider = MqBrokerRebootProvider.getOrCreate(this);
     const resource = new CustomResource(this, 'Resource', {
-      serviceToken: MqBrokerRebootProvider.getOrCreate(this).serviceToken,
+      serviceToken: provider.serviceToken,
       resourceType: MQ_BROKER_REBOOT_RESOURCE_TYPE,
       properties: { ...properties },
     });
+    resource.node.addDependency(provider.allowReboot(props.broker));
     declareReboot(this, props.broker, {
       cover: (users) => {
         this.covered = users;

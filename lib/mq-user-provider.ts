@@ -95,8 +95,8 @@ export class MqUserProvider extends Construct {
     if (existing instanceof MqUserProvider) {
       if (props !== undefined) {
         throw new Error(
-          `the MqUserProvider of stack ${stack.stackName} already exists: call MqUserProvider.getOrCreate(stack, props) ` +
-            "before the stack's first MqUser to configure it",
+          `the MqUserProvider of stack ${stack.stackName} already exists (the stack's first MqUser or MqBrokerReboot ` +
+            'made it): call MqUserProvider.getOrCreate(stack, props) before them to configure it',
         );
       }
       return existing;
@@ -128,6 +128,11 @@ export class MqUserProvider extends Construct {
 
   private constructor(scope: Construct, id: string, props: MqUserProviderProps) {
     super(scope, id);
+    const timeout = props.timeout;
+    // The Provider framework's own function gives up after 15 minutes: ours must answer before it.
+    if (timeout && !timeout.isUnresolved() && (timeout.toSeconds() < 30 || timeout.toSeconds() > 14 * 60)) {
+      throw new Error(`MqUserProvider timeout ${timeout.toHumanString()} must be 30 seconds to 14 minutes`);
+    }
     this._settings = props;
     const retention = logRetention(props);
 

@@ -121,8 +121,9 @@ export class MqUser extends Construct {
   public readonly secret: secretsmanager.ISecret;
 
   /**
-   * The user's pending change after the last deploy (`CREATE`, `UPDATE`, `DELETE` or `NONE`): it takes
-   * effect at the broker's next reboot or maintenance window.
+   * The user's pending change as the handler saw it right after its change (`CREATE`, `UPDATE`, `DELETE` or
+   * `NONE`; `UNKNOWN` when it could not read it): it takes effect at the broker's next reboot or maintenance
+   * window.
    */
   public readonly pendingChange: string;
 
@@ -132,6 +133,11 @@ export class MqUser extends Construct {
     const consoleAccess = props.consoleAccess ?? false;
     const replicationUser = props.replicationUser ?? false;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+    if (removalPolicy === RemovalPolicy.SNAPSHOT) {
+      throw new Error(
+        `MqUser ${this.node.path}: removalPolicy SNAPSHOT does not apply to a user: use DESTROY or RETAIN`,
+      );
+    }
 
     const errors = [
       ...validateUserProps({

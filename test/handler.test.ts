@@ -70,7 +70,13 @@ beforeEach(() => {
   mq.reset();
   secrets.reset();
   cloudFormation.reset();
-  Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 150 });
+  Object.assign(retryTiming, {
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    attemptTimeoutMs: 300,
+    accessDeniedWindowMs: 150,
+    brokerPollMs: 20,
+  });
   mq.on(DescribeBrokerCommand).resolves({
     EngineType: 'ACTIVEMQ',
     AuthenticationStrategy: 'SIMPLE',
@@ -227,6 +233,65 @@ describe('Create', () => {
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 2);
     expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
     expect(response.PhysicalResourceId).toBe(physicalId());
+  });
+
+  test('fails when a user appears between DescribeUser and its first CreateUser: not ours', async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
+    mq.on(CreateUserCommand).rejects(conflict());
+    await expect(run(createEvent())).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID}`);
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+    expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+  });
+
+  test('adopts a user that appears between DescribeUser and CreateUser when adoptExisting is set', async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
+    mq.on(CreateUserCommand).rejects(conflict());
+    await run(createEvent({ AdoptExisting: true }));
+    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+  });
+
+  test('answers success with PendingChange UNKNOWN when the user cannot be read after its creation', async () => {
+    // Failing now would leave the created user behind: the framework answers the next Delete itself.
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).rejects(badRequest('Internal glitch'));
+    const response = await run(createEvent());
+    expect(response.Data?.PendingChange).toBe('UNKNOWN');
+    expect(mq).toHaveReceivedCommand(CreateUserCommand);
+  });
+
+  test('waits for a rebooting broker that refuses user calls, then creates the user', async () => {
+    mq.on(DescribeUserCommand)
+      .rejectsOnce(badRequest('Broker is rebooting'))
+      .rejectsOnce(notFound())
+      .resolves(live('CREATE'));
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce({ EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING' })
+      .resolvesOnce({ EngineType: 'ACTIVEMQ', BrokerState: 'REBOOT_IN_PROGRESS' })
+      .resolves({ EngineType: 'ACTIVEMQ', BrokerState: 'RUNNING' });
+    await run(createEvent());
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+    expect(logs.join('\n')).toContain('the broker is rebooting and refuses user calls: waiting for it');
+  });
+
+  test('gives up on a broker that stays in REBOOT_IN_PROGRESS, before the deadline, saying so', async () => {
+    mq.on(DescribeUserCommand).rejects(badRequest('Broker is rebooting'));
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce({ EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING' })
+      .resolves({ EngineType: 'ACTIVEMQ', BrokerState: 'REBOOT_IN_PROGRESS' });
+    await expect(run(createEvent(), 5_300)).rejects.toThrow(
+      /Broker is rebooting.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/,
+    );
+  });
+
+  test('retries throttling answered with HTTP 400 (Secrets Manager, CloudFormation)', async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+    secrets
+      .on(GetSecretValueCommand)
+      .rejectsOnce(
+        Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }),
+      )
+      .resolves({ SecretString: SECRET_STRING });
+    await run(createEvent());
+    expect(secrets).toHaveReceivedCommandTimes(GetSecretValueCommand, 2);
   });
 
   test('retries throttling, server errors and dropped connections, then succeeds', async () => {
@@ -449,6 +514,31 @@ describe('Delete', () => {
     mq.on(DeleteUserCommand).rejects(notFound());
     await run(deleteEvent(physicalId()));
     expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+  });
+
+  test('keeps an adopted user in a rollback: it existed before the stack took it over', async () => {
+    stackStatus('ROLLBACK_IN_PROGRESS');
+    mq.on(DescribeUserCommand).resolves(live());
+    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
+    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    expect(logs.join('\n')).toContain('not deleting an adopted user during a rollback');
+  });
+
+  test.each(['UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS', 'UPDATE_ROLLBACK_IN_PROGRESS'])(
+    'keeps an adopted user while the stack is in %s',
+    async (status) => {
+      stackStatus(status);
+      mq.on(DescribeUserCommand).resolves(live());
+      await run(deleteEvent(physicalId(), { AdoptExisting: true }));
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    },
+  );
+
+  test('deletes an adopted user when the stack itself is deleted', async () => {
+    stackStatus('DELETE_IN_PROGRESS');
+    mq.on(DescribeUserCommand).resolves(live());
+    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
+    expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
   });
 
   test('succeeds without a call when the user is already pending deletion', async () => {

@@ -279,6 +279,25 @@ describe('lifecycle', () => {
     expectPending('mover', 'UPDATE', { groups: ['moved'] });
   });
 
+  test('keeps an adopted user when the deploy that adopted it rolls back', async () => {
+    mq.seedUser(BROKER, 'legacy', { groups: ['old'] });
+    const result = await cfn.stack('Orders').deploy(
+      synth((s) => {
+        const adopted = new MqUser(s, 'Legacy', {
+          broker: broker(s),
+          username: 'legacy',
+          groups: ['new'],
+          adoptExisting: true,
+          passwordSecret: suppliedSecret(s, 'legacy'),
+        });
+        failingUser(s, adopted);
+      }),
+    );
+    expect(result.status).toBe('ROLLBACK_COMPLETE');
+    expect(mq.user(BROKER, 'legacy')?.pending?.change).not.toBe('DELETE');
+    expect(mq.user(BROKER, 'legacy')?.applied).toMatchObject({ groups: ['old'] });
+  });
+
   test.each(['revive', 'error'] as const)(
     'destroys and redeploys within a week (CreateUser on a user pending deletion: %s)',
     async (variant) => {
@@ -383,17 +402,36 @@ describe('lifecycle', () => {
     expect(mq.calls.filter((c) => c.operation === 'CreateUser')).toEqual([]);
   });
 
-  test.each([
-    ['rejects', 'reject', 'ROLLBACK_COMPLETE'],
-    ['accepts', 'accept', 'CREATE_COMPLETE'],
-  ] as const)('meets a broker in REBOOT_IN_PROGRESS that %s user calls', async (_case, behaviour, status) => {
-    mq.callsOutsideRunning = behaviour;
-    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
-    const result = await cfn.stack('Orders').deploy(userApp());
-    expect(result.status).toBe(status);
-    if (behaviour === 'reject')
-      expect(result.reason).toMatch(/for user "orders-service" on broker .* failed: .*\(BadRequestException/);
-    mq.setBrokerState(BROKER, 'RUNNING');
+  test.each(['reject', 'accept'] as const)(
+    'waits for a broker in REBOOT_IN_PROGRESS (user calls: %s), then creates the user',
+    async (behaviour) => {
+      mq.callsOutsideRunning = behaviour;
+      mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+      const rebooted = setTimeout(() => mq.finishReboot(BROKER), 1_000);
+      try {
+        expect(await cfn.stack('Orders').deploy(userApp())).toEqual({ status: 'CREATE_COMPLETE' });
+      } finally {
+        clearTimeout(rebooted);
+      }
+      expect(mq.user(BROKER, 'orders-service')).toBeDefined();
+    },
+  );
+
+  test('fails clearly when the broker stays in REBOOT_IN_PROGRESS, and still rolls back', async () => {
+    const endpoint = process.env.AWS_ENDPOINT_URL_CLOUDFORMATION;
+    const quick = await CloudFormation.start(mq, { handlerTimeoutMs: 9_000 });
+    try {
+      mq.callsOutsideRunning = 'reject';
+      mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+      const result = await quick.stack('Orders').deploy(userApp());
+      expect(result.status).toBe('ROLLBACK_COMPLETE');
+      expect(result.reason).toMatch(/\(BadRequestException.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/);
+      mq.setBrokerState(BROKER, 'RUNNING');
+    } finally {
+      cfn.transcript.push(...quick.transcript);
+      await quick.stop();
+      process.env.AWS_ENDPOINT_URL_CLOUDFORMATION = endpoint;
+    }
   });
 
   test('creates 50 users at once against the account throttle: all created, none twice', async () => {

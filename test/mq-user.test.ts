@@ -309,11 +309,17 @@ describe('the provider', () => {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
+  test.each([Duration.seconds(10), Duration.minutes(15)])('fails for a handler timeout of %s', (timeout) => {
+    expect(() => MqUserProvider.getOrCreate(newStack(), { timeout })).toThrow(
+      /timeout .* must be 30 seconds to 14 minutes/,
+    );
+  });
+
   test('fails when configured after the first user', () => {
     const stack = newStack();
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
     expect(() => MqUserProvider.getOrCreate(stack, { timeout: Duration.minutes(2) })).toThrow(
-      "the MqUserProvider of stack Stack already exists: call MqUserProvider.getOrCreate(stack, props) before the stack's first MqUser",
+      "the MqUserProvider of stack Stack already exists (the stack's first MqUser or MqBrokerReboot made it): call MqUserProvider.getOrCreate(stack, props) before them to configure it",
     );
   });
 });
@@ -486,6 +492,18 @@ describe('validation', () => {
       '/Stack/User',
       Match.stringLikeRegexp('administers every destination.*\\[ack: cdk-mq-user:consoleAdministrator\\]'),
     );
+  });
+
+  test('fails for removalPolicy SNAPSHOT, which does not apply to a user', () => {
+    const stack = newStack();
+    expect(
+      () =>
+        new MqUser(stack, 'User', {
+          broker: activeMq(stack),
+          username: 'orders-service',
+          removalPolicy: RemovalPolicy.SNAPSHOT,
+        }),
+    ).toThrow('MqUser Stack/User: removalPolicy SNAPSHOT does not apply to a user: use DESTROY or RETAIN');
   });
 
   test('skips the checks that need a value hidden by a token', () => {

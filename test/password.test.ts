@@ -35,8 +35,8 @@ describe('passwordProblem', () => {
   test.each([
     ['Abcdefgh-123', undefined],
     ['a'.repeat(250).replace(/^a{4}/, 'abcd'), undefined],
-    ['Abcdefgh-12', 'it must be 12 to 250 characters long (it has 11)'],
-    ['abcd'.repeat(63), 'it must be 12 to 250 characters long (it has 252)'],
+    ['Abcdefgh-12', 'it must be 12 to 250 characters long'],
+    ['abcd'.repeat(63), 'it must be 12 to 250 characters long'],
     ['abcabcabcabcabc', 'it must contain at least 4 distinct characters'],
     ['Abcdefgh-12,', 'it must not contain a comma, a colon or an equals sign'],
     ['Abcdefgh-12:', 'it must not contain a comma, a colon or an equals sign'],

@@ -71,6 +71,23 @@ describe('onEvent', () => {
     });
   });
 
+  test('does not reboot when only its own settings changed (timeout), no covered user', async () => {
+    brokerIn('RUNNING');
+    const update = { ...event('Update'), OldResourceProperties: { ...PROPS, TimeoutSeconds: '1800' } };
+    const response = await onEvent(update, lambdaContext());
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    expect(response.Data.Action).toBe('NONE');
+  });
+
+  test.each([
+    ['a covered user', { UsersDigest: 'older' }],
+    ['the revision', { Revision: '0' }],
+  ])('reboots when %s changed', async (_case, old) => {
+    brokerIn('RUNNING');
+    await onEvent({ ...event('Update'), OldResourceProperties: { ...PROPS, ...old } }, lambdaContext());
+    expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
+  });
+
   test('waits for a reboot already in progress instead of starting one', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
     const response = await onEvent(event('Update'), lambdaContext());
@@ -137,6 +154,16 @@ describe('isComplete', () => {
       IsComplete: false,
     });
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
+  });
+
+  test('reboots again at most once per minute, not at every poll', async () => {
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+    // 140 s after the request: outside the first 15 s of a minute, so this poll only waits.
+    await expect(isComplete(event('Update', requestedAgo(140_000, 'WAITING')), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
   test('reads every page of ListUsers', async () => {

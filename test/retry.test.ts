@@ -13,6 +13,8 @@ describe('classify', () => {
     ['a timeout', error('TimeoutError'), 'retry'],
     ['403', error('ForbiddenException', 403), 'access-denied'],
     ['AccessDeniedException', error('AccessDeniedException', 400), 'access-denied'],
+    ['Secrets Manager throttling, sent as 400', error('ThrottlingException', 400), 'retry'],
+    ['CloudFormation throttling, sent as 400', error('Throttling', 400), 'retry'],
     ['400', error('BadRequestException', 400), 'fail'],
     ['404', error('NotFoundException', 404), 'fail'],
     ['an unknown error without status', error('TypeError'), 'fail'],

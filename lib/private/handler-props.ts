@@ -33,7 +33,7 @@ export interface MqUserResourceProperties {
 export interface MqUserResourceAttributes {
   readonly Username: string;
   readonly BrokerId: string;
-  /** `CREATE`, `UPDATE`, `DELETE` or `NONE`: the user's pending change after this deploy. */
+  /** `CREATE`, `UPDATE`, `DELETE` or `NONE`: the user's pending change after this deploy; `UNKNOWN` if unreadable. */
   readonly PendingChange: string;
 }
 

@@ -1,16 +1,17 @@
 import {
   Duration,
   Stack,
+  aws_amazonmq as amazonmq,
   aws_iam as iam,
   aws_lambda as lambda,
   aws_logs as logs,
   aws_stepfunctions as sfn,
   custom_resources as cr,
 } from 'aws-cdk-lib';
-import { Construct } from 'constructs';
+import { Construct, IDependable } from 'constructs';
 import { MqUserProvider } from '../mq-user-provider';
-import { BROKERS_FINDING, BROKERS_REASON, INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './acknowledge';
-import { BROKERS_OF_ACCOUNT, describeOwnStack, handlerFunction, lambdaRole, logRetention } from './functions';
+import { INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './acknowledge';
+import { describeOwnStack, handlerFunction, lambdaRole, logRetention } from './functions';
 
 // The construct ID under the stack: the service token of every deployed reboot derives from it. Never rename.
 const PROVIDER_ID = 'CdkMqUserRebootProvider';
@@ -29,6 +30,12 @@ export class MqBrokerRebootProvider extends Construct {
 
   readonly serviceToken: string;
 
+  private readonly rebootStatement = new iam.PolicyStatement({
+    actions: ['mq:RebootBroker', 'mq:DescribeBroker', 'mq:ListUsers'],
+  });
+  private readonly rebootGrant: IDependable;
+  private readonly brokerArns = new Set<string>();
+
   private constructor(scope: Stack, id: string) {
     super(scope, id);
     const settings = MqUserProvider.getOrCreate(scope)._settings;
@@ -36,12 +43,9 @@ export class MqBrokerRebootProvider extends Construct {
 
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
     const role = lambdaRole(this, 'HandlerRole', logGroup, settings);
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['mq:RebootBroker', 'mq:DescribeBroker', 'mq:ListUsers'],
-        resources: [BROKERS_OF_ACCOUNT],
-      }),
-    );
+    // Only the opted-in brokers (`_allowReboot`): this permission takes a broker offline, and no cleanup
+    // or rollback ever needs it on a broker that is no longer declared.
+    this.rebootGrant = role.addToPrincipalPolicy(this.rebootStatement).policyDependable!;
     role.addToPrincipalPolicy(describeOwnStack());
     const common = { asset: 'mq-broker-reboot-handler', role, logGroup, timeout: Duration.minutes(1), settings };
     const onEvent = handlerFunction(this, 'OnEventHandler', {
@@ -83,7 +87,6 @@ export class MqBrokerRebootProvider extends Construct {
       securityGroups: settings.securityGroups,
     });
 
-    acknowledgeNag(role, BROKERS_FINDING, BROKERS_REASON);
     for (const frameworkRole of frameworkRoles) {
       for (const fn of [onEvent, isComplete]) acknowledgeNag(frameworkRole, functionVersionsFinding(fn), INVOKE_REASON);
     }
@@ -104,5 +107,16 @@ export class MqBrokerRebootProvider extends Construct {
         'X-Ray would add trace writes on Resource * for no diagnostic gain.',
     );
     this.serviceToken = provider.serviceToken;
+  }
+
+  /** Lets the handler reboot `broker`; what reboots it must wait for this grant. */
+  allowReboot(broker: amazonmq.IBrokerRef): IDependable {
+    const arn = broker.brokerRef.brokerArn;
+    const key = JSON.stringify(Stack.of(this).resolve(arn));
+    if (!this.brokerArns.has(key)) {
+      this.brokerArns.add(key);
+      this.rebootStatement.addResources(arn);
+    }
+    return this.rebootGrant;
   }
 }

@@ -23,7 +23,7 @@ export const WEB_CONSOLE_GROUP = 'activemq-webconsole';
 export function passwordProblem(password: string): string | undefined {
   // Amazon MQ: 12 to 250 characters, at least 4 distinct ones, and none of , : = (they delimit its config).
   if (password.length < 12 || password.length > 250) {
-    return `it must be 12 to 250 characters long (it has ${password.length})`;
+    return 'it must be 12 to 250 characters long'; // never say how long it is
   }
   if (new Set(password).size < 4) {
     return 'it must contain at least 4 distinct characters';
