@@ -4,6 +4,7 @@
  */
 import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
 import { Aws, DesiredUser, UserState } from './aws';
+import type { HandlerContext, ProviderEvent } from './event';
 import { failure, log, resetSensitive, warn } from './log';
 import { extractPassword } from './password';
 import {
@@ -17,24 +18,12 @@ import {
 } from './properties';
 import { CallError, Deadline } from './retry';
 
-/** The part of the Provider framework's event this handler reads. */
-export interface UserEvent {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  readonly ResourceProperties: Raw<MqUserResourceProperties>;
-  readonly OldResourceProperties?: Raw<MqUserResourceProperties>;
-  readonly PhysicalResourceId?: string;
-  readonly StackId: string;
-  readonly LogicalResourceId: string;
-}
+/** The event of a `Custom::MqUser`. */
+export type UserEvent = ProviderEvent<MqUserResourceProperties>;
 
 export interface UserResponse {
   readonly PhysicalResourceId: string;
   readonly Data?: MqUserResourceAttributes;
-}
-
-/** Lambda's context, reduced to what we use: the time left before the function is killed. */
-export interface HandlerContext {
-  getRemainingTimeInMillis(): number;
 }
 
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {

@@ -3,19 +3,14 @@
  * effect, and waits (through the Provider framework's isComplete polling, not inside one invocation) until it
  * is RUNNING again with no covered user's change pending.
  */
-import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties, Raw } from '../lib/private/handler-props';
+import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties } from '../lib/private/handler-props';
 import { Aws } from './aws';
 import { failure, log, resetSensitive, warn } from './log';
 import { parseRebootProperties } from './properties';
 import { CallError, Deadline } from './retry';
-import type { HandlerContext } from './index';
+import type { HandlerContext, ProviderEvent } from './event';
 
-export interface RebootEvent {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  readonly ResourceProperties: Raw<MqBrokerRebootResourceProperties>;
-  readonly OldResourceProperties?: Raw<MqBrokerRebootResourceProperties>;
-  readonly PhysicalResourceId?: string;
-  readonly StackId: string;
+export interface RebootEvent extends ProviderEvent<MqBrokerRebootResourceProperties> {
   /** Present on isComplete calls: what onEvent returned. */
   readonly Data?: Partial<MqBrokerRebootAttributes>;
 }

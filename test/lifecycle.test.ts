@@ -418,20 +418,12 @@ describe('lifecycle', () => {
   );
 
   test('fails clearly when the broker stays in REBOOT_IN_PROGRESS, and still rolls back', async () => {
-    const endpoint = process.env.AWS_ENDPOINT_URL_CLOUDFORMATION;
-    const quick = await CloudFormation.start(mq, { handlerTimeoutMs: 9_000 });
-    try {
-      mq.callsOutsideRunning = 'reject';
-      mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
-      const result = await quick.stack('Orders').deploy(userApp());
-      expect(result.status).toBe('ROLLBACK_COMPLETE');
-      expect(result.reason).toMatch(/\(BadRequestException.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/);
-      mq.setBrokerState(BROKER, 'RUNNING');
-    } finally {
-      cfn.transcript.push(...quick.transcript);
-      await quick.stop();
-      process.env.AWS_ENDPOINT_URL_CLOUDFORMATION = endpoint;
-    }
+    mq.callsOutsideRunning = 'reject';
+    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+    const result = await cfn.stack('Orders').deploy(userApp(), { handlerTimeoutMs: 9_000 });
+    expect(result.status).toBe('ROLLBACK_COMPLETE');
+    expect(result.reason).toMatch(/\(BadRequestException.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/);
+    mq.setBrokerState(BROKER, 'RUNNING');
   });
 
   test('creates 50 users at once against the account throttle: all created, none twice', async () => {
@@ -470,24 +462,16 @@ describe('lifecycle', () => {
   });
 
   test('gives up on a call that hangs before the function is killed, with a clear reason', async () => {
-    const endpoint = process.env.AWS_ENDPOINT_URL_CLOUDFORMATION;
-    const quick = await CloudFormation.start(mq, { handlerTimeoutMs: 9_000 });
-    try {
-      mq.inject({ operation: 'DescribeUser', fault: 'hang', times: Infinity });
-      const result = await quick.stack('Orders').deploy(userApp());
-      expect(result.status).toBe('ROLLBACK_COMPLETE');
-      // The handler answered (4 s before its 9 s timeout), rather than being killed by Lambda.
-      expect(result.reason).toMatch(
-        /DescribeUser for user "orders-service" on broker .* failed.*(no answer within|no time left|deadline)/,
-      );
-      expect(result.reason).not.toMatch(/Task timed out/);
-      expect(mq.calls.filter((c) => c.operation === 'CreateUser')).toEqual([]);
-    } finally {
-      cfn.transcript.push(...quick.transcript);
-      await quick.stop();
-      process.env.AWS_ENDPOINT_URL_CLOUDFORMATION = endpoint;
-    }
-  }, 30_000);
+    mq.inject({ operation: 'DescribeUser', fault: 'hang', times: Infinity });
+    const result = await cfn.stack('Orders').deploy(userApp(), { handlerTimeoutMs: 9_000 });
+    expect(result.status).toBe('ROLLBACK_COMPLETE');
+    // The handler answered (4 s before its 9 s timeout), rather than being killed by Lambda.
+    expect(result.reason).toMatch(
+      /DescribeUser for user "orders-service" on broker .* failed.*(no answer within|no time left|deadline)/,
+    );
+    expect(result.reason).not.toMatch(/Task timed out/);
+    expect(mq.calls.filter((c) => c.operation === 'CreateUser')).toEqual([]);
+  });
 
   test.each([
     ['missing', undefined, /ResourceNotFoundException/],

@@ -160,8 +160,11 @@ export class EmulatedStack {
     return this.natives.get(logicalId)?.physicalId ?? this.deployed.get(logicalId)?.physicalId;
   }
 
-  /** Deploys `<assemblyDir>/<stack name>.template.json`: create, update, replace, delete, or roll back. */
-  async deploy(assemblyDir: string): Promise<DeployResult> {
+  /**
+   * Deploys `<assemblyDir>/<stack name>.template.json`: create, update, replace, delete, or roll back.
+   * `options` override the emulator's for this deploy (e.g. a short handler timeout).
+   */
+  async deploy(assemblyDir: string, options: EmulatorOptions = {}): Promise<DeployResult> {
     const template: Template = JSON.parse(
       fs.readFileSync(path.join(assemblyDir, `${this.name}.template.json`), 'utf8'),
     );
@@ -189,7 +192,7 @@ export class EmulatedStack {
         type: resource.Type,
         raw,
         dependsOn: dependencies(resource).filter((id) => template.Resources[id]?.Type.startsWith('Custom::')),
-        token: loadHandlers(assemblyDir, template, ServiceToken, this.cfn.options),
+        token: loadHandlers(assemblyDir, template, ServiceToken, { ...this.cfn.options, ...options }),
         policy: resource.DeletionPolicy,
         replacePolicy: resource.UpdateReplacePolicy,
       });
