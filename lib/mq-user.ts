@@ -133,11 +133,6 @@ export class MqUser extends Construct {
     const consoleAccess = props.consoleAccess ?? false;
     const replicationUser = props.replicationUser ?? false;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
-    if (removalPolicy === RemovalPolicy.SNAPSHOT) {
-      throw new Error(
-        `MqUser ${this.node.path}: removalPolicy SNAPSHOT does not apply to a user: use DESTROY or RETAIN`,
-      );
-    }
 
     const errors = [
       ...validateUserProps({
@@ -147,6 +142,7 @@ export class MqUser extends Construct {
         replicationUser,
         passwordField: props.passwordField,
         hasPasswordSecret: props.passwordSecret !== undefined,
+        removalPolicy,
       }),
       ...this.checkBroker(props),
     ];

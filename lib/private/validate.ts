@@ -1,4 +1,4 @@
-import { Token } from 'aws-cdk-lib';
+import { RemovalPolicy, Token } from 'aws-cdk-lib';
 import { MAX_GROUPS, NAME_PATTERN, NAME_RULE } from './rules';
 
 /**
@@ -12,6 +12,7 @@ export function validateUserProps(props: {
   replicationUser: boolean;
   passwordField?: string;
   hasPasswordSecret: boolean;
+  removalPolicy: RemovalPolicy;
 }): string[] {
   const errors: string[] = [];
   if (!Token.isUnresolved(props.username) && !NAME_PATTERN.test(props.username)) {
@@ -38,6 +39,9 @@ export function validateUserProps(props: {
     } else if (props.passwordField.length === 0) {
       errors.push('passwordField must not be empty: omit it to use the "password" field or the whole secret string');
     }
+  }
+  if (props.removalPolicy === RemovalPolicy.SNAPSHOT) {
+    errors.push('removalPolicy SNAPSHOT does not apply to a user: use DESTROY or RETAIN');
   }
   return errors;
 }
