@@ -155,9 +155,12 @@ export class MqUser extends Construct {
     }
     const provider = MqUserProvider.getOrCreate(this);
     const generated = props.passwordSecret === undefined;
+    // A generated secret belongs to one username: its ID names it, so that a rename replaces the secret
+    // (CloudFormation would otherwise regenerate it in place, and a rollback would not get the old value back).
+    const secretId = Token.isUnresolved(props.username) ? 'Secret' : `Secret-${props.username}`;
     this.secret =
       props.passwordSecret ??
-      new secretsmanager.Secret(this, 'Secret', {
+      new secretsmanager.Secret(this, secretId, {
         description: `cdk-mq-user: password of Amazon MQ user ${props.username}`,
         generateSecretString: {
           ...GENERATED_PASSWORD,

@@ -539,6 +539,25 @@ describe('lifecycle', () => {
     expectPending('orders-service', 'UPDATE', { password: ROLLED_PASSWORD });
   });
 
+  test('rolls back the rename of a user with a generated password: its secret and password stay as they were', async () => {
+    const stack = cfn.stack('Orders');
+    const app = (username: string, fail = false) =>
+      synth((s) => {
+        const user = new MqUser(s, 'Gen', { broker: broker(s), username });
+        if (fail) failingUser(s, user);
+      });
+    await stack.deploy(app('generated'));
+    mq.applyPendingChanges(BROKER);
+    const original = mq.user(BROKER, 'generated')!.applied!.password;
+    const result = await stack.deploy(app('generated-v2', true));
+    expect(result.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    // The rename made a new secret; the old one, and the old user's password, are untouched.
+    expect(mq.user(BROKER, 'generated')).toMatchObject({ applied: { password: original } });
+    const restored = mq.user(BROKER, 'generated')!.pending;
+    if (restored && 'password' in restored) expect(restored.password).toBe(original);
+    expect(mq.user(BROKER, 'generated-v2')?.pending).toEqual({ change: 'DELETE' });
+  });
+
   test("creates a generated secret's user with the generated password", async () => {
     const stack = cfn.stack('Orders');
     const result = await stack.deploy(synth((s) => new MqUser(s, 'Gen', { broker: broker(s), username: 'generated' })));

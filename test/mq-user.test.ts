@@ -113,6 +113,21 @@ describe('the custom resource', () => {
     expect(user.secret).toBeDefined();
   });
 
+  test('replaces a generated secret when the username changes, instead of regenerating it in place', () => {
+    const secretOf = (username: string) => {
+      const stack = newStack();
+      new MqUser(stack, 'User', { broker: activeMq(stack), username });
+      return Object.keys(Template.fromStack(stack).findResources('AWS::SecretsManager::Secret'));
+    };
+    const [before] = secretOf('orders-service');
+    const [after] = secretOf('orders-v2');
+    // A new logical ID: CloudFormation creates the new secret and deletes the old one only after success, so
+    // the rollback of a rename finds the old password where it was.
+    expect(before).toMatch(/^UserSecretordersservice/);
+    expect(after).not.toBe(before);
+    expect(secretOf('orders-service')).toEqual([before]);
+  });
+
   test('passes a supplied secret by ARN, with its field and version', () => {
     const stack = newStack();
     const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Imported', 'team/orders');

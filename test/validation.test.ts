@@ -94,7 +94,7 @@ describe('cdk-nag AwsSolutions', () => {
       expect(s.reason.length).toBeGreaterThan(40);
       for (const c of s.violatingConstructs) {
         expect(c.constructPath).toMatch(
-          /\/(CdkMqUserProvider|CdkMqUserRebootProvider|[A-Za-z]+\/Secret|AdminSecret)\//,
+          /\/(CdkMqUserProvider|CdkMqUserRebootProvider|[A-Za-z]+\/Secret-[a-z-]+|AdminSecret)\//,
         );
       }
     }
