@@ -98,12 +98,18 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
     log('nothing to delete: this handler never made this physical ID', { physicalResourceId: physicalId });
     return { PhysicalResourceId: physicalId };
   }
-  // An adopted user existed before this stack took it over: a rollback must not delete it.
-  if (tryParse(event.ResourceProperties)?.AdoptExisting && (await aws.isRollingBack(event.StackId)) !== false) {
+  const existing = await aws.describeUser(user);
+  // An adopted user existed before this stack took it over: a rollback must not delete it. One still pending
+  // CREATE did not exist: this stack made it, and its rollback removes it.
+  if (
+    existing &&
+    existing.pendingChange !== 'CREATE' &&
+    tryParse(event.ResourceProperties)?.AdoptExisting &&
+    (await aws.isRollingBack(event.StackId)) !== false
+  ) {
     log('not deleting an adopted user during a rollback: it existed before this stack took it over', { ...user });
     return { PhysicalResourceId: physicalId };
   }
-  const existing = await aws.describeUser(user);
   if (!existing) {
     log('nothing to delete: the user or its broker is already gone', { ...user });
   } else if (existing.pendingChange === 'DELETE') {
@@ -155,8 +161,8 @@ function alreadyExists(user: UserIdentity): Error {
 
 /**
  * CreateUser, made safe to repeat: a 409 (or, for a user pending deletion, a 400) is answered by looking
- * at the user. Present after a retried call: our own earlier attempt created it (its answer was lost), so
- * converge it. Present after a first attempt: someone else created it meanwhile, so it is not ours.
+ * at the user. Present after an attempt whose outcome is unknown (no answer, a 5xx): that attempt of ours
+ * created it, so converge it. Otherwise someone else created it meanwhile, so it is not ours.
  */
 async function createUser(
   aws: Aws,
@@ -178,7 +184,7 @@ async function createUser(
         throw error;
       const now = await aws.describeUser(user);
       if (isLive(now)) {
-        if (error.attempts < 2 && !adopt) throw alreadyExists(user);
+        if (!error.earlierAttemptMayHaveSucceeded && !adopt) throw alreadyExists(user);
         log('CreateUser was refused but the user exists: an earlier attempt created it; converging', { ...user });
         await aws.updateUser(user, desired);
         return;

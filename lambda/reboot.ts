@@ -131,7 +131,7 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
 /** The Provider framework polls isComplete this often (the provider's queryInterval). */
 const POLL_MS = 15_000;
 
-/** Whether the deploy changed a covered user (the digest), the broker or the revision: else no reboot. */
+/** Whether the deploy changed a covered user (digest or usernames), the broker or the revision: else no reboot. */
 function usersChanged(raw: RebootEvent['OldResourceProperties'], next: MqBrokerRebootResourceProperties): boolean {
   let previous: MqBrokerRebootResourceProperties;
   try {
@@ -139,10 +139,12 @@ function usersChanged(raw: RebootEvent['OldResourceProperties'], next: MqBrokerR
   } catch {
     return true; // an unreadable old format: reboot, as a change would
   }
+  // Usernames too: a username from a parameter changes only after resolution, not in the synth-time digest.
   return (
     previous.UsersDigest !== next.UsersDigest ||
     previous.Revision !== next.Revision ||
-    previous.BrokerId !== next.BrokerId
+    previous.BrokerId !== next.BrokerId ||
+    JSON.stringify(previous.Usernames) !== JSON.stringify(next.Usernames)
   );
 }
 

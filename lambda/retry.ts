@@ -59,6 +59,8 @@ export class CallError extends Error {
     cause: unknown,
     readonly attempts: number,
     gaveUp?: string,
+    /** An earlier attempt got no answer or a 5xx: it may have done what it asked. */
+    readonly earlierAttemptMayHaveSucceeded = false,
   ) {
     const info = errorInfo(cause);
     const attribute = info.errorAttribute ? `, errorAttribute "${info.errorAttribute}"` : '';
@@ -149,10 +151,17 @@ export async function withRetry<T>(
   options: { retryConflict?: boolean } = {},
 ): Promise<T> {
   const retryConflict = options.retryConflict ?? true;
+  let uncertain = false;
   for (let attempt = 1; ; attempt++) {
     const budget = Math.min(retryTiming.attemptTimeoutMs, deadline.remainingMs());
     if (budget <= 0) {
-      throw new CallError(context, new Error('no time left before the Lambda deadline'), attempt - 1);
+      throw new CallError(
+        context,
+        new Error('no time left before the Lambda deadline'),
+        attempt - 1,
+        undefined,
+        uncertain,
+      );
     }
     const abort = new AbortController();
     // The SDK drops the request on abort; the race also frees us from a call that ignores the signal.
@@ -169,10 +178,13 @@ export async function withRetry<T>(
       const verdict = classify(error, { retryConflict });
       const retryable =
         verdict === 'retry' || (verdict === 'access-denied' && deadline.elapsedMs() < retryTiming.accessDeniedWindowMs);
-      if (!retryable) throw new CallError(context, error, attempt);
+      if (!retryable) throw new CallError(context, error, attempt, undefined, uncertain);
+      // Throttling, a conflict or a denial did nothing; no answer or a 5xx may have done it all.
+      const status = errorInfo(error).httpStatus;
+      uncertain ||= verdict === 'retry' && (status === undefined || status >= 500);
       const delay = Math.random() * Math.min(retryTiming.maxDelayMs, retryTiming.baseDelayMs * 2 ** (attempt - 1));
       if (delay >= deadline.remainingMs()) {
-        throw new CallError(context, error, attempt, 'gave up to answer before the Lambda deadline');
+        throw new CallError(context, error, attempt, 'gave up to answer before the Lambda deadline', uncertain);
       }
       await sleep(delay);
     } finally {

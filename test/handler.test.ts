@@ -243,6 +243,13 @@ describe('Create', () => {
     expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
   });
 
+  test('fails when a user appears while CreateUser was throttled: a throttled attempt created nothing', async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
+    mq.on(CreateUserCommand).rejectsOnce(throttled()).rejects(conflict());
+    await expect(run(createEvent())).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID}`);
+    expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+  });
+
   test('adopts a user that appears between DescribeUser and CreateUser when adoptExisting is set', async () => {
     mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
     mq.on(CreateUserCommand).rejects(conflict());
@@ -533,6 +540,22 @@ describe('Delete', () => {
       expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
     },
   );
+
+  test('keeps an adopted user when the stack status cannot be read', async () => {
+    cloudFormation
+      .on(DescribeStacksCommand)
+      .rejects(Object.assign(new Error('denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
+    mq.on(DescribeUserCommand).resolves(live());
+    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
+    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+  });
+
+  test('deletes, in a rollback, an adoptExisting user this stack created (still pending CREATE)', async () => {
+    stackStatus('ROLLBACK_IN_PROGRESS');
+    mq.on(DescribeUserCommand).resolves(live('CREATE'));
+    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
+    expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
+  });
 
   test('deletes an adopted user when the stack itself is deleted', async () => {
     stackStatus('DELETE_IN_PROGRESS');

@@ -82,6 +82,7 @@ describe('onEvent', () => {
   test.each([
     ['a covered user', { UsersDigest: 'older' }],
     ['the revision', { Revision: '0' }],
+    ['a username only known at deploy time', { Usernames: ['billing-service', 'orders-old'] }],
   ])('reboots when %s changed', async (_case, old) => {
     brokerIn('RUNNING');
     await onEvent({ ...event('Update'), OldResourceProperties: { ...PROPS, ...old } }, lambdaContext());

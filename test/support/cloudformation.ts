@@ -144,7 +144,7 @@ export class EmulatedStack {
   /** Physical IDs of native resources (brokers, secrets) by logical ID. */
   private readonly natives = new Map<
     string,
-    { type: string; physicalId: string; arn?: string; deletionPolicy?: string }
+    { type: string; physicalId: string; arn?: string; deletionPolicy?: string; properties?: Json }
   >();
   private deployed = new Map<string, Deployed>();
 
@@ -153,6 +153,13 @@ export class EmulatedStack {
     readonly name: string,
   ) {
     this.stackId = `arn:aws:cloudformation:us-east-1:${ACCOUNT}:stack/${name}/${randomUUID()}`;
+  }
+
+  /** Physical IDs of the native resources of one type, by logical ID. */
+  physicalIdsOf(type: string): Record<string, string> {
+    return Object.fromEntries(
+      [...this.natives].filter(([, n]) => n.type === type).map(([id, n]) => [id, n.physicalId]),
+    );
   }
 
   /** The physical ID of a resource: a broker's ID, a secret's ARN, a custom resource's ID. */
@@ -170,7 +177,7 @@ export class EmulatedStack {
     );
     const creating = this.status === 'NONE';
     this.setStatus(creating ? 'CREATE_IN_PROGRESS' : 'UPDATE_IN_PROGRESS');
-    this.createNatives(template);
+    const nativeChanges = this.applyNatives(template);
 
     const wanted = new Map<
       string,
@@ -239,6 +246,13 @@ export class EmulatedStack {
         this.deployed.delete(logicalId);
         if (old.deletionPolicy !== 'Retain') await this.deleteResource(logicalId, old);
       }
+      for (const [logicalId, native] of [...this.natives]) {
+        if (template.Resources[logicalId]) continue;
+        this.natives.delete(logicalId);
+        if (native.type === 'AWS::SecretsManager::Secret' && native.deletionPolicy !== 'Retain') {
+          this.cfn.mq.deleteSecret(native.physicalId);
+        }
+      }
       this.setStatus(creating ? 'CREATE_COMPLETE' : 'UPDATE_COMPLETE');
       return { status: this.status };
     }
@@ -269,6 +283,16 @@ export class EmulatedStack {
       // The physical resource the failed deploy made is deleted once the rollback is done.
       if (current.physicalId !== result.physicalId && current.physicalId !== previous.physicalId) {
         await this.deleteResource(step.logicalId, current);
+      }
+    }
+    // Native resources roll back after the custom resources that depend on them.
+    for (const change of nativeChanges.reverse()) {
+      const native = this.natives.get(change.logicalId)!;
+      if (change.previous === undefined) {
+        this.natives.delete(change.logicalId);
+        this.cfn.mq.deleteSecret(native.physicalId);
+      } else {
+        this.generateSecret(change.logicalId, change.previous, native.physicalId);
       }
     }
     if (rollbackFailed) {
@@ -405,12 +429,36 @@ export class EmulatedStack {
     this.cfn.setStatus(this.stackId, status);
   }
 
-  /** Brokers and secrets are made in the fake (once); every other native resource is taken as created. */
-  private createNatives(template: Template) {
+  /**
+   * Brokers are made in the fake once. Secrets are made, and made again when their properties change: like
+   * CloudFormation, which regenerates a generated secret in place when its template changes (and again when
+   * that change rolls back). Every other native resource is taken as created. Returns the secret changes, for
+   * the rollback.
+   */
+  private applyNatives(template: Template): Array<{ logicalId: string; previous?: Json }> {
+    const changes: Array<{ logicalId: string; previous?: Json }> = [];
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
-      if (this.natives.has(logicalId) || resource.Type.startsWith('Custom::')) continue;
+      if (resource.Type.startsWith('Custom::')) continue;
       const props = resource.Properties ?? {};
-      if (resource.Type === 'AWS::AmazonMQ::Broker') {
+      const existing = this.natives.get(logicalId);
+      if (resource.Type === 'AWS::SecretsManager::Secret') {
+        if (!existing) {
+          const arn = this.generateSecret(logicalId, props);
+          this.natives.set(logicalId, {
+            type: resource.Type,
+            physicalId: arn,
+            deletionPolicy: resource.DeletionPolicy,
+            properties: props,
+          });
+          changes.push({ logicalId });
+        } else if (JSON.stringify(existing.properties) !== JSON.stringify(props)) {
+          changes.push({ logicalId, previous: existing.properties });
+          this.generateSecret(logicalId, props, existing.physicalId);
+          existing.properties = props;
+        }
+      } else if (existing) {
+        continue;
+      } else if (resource.Type === 'AWS::AmazonMQ::Broker') {
         const brokerId = `b-${randomUUID()}`;
         const arn = this.cfn.mq.addBroker({
           brokerId,
@@ -419,22 +467,25 @@ export class EmulatedStack {
           authenticationStrategy: props.AuthenticationStrategy,
         });
         this.natives.set(logicalId, { type: resource.Type, physicalId: brokerId, arn });
-      } else if (resource.Type === 'AWS::SecretsManager::Secret') {
-        const generate = props.GenerateSecretString;
-        const password = randomPassword(generate?.PasswordLength ?? 32);
-        const value = generate?.SecretStringTemplate
-          ? JSON.stringify({
-              ...JSON.parse(String(this.resolve(generate.SecretStringTemplate))),
-              [generate.GenerateStringKey]: password,
-            })
-          : password;
-        this.cfn.generatedSecrets.push(password, value);
-        const arn = this.cfn.mq.putSecret(`${this.name}-${logicalId}`, value);
-        this.natives.set(logicalId, { type: resource.Type, physicalId: arn, deletionPolicy: resource.DeletionPolicy });
       } else {
         this.natives.set(logicalId, { type: resource.Type, physicalId: logicalId });
       }
     }
+    return changes;
+  }
+
+  /** A new random value for a generated secret (at `arn`, or a new secret); returns its ARN. */
+  private generateSecret(logicalId: string, props: Json, arn?: string): string {
+    const generate = props.GenerateSecretString;
+    const password = randomPassword(generate?.PasswordLength ?? 32);
+    const value = generate?.SecretStringTemplate
+      ? JSON.stringify({
+          ...JSON.parse(String(this.resolve(generate.SecretStringTemplate))),
+          [generate.GenerateStringKey]: password,
+        })
+      : password;
+    this.cfn.generatedSecrets.push(password, value);
+    return this.cfn.mq.putSecret(arn ?? `${this.name}-${logicalId}`, value);
   }
 
   /** Resolves the intrinsic functions our templates use. */

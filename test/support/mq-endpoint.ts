@@ -338,6 +338,11 @@ export class FakeMq {
     return arn;
   }
 
+  /** The secret string, for assertions (what the handler would read). */
+  secretValue(arnOrName: string): string | undefined {
+    return this.findSecret(arnOrName)?.value;
+  }
+
   deleteSecret(arnOrName: string): void {
     const secret = this.findSecret(arnOrName);
     if (secret) this.secrets.delete(secret.arn);
