@@ -14,6 +14,7 @@ import {
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
+import { activeMq } from './fixtures/brokers';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq, UserState } from './support/mq-endpoint';
 
@@ -92,6 +93,18 @@ function suppliedSecret(stack: Stack, name: string, password = PASSWORD): secret
     JSON.stringify({ password }),
   );
   return secretsmanager.Secret.fromSecretCompleteArn(stack, `Secret-${name}`, arn);
+}
+
+/** An app with one user on the broker `brokerId` of the fake (which may not exist, or not be ActiveMQ). */
+function userOnBroker(brokerId: string) {
+  return synth(
+    (s) =>
+      new MqUser(s, 'User', {
+        broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn(brokerId)),
+        username: 'orders-service',
+        passwordSecret: suppliedSecret(s, 'orders'),
+      }),
+  );
 }
 
 /** An app with one user; `props` override the defaults. */
@@ -340,16 +353,7 @@ describe('lifecycle', () => {
   });
 
   test('answers the Delete of a failed Create without calling the handler (CREATE_FAILED marker)', async () => {
-    const result = await cfn.stack('Orders').deploy(
-      synth(
-        (s) =>
-          new MqUser(s, 'User', {
-            broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn('b-missing')),
-            username: 'orders-service',
-            passwordSecret: suppliedSecret(s, 'orders'),
-          }),
-      ),
-    );
+    const result = await cfn.stack('Orders').deploy(userOnBroker('b-missing'));
     expect(result).toMatchObject({
       status: 'ROLLBACK_COMPLETE',
       reason: expect.stringContaining('errorAttribute "broker-id"'),
@@ -387,16 +391,7 @@ describe('lifecycle', () => {
     ['an LDAP broker', { engineType: 'ActiveMQ', authenticationStrategy: 'ldap' }, /uses ldap authentication/],
   ])('fails clearly on %s, changing nothing', async (_case, spec, message) => {
     mq.addBroker({ brokerId: 'b-unsupported', ...spec });
-    const result = await cfn.stack('Orders').deploy(
-      synth(
-        (s) =>
-          new MqUser(s, 'User', {
-            broker: MqBroker.fromBrokerArn(s, 'B', mq.brokerArn('b-unsupported')),
-            username: 'orders-service',
-            passwordSecret: suppliedSecret(s, 'orders'),
-          }),
-      ),
-    );
+    const result = await cfn.stack('Orders').deploy(userOnBroker('b-unsupported'));
     expect(result).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringMatching(message) });
     expect(mq.users('b-unsupported')).toEqual([]);
     expect(mq.calls.filter((c) => c.operation === 'CreateUser')).toEqual([]);
@@ -575,15 +570,7 @@ describe('MqBrokerReboot', () => {
   /** A stack with its own ActiveMQ broker, users and the reboot opt-in, as in the example app. */
   function brokerApp(groups: string[], options: { timeoutSeconds?: number; failAfterReboot?: boolean } = {}) {
     return synth((s) => {
-      const cfnBroker = new amazonmq.CfnBroker(s, 'Broker', {
-        brokerName: 'orders',
-        engineType: 'ACTIVEMQ',
-        engineVersion: '5.18',
-        deploymentMode: 'SINGLE_INSTANCE',
-        hostInstanceType: 'mq.t3.micro',
-        publiclyAccessible: false,
-        users: [],
-      });
+      const cfnBroker = activeMq(s);
       for (const name of ['alpha', 'bravo', 'charlie'])
         new MqUser(s, name, { broker: cfnBroker, username: name, groups });
       const reboot = new MqBrokerReboot(s, 'ApplyUsers', { broker: cfnBroker });

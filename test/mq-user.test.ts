@@ -12,6 +12,7 @@ import {
 } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqUser, MqUserProvider } from '../lib';
+import { activeMq } from './fixtures/brokers';
 
 const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';
@@ -19,19 +20,6 @@ const BROKER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:shared:b-1234a5b6-78c
 
 function newStack(app = new App(), id = 'Stack') {
   return new Stack(app, id, { env: { account: ACCOUNT, region: REGION } });
-}
-
-function activeMq(stack: Stack, id = 'Broker', overrides: Partial<amazonmq.CfnBrokerProps> = {}) {
-  return new amazonmq.CfnBroker(stack, id, {
-    brokerName: id,
-    engineType: 'ACTIVEMQ',
-    engineVersion: '5.18',
-    deploymentMode: 'SINGLE_INSTANCE',
-    hostInstanceType: 'mq.t3.micro',
-    publiclyAccessible: false,
-    users: [],
-    ...overrides,
-  });
 }
 
 /** An entry of a CfnBroker's own users list; its password a dynamic reference, as it should be. */
