@@ -120,7 +120,6 @@ export class MqUserProvider extends Construct {
    */
   public readonly _settings: MqUserProviderProps;
 
-  private readonly role: iam.Role;
   private generatedSecretsGrant?: IDependable;
   private readonly suppliedSecretGrants = new Map<string, IDependable>();
   private readonly secretPolicies: Array<{ policy: iam.ManagedPolicy; statement: iam.PolicyStatement; size: number }> =
@@ -137,20 +136,19 @@ export class MqUserProvider extends Construct {
     const retention = logRetention(props);
 
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
-    this.role = lambdaRole(this, 'HandlerRole', logGroup, props);
-    this.role.addToPrincipalPolicy(
+    this.handlerRole = lambdaRole(this, 'HandlerRole', logGroup, props);
+    this.handlerRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
         resources: [BROKERS_OF_ACCOUNT],
       }),
     );
-    this.role.addToPrincipalPolicy(describeOwnStack());
-    this.handlerRole = this.role;
+    this.handlerRole.addToPrincipalPolicy(describeOwnStack());
     this.handler = handlerFunction(this, 'Handler', {
       asset: 'mq-user-handler',
       handler: 'index.handler',
       description: 'cdk-mq-user: creates, updates and deletes Amazon MQ for ActiveMQ users',
-      role: this.role,
+      role: this.handlerRole,
       logGroup,
       timeout: props.timeout ?? Duration.minutes(5),
       settings: props,
@@ -168,7 +166,7 @@ export class MqUserProvider extends Construct {
     });
     this.serviceToken = provider.serviceToken;
 
-    acknowledgeNag(this.role, BROKERS_FINDING, BROKERS_REASON);
+    acknowledgeNag(this.handlerRole, BROKERS_FINDING, BROKERS_REASON);
     acknowledgeNag(frameworkRole, functionVersionsFinding(this.handler), INVOKE_REASON);
   }
 
@@ -186,12 +184,12 @@ export class MqUserProvider extends Construct {
     Tags.of(secret).add(GENERATED_SECRET_TAG, Aws.STACK_ID);
     if (!this.generatedSecretsGrant) {
       acknowledgeNag(
-        this.role,
+        this.handlerRole,
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
         "Only secrets tagged with this stack's ID (the condition); one statement for any number of generated secrets.",
       );
     }
-    this.generatedSecretsGrant ??= this.role.addToPrincipalPolicy(
+    this.generatedSecretsGrant ??= this.handlerRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['secretsmanager:GetSecretValue'],
         resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
@@ -218,7 +216,7 @@ export class MqUserProvider extends Construct {
       const policy = new iam.ManagedPolicy(this, `SecretsPolicy${this.secretPolicies.length + 1}`, {
         description: `cdk-mq-user: the MqUser password secrets of stack ${Stack.of(this).stackName}`,
         statements: [statement],
-        roles: [this.role],
+        roles: [this.handlerRole],
       });
       current = { policy, statement, size: 0 };
       this.secretPolicies.push(current);
@@ -228,7 +226,7 @@ export class MqUserProvider extends Construct {
     if (secret.encryptionKey) {
       // A customer-managed key: decrypt through Secrets Manager only.
       secret.encryptionKey.grantDecrypt(
-        new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.role),
+        new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.handlerRole),
       );
     }
     this.suppliedSecretGrants.set(key, current.policy);
