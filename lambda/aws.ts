@@ -2,7 +2,7 @@
  * The handler's only door to AWS: every call goes through `withRetry` with the context its errors need.
  * Tests replace the SDK clients underneath (aws-sdk-client-mock) or point them at a local endpoint.
  */
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { CloudFormationClient, DescribeStacksCommand, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import {
   CreateUserCommand,
   DeleteUserCommand,
@@ -37,9 +37,24 @@ export interface BrokerInfo {
   readonly state: string;
 }
 
+/**
+ * A user as DescribeUser shows it, the pending values first (they are what the broker will hold after its next
+ * reboot), else the applied ones. A field Amazon MQ did not return is `undefined`: unknown, so it is written.
+ */
 export interface UserState {
   /** `CREATE`, `UPDATE` or `DELETE` while a change waits for the broker's next reboot. */
   readonly pendingChange?: string;
+  readonly consoleAccess?: boolean;
+  readonly groups?: string[];
+  readonly replicationUser?: boolean;
+}
+
+/** A resource of the stack, as ListStackResources shows it now. */
+export interface StackResource {
+  readonly logicalId: string;
+  readonly physicalId?: string;
+  readonly type: string;
+  readonly status: string;
 }
 
 /** The whole desired state: sent in full on every write, because what an omitted field does is undocumented. */
@@ -55,10 +70,30 @@ export function isNotFound(error: unknown): boolean {
   return error instanceof CallError && (error.errorName === 'NotFoundException' || error.httpStatus === 404);
 }
 
-export class Aws {
-  private rollingBack?: Promise<boolean | undefined>;
+/** Asked at most once per invocation, whichever `Aws` view asks. */
+interface StackCache {
+  rollingBack?: Promise<boolean | undefined>;
+}
 
-  constructor(private readonly deadline: Deadline) {}
+export class Aws {
+  constructor(
+    private readonly deadline: Deadline,
+    private readonly cache: StackCache = {},
+  ) {}
+
+  /**
+   * The same door with a deadline `ms` earlier (at most a quarter of the time left): leaves time to undo work
+   * after a loop gives up.
+   */
+  narrowed(ms: number): Aws {
+    const view = new Aws(this.deadline.earlier(Math.min(ms, this.deadline.remainingMs() / 4)), this.cache);
+    view.stackIdForWaits = this.stackIdForWaits;
+    return view;
+  }
+
+  remainingMs(): number {
+    return this.deadline.remainingMs();
+  }
 
   async describeBroker(brokerId: string): Promise<BrokerInfo> {
     const out = await withRetry({ operation: 'DescribeBroker', brokerId }, this.deadline, (abortSignal) =>
@@ -78,7 +113,14 @@ export class Aws {
       const out = await this.userCall('DescribeUser', user, {}, (input, abortSignal) =>
         sdk().mq.send(new DescribeUserCommand(input), { abortSignal }),
       );
-      return { pendingChange: out.Pending?.PendingChange };
+      const pending = out.Pending;
+      return {
+        pendingChange: pending?.PendingChange,
+        consoleAccess: pending ? pending.ConsoleAccess : out.ConsoleAccess,
+        groups: pending ? pending.Groups : out.Groups,
+        // `Pending` carries no replication flag: while a change waits, the top-level one may be the old value.
+        replicationUser: pending ? undefined : out.ReplicationUser,
+      };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -92,7 +134,7 @@ export class Aws {
       user,
       { ...fields(desired), Password: desired.password },
       (input, abortSignal) => sdk().mq.send(new CreateUserCommand(input), { abortSignal }),
-      { retryConflict: false },
+      { retryConflict: false, carriesPassword: true },
     );
   }
 
@@ -103,7 +145,7 @@ export class Aws {
       user,
       fields(desired),
       (input, abortSignal) => sdk().mq.send(new UpdateUserCommand(input), { abortSignal }),
-      options,
+      { ...options, carriesPassword: desired.password !== undefined },
     );
   }
 
@@ -122,33 +164,40 @@ export class Aws {
 
   /**
    * One call on a user, retried as `withRetry` does. Amazon MQ may refuse user calls (400) while the broker
-   * reboots: then wait until it is RUNNING again, within the deadline, rather than fail a rollback or delete.
+   * reboots: then wait until it is RUNNING again, within the deadline (during a stack rollback, at most
+   * `rollbackBrokerWaitMs`, so that the rollback can finish), rather than fail a rollback or delete.
+   * "An earlier attempt may have succeeded" is kept across the waits.
    */
   private async userCall<I extends object, T>(
     operation: string,
     user: UserIdentity,
     input: I,
     send: (input: I & { BrokerId: string; Username: string }, abortSignal: AbortSignal) => Promise<T>,
-    options: { retryConflict?: boolean } = {},
+    options: { retryConflict?: boolean; carriesPassword?: boolean } = {},
   ): Promise<T> {
     const request = { ...input, BrokerId: user.brokerId, Username: user.username };
+    const context = { operation, ...user, carriesPassword: options.carriesPassword };
+    let uncertain = false;
+    let waitingSince: number | undefined;
     for (;;) {
       try {
-        return await withRetry(
-          { operation, ...user },
-          this.deadline,
-          (abortSignal) => send(request, abortSignal),
-          options,
-        );
+        return await withRetry(context, this.deadline, (abortSignal) => send(request, abortSignal), options);
       } catch (error) {
-        if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
+        if (!(error instanceof CallError)) throw error;
+        uncertain ||= error.earlierAttemptMayHaveSucceeded;
+        error.earlierAttemptMayHaveSucceeded = uncertain;
+        if (error.httpStatus !== 400) throw error;
         const state = await this.describeBroker(user.brokerId).then(
           (broker) => broker.state,
           () => undefined,
         );
         if (state !== 'REBOOT_IN_PROGRESS') throw error;
-        if (this.deadline.remainingMs() < retryTiming.brokerPollMs * 2) {
-          throw new Error(`${error.message}; the broker is still REBOOT_IN_PROGRESS: retry once it is RUNNING`);
+        waitingSince ??= Date.now();
+        const rollbackLimitReached =
+          Date.now() - waitingSince >= retryTiming.rollbackBrokerWaitMs &&
+          (await this.isRollingBack(this.stackIdForWaits)) === true;
+        if (this.deadline.remainingMs() < retryTiming.brokerPollMs * 2 || rollbackLimitReached) {
+          throw new BrokerBusyError(error, uncertain);
         }
         log('the broker is rebooting and refuses user calls: waiting for it', { ...user, operation });
         await sleep(retryTiming.brokerPollMs);
@@ -189,23 +238,79 @@ export class Aws {
     return out.SecretString;
   }
 
+  /** The stack whose rollback bounds the waits of `userCall`; set by the handler once it knows the event. */
+  stackIdForWaits = '';
+
   /**
-   * Whether the stack being deployed is rolling back (`UPDATE_ROLLBACK_IN_PROGRESS`, ...), asked once per
-   * invocation; `undefined` when its status cannot be read: each caller picks its own safe side.
+   * Whether the stack being deployed is rolling back (`UPDATE_ROLLBACK_IN_PROGRESS`, `ROLLBACK_IN_PROGRESS`,
+   * `UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`), asked once per invocation; `undefined` when its status
+   * cannot be read: each caller picks its own safe side. A nested stack that is being deleted while its root
+   * rolls back (the rollback of the nested stack's creation) counts as rolling back.
    */
   isRollingBack(stackId: string): Promise<boolean | undefined> {
-    this.rollingBack ??= withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
-      sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
-    ).then(
-      // UPDATE_ROLLBACK_IN_PROGRESS, ROLLBACK_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS
-      (out) => /ROLLBACK.*IN_PROGRESS$/.test(out.Stacks?.[0]?.StackStatus ?? ''),
-      (error: Error) => {
+    this.cache.rollingBack ??= this.stackStatus(stackId)
+      .then(async ({ status, rootId }) => {
+        if (ROLLING_BACK.test(status)) return true;
+        if (status !== 'DELETE_IN_PROGRESS' || !rootId || rootId === stackId) return false;
+        return ROLLING_BACK.test((await this.stackStatus(rootId)).status);
+      })
+      .catch((error: Error) => {
         warn('could not read the stack status', { reason: error.message });
         return undefined;
-      },
-    );
-    return this.rollingBack;
+      });
+    return this.cache.rollingBack;
   }
+
+  private async stackStatus(stackId: string): Promise<{ status: string; rootId?: string }> {
+    const out = await withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
+      sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
+    );
+    const stack = out.Stacks?.[0];
+    return { status: stack?.StackStatus ?? '', rootId: stack?.RootId };
+  }
+
+  /** The stack's resources as CloudFormation holds them now (ListStackResources, all pages). */
+  async stackResources(stackId: string): Promise<StackResource[]> {
+    const resources: StackResource[] = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const out = await withRetry({ operation: 'ListStackResources' }, this.deadline, (abortSignal) =>
+        sdk().cloudFormation.send(new ListStackResourcesCommand({ StackName: stackId, NextToken: token }), {
+          abortSignal,
+        }),
+      );
+      for (const summary of out.StackResourceSummaries ?? []) {
+        resources.push({
+          logicalId: summary.LogicalResourceId ?? '',
+          physicalId: summary.PhysicalResourceId,
+          type: summary.ResourceType ?? '',
+          status: summary.ResourceStatus ?? '',
+        });
+      }
+      nextToken = out.NextToken;
+    } while (nextToken);
+    return resources;
+  }
+}
+
+const ROLLING_BACK = /ROLLBACK.*IN_PROGRESS$/;
+
+/** The broker kept refusing user calls while it rebooted, until the handler had to stop waiting. */
+export class BrokerBusyError extends Error {
+  constructor(
+    refusal: CallError,
+    /** An attempt before the waits got no answer or a 5xx: it may have done what it asked. */
+    readonly earlierAttemptMayHaveSucceeded: boolean,
+  ) {
+    super(`${refusal.message}; the broker is still REBOOT_IN_PROGRESS: retry once it is RUNNING`);
+    this.name = 'BrokerBusyError';
+  }
+}
+
+/** Whether a failed call may still have done what it asked (an attempt got no answer, or a 5xx). */
+export function mayHaveSucceeded(error: unknown): boolean {
+  return (error instanceof CallError || error instanceof BrokerBusyError) && error.earlierAttemptMayHaveSucceeded;
 }
 
 function fields(desired: DesiredUser) {

@@ -1,3 +1,4 @@
+import { STACK_ID_ENV } from '../lib/private/env';
 import type { Raw } from '../lib/private/handler-props';
 
 /** The part of the Provider framework's event our handlers read, for properties of type `P`. */
@@ -13,4 +14,21 @@ export interface ProviderEvent<P> {
 /** Lambda's context, reduced to what we use: the time left before the function is killed. */
 export interface HandlerContext {
   getRemainingTimeInMillis(): number;
+}
+
+/**
+ * Our functions serve their own stack only (the construct sets `CDK_MQ_USER_STACK_ID` to it): whoever else can
+ * invoke them, another stack given the service token included, must not drive them against users or brokers
+ * that stack does not own. Functions deployed before the variable existed accept every event.
+ */
+export function refuseForeignStack(event: { readonly StackId: string }): void {
+  const own = process.env[STACK_ID_ENV];
+  if (own && event.StackId !== own) throw new ForeignStackError(event.StackId, own);
+}
+
+export class ForeignStackError extends Error {
+  constructor(received: string, own: string) {
+    super(`refused an event of stack ${received}: this function serves only stack ${own}`);
+    this.name = 'ForeignStackError';
+  }
 }

@@ -1,22 +1,30 @@
 /**
  * The `Custom::MqUser` handler, invoked by the CDK Provider framework (which answers CloudFormation).
- * Decisions live here; parsing in ./properties, AWS calls in ./aws, the password in ./password.
+ * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
+ * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
  */
 import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
-import { Aws, DesiredUser, UserState } from './aws';
-import type { HandlerContext, ProviderEvent } from './event';
+import { Aws, DesiredUser, UserState, mayHaveSucceeded } from './aws';
+import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
+import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
 import { failure, log, resetSensitive, warn } from './log';
 import { extractPassword } from './password';
 import {
+  Owner,
   UserIdentity,
   UserProperties,
+  UserRecord,
   parsePhysicalResourceId,
   parseProperties,
   passwordSourceChanged,
   physicalResourceId,
   sameIdentity,
+  stateDigest,
 } from './properties';
-import { CallError, Deadline } from './retry';
+import { CallError, Deadline, backoffMs, retryTiming, sleep } from './retry';
+
+/** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
+export { retryTiming } from './retry';
 
 /** The event of a `Custom::MqUser`. */
 export type UserEvent = ProviderEvent<MqUserResourceProperties>;
@@ -29,11 +37,13 @@ export interface UserResponse {
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
   resetSensitive();
   const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
+  aws.stackIdForWaits = event.StackId;
   log(`received ${event.RequestType}`, {
     logicalResourceId: event.LogicalResourceId,
     physicalResourceId: event.PhysicalResourceId,
   });
   try {
+    refuseForeignStack(event);
     switch (event.RequestType) {
       case 'Create':
         return await onCreate(aws, event);
@@ -45,8 +55,32 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
         throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
     }
   } catch (error) {
+    if (event.RequestType !== 'Create' && !(error instanceof ForeignStackError)) {
+      const answer = await answerRollbackAnyway(aws, event, error);
+      if (answer) return answer;
+    }
     throw failure(error);
   }
+}
+
+/**
+ * Rollbacks never wedge: when an Update or Delete of a stack that is rolling back cannot finish (the broker
+ * refuses calls past a bounded wait, a secret is unreadable), it answers SUCCESS and logs what it left undone.
+ * Only a status that says "rolling back" counts: when the status is unknown, the failure stays loud.
+ */
+async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown): Promise<UserResponse | undefined> {
+  if ((await aws.isRollingBack(event.StackId)) !== true) return undefined;
+  const incoming = event.PhysicalResourceId ?? '';
+  warn(
+    `rollback: could not ${event.RequestType === 'Delete' ? 'delete' : 'restore'} the user; answering SUCCESS so ` +
+      'that the rollback completes. Check the user by hand: see "Troubleshooting" in the cdk-mq-user README',
+    { logicalResourceId: event.LogicalResourceId, physicalResourceId: incoming, reason: (error as Error).message },
+  );
+  const props = tryParse(event.ResourceProperties);
+  return {
+    PhysicalResourceId: incoming,
+    ...(props ? { Data: attributes(props, 'UNKNOWN') } : {}),
+  };
 }
 
 async function onCreate(aws: Aws, event: UserEvent): Promise<UserResponse> {
@@ -54,101 +88,134 @@ async function onCreate(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const user = identityOf(props);
   await ensureSupportedBroker(aws, user.brokerId);
   const password = await readPassword(aws, props, user);
-  await createOrConverge(aws, event, props, user, password);
-  return respond(aws, user);
+  const outcome = await takeUser(aws, props, user, password, { rollingBack: false });
+  if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
+  return respond(props, outcome);
 }
 
 async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
-  if (!sameIdentity(parsePhysicalResourceId(event.PhysicalResourceId), user)) {
-    // A new broker or username is a new user: CloudFormation deletes the old one after the whole deploy.
-    log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
-    await ensureSupportedBroker(aws, user.brokerId);
-    const password = await readPasswordToRestore(aws, event, props, user);
-    await createOrConverge(aws, event, props, user, password);
-    return respond(aws, user);
-  }
+  const current = parsePhysicalResourceId(
+    event.PhysicalResourceId,
+    tryParse(event.OldResourceProperties)?.AdoptExisting,
+  );
+  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current);
 
-  const existing = await aws.describeUser(user);
-  if (!isLive(existing)) {
+  const before = await aws.describeUser(user);
+  if (!isLive(before)) {
     warn('the user is gone (deleted out of band): creating it again', {
       ...user,
-      pendingChange: existing?.pendingChange,
+      pendingChange: before?.pendingChange,
     });
     const password = await readPassword(aws, props, user);
-    await createUser(aws, user, { ...desiredState(props, password), password }, existing, props.AdoptExisting);
-    return respond(aws, user);
+    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: made.pendingChange });
   }
   const previous = tryParse(event.OldResourceProperties);
   const password =
     previous && !passwordSourceChanged(previous, props)
       ? undefined
       : await readPasswordToRestore(aws, event, props, user);
-  log('updating the user in place', { ...user, groups: props.Groups, passwordSet: password !== undefined });
-  await aws.updateUser(user, desiredState(props, password));
-  return respond(aws, user);
-}
-
-async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
-  // The identity comes from the physical ID: the properties may be those of another version of the library.
-  const physicalId = event.PhysicalResourceId ?? '';
-  const user = parsePhysicalResourceId(physicalId);
-  if (!user) {
-    log('nothing to delete: this handler never made this physical ID', { physicalResourceId: physicalId });
-    return { PhysicalResourceId: physicalId };
-  }
-  const existing = await aws.describeUser(user);
-  // An adopted user existed before this stack took it over: a rollback must not delete it. One still pending
-  // CREATE did not exist: this stack made it, and its rollback removes it.
-  if (
-    existing &&
-    existing.pendingChange !== 'CREATE' &&
-    tryParse(event.ResourceProperties)?.AdoptExisting &&
-    (await aws.isRollingBack(event.StackId)) !== false
-  ) {
-    log('not deleting an adopted user during a rollback: it existed before this stack took it over', { ...user });
-    return { PhysicalResourceId: physicalId };
-  }
-  if (!existing) {
-    log('nothing to delete: the user or its broker is already gone', { ...user });
-  } else if (existing.pendingChange === 'DELETE') {
-    log('nothing to delete: the user is already pending deletion', { ...user });
-  } else if (await aws.deleteUser(user)) {
-    log("deleted the user: Amazon MQ applies the deletion at the broker's next reboot", { ...user });
+  const desired = desiredState(props, password);
+  const write = needsWrite(desired, before!);
+  if (write) {
+    log('updating the user in place', { ...user, groups: props.Groups, passwordSet: password !== undefined });
+    await aws.updateUser(user, desired);
   } else {
-    log('nothing to delete: the user or its broker is already gone', { ...user });
+    log('the user already holds the declared state: nothing to write', { ...user });
   }
-  return { PhysicalResourceId: physicalId };
+  return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: pendingAfterWrite(before, write) });
 }
 
 /**
- * Creates the user, or converges one that exists when that is ours to do: `adoptExisting`, or the rollback
- * of a rename (the old user was never deleted). Anyone else's user is left untouched.
+ * A new broker or username is a new user: CloudFormation deletes the old one in its cleanup phase, after the
+ * whole deploy. The rollback of such a move arrives here too, with the old properties, and restores the user
+ * recorded as `previous` in the physical ID.
  */
-async function createOrConverge(
+async function replace(
   aws: Aws,
   event: UserEvent,
   props: UserProperties,
   user: UserIdentity,
+  current: UserRecord | undefined,
+): Promise<UserResponse> {
+  log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
+  const previous = current?.previous ? parsePhysicalResourceId(current.previous) : undefined;
+  const targetIsPrevious = sameIdentity(previous, user);
+  // Asked only where it matters: a restore needs it as part of the proof, reading a password does for rollbacks.
+  const rollingBack = targetIsPrevious || !props.AdoptExisting ? await aws.isRollingBack(event.StackId) : false;
+  await ensureSupportedBroker(aws, user.brokerId);
+  const password = await readPasswordToRestore(aws, event, props, user);
+  const outcome = await takeUser(aws, props, user, password, {
+    rollingBack,
+    targetIsPrevious,
+    restoreId: current?.previous,
+    previousId: event.PhysicalResourceId,
+  });
+  if (outcome === 'leave') {
+    warn(
+      "rollback: the user exists and nothing proves it was ever this resource's: leaving it untouched. " +
+        'The resource keeps its physical ID; no user is deleted in the cleanup phase',
+      { ...user, physicalResourceId: event.PhysicalResourceId },
+    );
+    return respond(props, { physicalId: event.PhysicalResourceId ?? '', pendingChange: 'UNKNOWN' });
+  }
+  return respond(props, outcome);
+}
+
+interface Taken {
+  readonly physicalId: string;
+  readonly pendingChange: string;
+}
+
+/**
+ * Creates the user, or takes over one that exists when that is provably this resource's to do (see
+ * `decideTakeover`). Anyone else's user is left untouched.
+ */
+async function takeUser(
+  aws: Aws,
+  props: UserProperties,
+  user: UserIdentity,
   password: string | undefined,
-): Promise<void> {
-  const existing = await aws.describeUser(user);
-  if (!isLive(existing)) {
+  move: {
+    readonly rollingBack: boolean | undefined;
+    readonly targetIsPrevious?: boolean;
+    /** The physical ID to return when restoring the previous user. */
+    readonly restoreId?: string;
+    /** The physical ID the resource holds now, recorded as `previous` in the new one. */
+    readonly previousId?: string;
+  },
+): Promise<Taken | 'leave'> {
+  const record = (owner: Owner) => physicalResourceId({ ...user, owner, previous: move.previousId });
+  const before = await aws.describeUser(user);
+  if (!isLive(before)) {
     if (password === undefined) {
       throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
     }
-    await createUser(aws, user, { ...desiredState(props, password), password }, existing, props.AdoptExisting);
-    return;
+    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    return { physicalId: record(made.owner), pendingChange: made.pendingChange };
   }
-  if (props.AdoptExisting) {
-    log('adopting the existing user: converging it to the declared state', { ...user });
-  } else if (event.RequestType === 'Update' && (await aws.isRollingBack(event.StackId)) === true) {
-    log('converging the existing user: this rollback restores a user that was never deleted', { ...user });
-  } else {
-    throw alreadyExists(user);
-  }
-  await aws.updateUser(user, desiredState(props, password));
+  const takeover = decideTakeover({
+    adoptExisting: props.AdoptExisting,
+    rollingBack: move.rollingBack,
+    targetIsPrevious: move.targetIsPrevious ?? false,
+  });
+  if (takeover === 'fail') throw alreadyExists(user);
+  if (takeover === 'leave') return 'leave';
+  log(
+    takeover === 'adopt'
+      ? 'adopting the existing user: converging it to the declared state'
+      : 'rollback: restoring the user this resource held before its rename or move',
+    { ...user },
+  );
+  const desired = desiredState(props, password);
+  const write = needsWrite(desired, before!);
+  if (write) await aws.updateUser(user, desired);
+  return {
+    physicalId: takeover === 'adopt' ? record('adopted') : move.restoreId!,
+    pendingChange: pendingAfterWrite(before, write),
+  };
 }
 
 function alreadyExists(user: UserIdentity): Error {
@@ -160,55 +227,136 @@ function alreadyExists(user: UserIdentity): Error {
 }
 
 /**
- * CreateUser, made safe to repeat: a 409 (or, for a user pending deletion, a 400) is answered by looking
- * at the user. Present after an attempt whose outcome is unknown (no answer, a 5xx): that attempt of ours
- * created it, so converge it. Otherwise someone else created it meanwhile, so it is not ours.
+ * CreateUser, made safe to repeat and undone when it fails. A 409 (or, for a user pending deletion, a 400) is
+ * answered by looking at the user: present after an attempt whose outcome is unknown means our own attempt made
+ * it; present otherwise means someone else did (adopted with `adoptExisting`, else left alone); absent means a
+ * passing conflict: back off and try again. If the Create gives up while its own CreateUser may have made the
+ * user, it deletes that user before failing: the Provider framework answers the Delete of a failed Create
+ * itself, so nothing else ever would.
  */
 async function createUser(
   aws: Aws,
   user: UserIdentity,
-  desired: DesiredUser & { readonly password: string },
+  desired: DesiredUser,
   before: UserState | undefined,
   adopt: boolean,
-): Promise<void> {
+): Promise<{ owner: Owner; pendingChange: string }> {
   log(before ? 'creating the user again: it is pending deletion' : 'creating the user', {
     ...user,
     groups: desired.groups,
   });
-  for (let round = 1; ; round++) {
-    try {
-      await aws.createUser(user, desired);
-      return;
-    } catch (error) {
-      if (!(error instanceof CallError && (error.httpStatus === 409 || (before && error.httpStatus === 400))))
-        throw error;
-      const now = await aws.describeUser(user);
-      if (isLive(now)) {
-        if (!error.earlierAttemptMayHaveSucceeded && !adopt) throw alreadyExists(user);
-        log('CreateUser was refused but the user exists: an earlier attempt created it; converging', { ...user });
-        await aws.updateUser(user, desired);
-        return;
+  const bounded = aws.narrowed(retryTiming.undoReserveMs);
+  let uncertain = false;
+  try {
+    for (let round = 1; ; round++) {
+      try {
+        await bounded.createUser(user, desired as DesiredUser & { password: string });
+        return { owner: 'created', pendingChange: 'CREATE' };
+      } catch (error) {
+        uncertain ||= mayHaveSucceeded(error);
+        if (!(error instanceof CallError && (error.httpStatus === 409 || (before && error.httpStatus === 400)))) {
+          throw error;
+        }
+        const now = await bounded.describeUser(user);
+        if (isLive(now)) {
+          if (!uncertain && !adopt) throw alreadyExists(user);
+          log(
+            uncertain
+              ? 'CreateUser was refused but the user exists: an earlier attempt of ours made it; converging'
+              : 'CreateUser was refused: someone created the user meanwhile; adopting it',
+            { ...user },
+          );
+          const write = needsWrite(desired, now!);
+          if (write) await bounded.updateUser(user, desired);
+          return { owner: uncertain ? 'created' : 'adopted', pendingChange: pendingAfterWrite(now, write) };
+        }
+        if (now?.pendingChange === 'DELETE') {
+          uncertain = true; // from here on, the user is revived by us
+          await revive(bounded, user, desired, error);
+          return { owner: 'created', pendingChange: 'UPDATE' };
+        }
+        const delay = backoffMs(round);
+        if (delay >= bounded.remainingMs()) throw error;
+        log('CreateUser met a passing conflict: trying again', { ...user, round });
+        await sleep(delay);
       }
-      if (now?.pendingChange === 'DELETE') {
-        await reviveWithUpdate(aws, user, desired, error);
-        return;
-      }
-      if (round >= 3) throw error;
     }
+  } catch (error) {
+    if (uncertain) await undoCreate(aws, user, error as Error);
+    throw error;
   }
 }
 
-async function reviveWithUpdate(aws: Aws, user: UserIdentity, desired: DesiredUser, refusal: CallError): Promise<void> {
+async function undoCreate(aws: Aws, user: UserIdentity, cause: Error): Promise<void> {
+  try {
+    await aws.deleteUser(user);
+    warn('the Create failed after its own CreateUser may have made the user: deleted it again', {
+      ...user,
+      reason: cause.message,
+    });
+  } catch (error) {
+    warn('the Create failed and the user it may have made could not be deleted: delete it by hand', {
+      ...user,
+      reason: (error as Error).message,
+    });
+  }
+}
+
+/** UpdateUser on a user pending deletion, verified: Amazon MQ may accept it and keep the deletion. */
+async function revive(aws: Aws, user: UserIdentity, desired: DesiredUser, refusal: CallError): Promise<void> {
   log('CreateUser refused a user pending deletion: trying UpdateUser', { ...user });
+  let problem: string;
   try {
     // A 409 here means "not while pending deletion": retrying it would only spend the deadline.
     await aws.updateUser(user, desired, { retryConflict: false });
+    const now = await aws.describeUser(user);
+    if (isLive(now)) return;
+    problem = `UpdateUser was accepted but the user is still ${now ? 'pending DELETE' : 'gone'}`;
   } catch (error) {
-    throw new Error(
-      `user "${user.username}" on broker ${user.brokerId} is pending deletion and Amazon MQ refused to create it ` +
-        `again (${refusal.message}; then ${(error as Error).message}). Reboot the broker to apply the deletion, then deploy again.`,
+    problem = (error as Error).message;
+  }
+  throw new Error(
+    `user "${user.username}" on broker ${user.brokerId} is pending deletion and Amazon MQ refused to create it ` +
+      `again (${refusal.message}; then ${problem}). Reboot the broker to apply the deletion, then deploy again.`,
+  );
+}
+
+async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
+  // The identity and the owner come from the physical ID, never the properties (they may be another version's).
+  const physicalId = event.PhysicalResourceId ?? '';
+  const record = parsePhysicalResourceId(physicalId, tryParse(event.ResourceProperties)?.AdoptExisting);
+  if (!record) {
+    log('nothing to delete: this handler never made this physical ID', { physicalResourceId: physicalId });
+    return { PhysicalResourceId: physicalId };
+  }
+  const user: UserIdentity = { brokerId: record.brokerId, username: record.username };
+  const rollingBack = await aws.isRollingBack(event.StackId);
+  let holder: Holder = 'none';
+  if (!(record.owner === 'adopted' && rollingBack !== false)) {
+    holder = await aws.stackResources(event.StackId).then(
+      (resources) => findHolder(resources, { logicalId: event.LogicalResourceId, physicalId }, user),
+      (error: Error) => {
+        warn("could not read the stack's resources", { reason: error.message });
+        return 'unknown' as const;
+      },
     );
   }
+  const decision = decideDelete({ owner: record.owner, rollingBack, holder });
+  if (decision.action === 'keep') {
+    log(`not deleting the user: ${decision.why}`, { ...user });
+    return { PhysicalResourceId: physicalId };
+  }
+  if (decision.action === 'fail') {
+    throw new Error(
+      `not deleting user "${user.username}" on broker ${user.brokerId}: ${decision.why}; retry the deletion`,
+    );
+  }
+  if (await aws.deleteUser(user)) {
+    log("deleted the user: Amazon MQ applies the deletion at the broker's next reboot", { ...user });
+  } else {
+    log('nothing to delete: the user or its broker is already gone', { ...user });
+  }
+  return { PhysicalResourceId: physicalId };
 }
 
 async function ensureSupportedBroker(aws: Aws, brokerId: string): Promise<void> {
@@ -262,19 +410,17 @@ async function readPasswordToRestore(
   }
 }
 
-/** The answer to CloudFormation. The user is in place: failing now would leave it behind, so this never throws. */
-async function respond(aws: Aws, user: UserIdentity): Promise<UserResponse> {
-  const state = await aws.describeUser(user).catch((error: Error) => {
-    warn('could not read the pending change of the user', { ...user, reason: error.message });
-    return undefined;
-  });
+/** The answer to CloudFormation: nothing is asked of Amazon MQ here, every value is already known. */
+function respond(props: UserProperties, taken: Taken): UserResponse {
+  return { PhysicalResourceId: taken.physicalId, Data: attributes(props, taken.pendingChange) };
+}
+
+function attributes(props: UserProperties, pendingChange: string): MqUserResourceAttributes {
   return {
-    PhysicalResourceId: physicalResourceId(user),
-    Data: {
-      Username: user.username,
-      BrokerId: user.brokerId,
-      PendingChange: state ? (state.pendingChange ?? 'NONE') : 'UNKNOWN',
-    },
+    Username: props.Username,
+    BrokerId: props.BrokerId,
+    PendingChange: pendingChange,
+    StateDigest: stateDigest(props),
   };
 }
 
@@ -289,11 +435,6 @@ function desiredState(props: UserProperties, password: string | undefined): Desi
 
 function identityOf(props: MqUserResourceProperties): UserIdentity {
   return { brokerId: props.BrokerId, username: props.Username };
-}
-
-/** A user that exists and is not on its way out. */
-function isLive(state: UserState | undefined): boolean {
-  return state !== undefined && state.pendingChange !== 'DELETE';
 }
 
 function tryParse(raw: Raw<MqUserResourceProperties> | undefined): UserProperties | undefined {

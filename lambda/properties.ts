@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { MqBrokerRebootResourceProperties, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
-import { MAX_GROUPS, NAME_PATTERN, NAME_RULE } from '../lib/private/rules';
+import { MAX_GROUPS, NAME_PATTERN, NAME_RULE, USERNAME_PATTERN, USERNAME_RULE } from '../lib/private/rules';
 
 /** A property did not parse: the message names the key, the value and the rule. */
 export class PropertyError extends Error {
@@ -21,8 +22,8 @@ export type UserProperties = MqUserResourceProperties &
 export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined): UserProperties {
   if (!raw || typeof raw !== 'object') throw new PropertyError('the resource has no properties');
   const username = requiredString(raw, 'Username');
-  if (!NAME_PATTERN.test(username)) {
-    throw new PropertyError(`Username "${username}" must be ${NAME_RULE}`);
+  if (!USERNAME_PATTERN.test(username)) {
+    throw new PropertyError(`Username "${username}" must be ${USERNAME_RULE}`);
   }
   return {
     BrokerId: requiredString(raw, 'BrokerId'),
@@ -47,6 +48,10 @@ export function parseRebootProperties(
   if (!Array.isArray(usernames) || usernames.some((name) => typeof name !== 'string')) {
     throw new PropertyError(`Usernames must be a list of strings, got ${describe(usernames)}`);
   }
+  const states = raw.UserStates;
+  if (states !== undefined && (!Array.isArray(states) || states.some((state) => typeof state !== 'string'))) {
+    throw new PropertyError(`UserStates must be a list of strings, got ${describe(states)}`);
+  }
   const timeout = Number(raw.TimeoutSeconds);
   if (!Number.isInteger(timeout) || timeout <= 0) {
     throw new PropertyError(`TimeoutSeconds must be a positive whole number, got ${describe(raw.TimeoutSeconds)}`);
@@ -55,6 +60,7 @@ export function parseRebootProperties(
     BrokerId: requiredString(raw, 'BrokerId'),
     Usernames: usernames as string[],
     UsersDigest: optionalString(raw, 'UsersDigest') ?? '',
+    UserStates: states as string[] | undefined,
     Revision: optionalString(raw, 'Revision'),
     TimeoutSeconds: timeout,
   };
@@ -76,17 +82,60 @@ export interface UserIdentity {
   readonly username: string;
 }
 
-export function physicalResourceId(identity: UserIdentity): string {
-  return `${identity.brokerId}/${identity.username}`;
+/**
+ * Who made the user a resource holds: `created` by this resource's own CreateUser, or `adopted` (it existed,
+ * and `adoptExisting` converged it). Recorded in the physical ID when the resource takes the user, because the
+ * physical ID is the one thing every later event of the resource carries; pending CREATE proves nothing.
+ */
+export type Owner = 'created' | 'adopted';
+
+/** What a physical ID of a `Custom::MqUser` records. */
+export interface UserRecord extends UserIdentity {
+  readonly owner: Owner;
+  /** The physical ID the resource held before its last rename or broker move, for that move's rollback. */
+  readonly previous?: string;
 }
 
-// Broker IDs are `b-` and a UUID; usernames follow NAME_PATTERN. Anything else (the Provider framework's
-// CREATE_FAILED marker, an ID CloudFormation made up) was not made by this handler.
-const PHYSICAL_ID = /^([A-Za-z0-9-]{1,100})\/([A-Za-z0-9._~-]{2,100})$/;
+/**
+ * `<brokerId>/<username>?owner=created|adopted[&previous=<physical ID before the move>]`. The previous ID is
+ * kept one level deep (its own previous is dropped), so IDs stay far below CloudFormation's 1 KB.
+ */
+export function physicalResourceId(record: UserRecord): string {
+  const query = new URLSearchParams({ owner: record.owner });
+  if (record.previous) query.set('previous', withoutPrevious(record.previous));
+  return `${record.brokerId}/${record.username}?${query}`;
+}
 
-export function parsePhysicalResourceId(id: string | undefined): UserIdentity | undefined {
+// Broker IDs are `b-` and a UUID; usernames follow USERNAME_PATTERN. Anything else (the Provider framework's
+// CREATE_FAILED marker, an ID CloudFormation made up) was not made by this handler.
+const PHYSICAL_ID = /^([A-Za-z0-9-]{1,100})\/([A-Za-z0-9._~-]{2,100})(?:\?(.*))?$/;
+
+/**
+ * Reads a physical ID this handler made; `undefined` for any other. IDs of 0.1 (`<brokerId>/<username>`)
+ * recorded no owner: `adoptExisting` in the resource's properties is the best evidence left for them.
+ */
+export function parsePhysicalResourceId(
+  id: string | undefined,
+  legacyAdopted = false,
+): (UserRecord & { readonly legacy: boolean }) | undefined {
   const match = id ? PHYSICAL_ID.exec(id) : null;
-  return match ? { brokerId: match[1], username: match[2] } : undefined;
+  if (!match || !USERNAME_PATTERN.test(match[2])) return undefined;
+  const [, brokerId, username, rawQuery] = match;
+  if (rawQuery === undefined) {
+    return { brokerId, username, owner: legacyAdopted ? 'adopted' : 'created', legacy: true };
+  }
+  const query = new URLSearchParams(rawQuery);
+  const owner = query.get('owner');
+  if (owner !== 'created' && owner !== 'adopted') return undefined;
+  return { brokerId, username, owner, previous: query.get('previous') ?? undefined, legacy: false };
+}
+
+function withoutPrevious(id: string): string {
+  const [base, rawQuery] = id.split('?', 2);
+  if (rawQuery === undefined) return id;
+  const query = new URLSearchParams(rawQuery);
+  query.delete('previous');
+  return `${base}?${query}`;
 }
 
 export function sameIdentity(a: UserIdentity | undefined, b: UserIdentity): boolean {
@@ -133,4 +182,24 @@ function parseGroups(value: unknown): string[] {
 function describe(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * Digest of what the broker should hold for this user, as resolved at deploy time: it changes exactly when a
+ * deploy changes the user's broker state or password source, parameters and replaced secrets included. Never
+ * the password itself (only where it comes from).
+ */
+export function stateDigest(props: MqUserResourceProperties): string {
+  const state = [
+    props.BrokerId,
+    props.Username,
+    props.Groups,
+    props.ConsoleAccess ?? false,
+    props.ReplicationUser ?? false,
+    props.PasswordSecretArn,
+    props.PasswordField ?? null,
+    props.PasswordVersion ?? null,
+    props.GeneratedPasswordSettings ?? null,
+  ];
+  return createHash('sha256').update(JSON.stringify(state)).digest('hex').slice(0, 32);
 }

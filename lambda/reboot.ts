@@ -8,7 +8,10 @@ import { Aws } from './aws';
 import { failure, log, resetSensitive, warn } from './log';
 import { parseRebootProperties } from './properties';
 import { CallError, Deadline } from './retry';
-import type { HandlerContext, ProviderEvent } from './event';
+import { refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
+
+/** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
+export { retryTiming } from './retry';
 
 export interface RebootEvent extends ProviderEvent<MqBrokerRebootResourceProperties> {
   /** Present on isComplete calls: what onEvent returned. */
@@ -32,17 +35,19 @@ export const rebootTiming = {
 export async function onEvent(event: RebootEvent, context: HandlerContext): Promise<RebootResponse> {
   resetSensitive();
   try {
+    refuseForeignStack(event);
     const props = parseRebootProperties(event.ResourceProperties);
     const physicalResourceId = event.PhysicalResourceId ?? `${props.BrokerId}/reboot`;
-    const respond = (action: string): RebootResponse => ({
+    const respond = (action: string, hadPending = false): RebootResponse => ({
       PhysicalResourceId: physicalResourceId,
-      Data: { Action: action, RequestedAt: String(Date.now()) },
+      Data: { Action: action, RequestedAt: String(Date.now()), HadPending: String(hadPending) },
     });
     if (event.RequestType === 'Delete') {
       log('nothing to do: removing the reboot opt-in reboots nothing', { brokerId: props.BrokerId });
       return respond('NONE');
     }
-    if (event.RequestType === 'Update' && !usersChanged(event.OldResourceProperties, props)) {
+    const previous = event.RequestType === 'Update' ? tryParse(event.OldResourceProperties) : undefined;
+    if (event.RequestType === 'Update' && previous && !usersChanged(previous, props)) {
       log('no covered user changed (only the reboot settings did): not rebooting', { brokerId: props.BrokerId });
       return respond('NONE');
     }
@@ -57,20 +62,29 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       );
       return respond('SKIPPED_ROLLBACK');
     }
+    // The broker's own state decides, not the template: a deploy that only removes users, or changes settings
+    // that never reach the broker, leaves nothing pending, and removed users are deleted only after this.
+    const revisionChanged = event.RequestType === 'Update' && previous?.Revision !== props.Revision;
+    const pending = await aws.pendingChanges(props.BrokerId);
+    const covered = props.Usernames.filter((username) => pending.has(username));
+    if (covered.length === 0 && !revisionChanged) {
+      log('no covered user has a pending change: not rebooting', { brokerId: props.BrokerId });
+      return respond('NONE');
+    }
+    const hadPending = covered.length > 0;
     const broker = await aws.describeBroker(props.BrokerId);
     if (broker.state === 'RUNNING') {
-      await aws.rebootBroker(props.BrokerId);
-      log("rebooting the broker to apply its users' pending changes", {
-        brokerId: props.BrokerId,
-        users: props.Usernames,
-      });
-      return respond('REBOOTED');
+      if (await rebootUnlessBusy(aws, props.BrokerId)) {
+        log("rebooting the broker to apply its users' pending changes", { brokerId: props.BrokerId, users: covered });
+        return respond('REBOOTED', hadPending);
+      }
+      return respond('WAITING', hadPending);
     }
     if (broker.state === 'REBOOT_IN_PROGRESS') {
       log('the broker is already rebooting: waiting for it, then rebooting again if a covered user is still pending', {
         brokerId: props.BrokerId,
       });
-      return respond('WAITING');
+      return respond('WAITING', hadPending);
     }
     throw new Error(`broker ${props.BrokerId} is ${broker.state}: Amazon MQ reboots a broker only from RUNNING`);
   } catch (error) {
@@ -81,6 +95,7 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
 export async function isComplete(event: RebootEvent, context: HandlerContext): Promise<{ IsComplete: boolean }> {
   resetSensitive();
   try {
+    refuseForeignStack(event);
     const action = event.Data?.Action;
     if (action !== 'REBOOTED' && action !== 'WAITING') return { IsComplete: true };
     const props = parseRebootProperties(event.ResourceProperties);
@@ -97,7 +112,9 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     if (broker.state === 'RUNNING') {
       const pending = await aws.pendingChanges(props.BrokerId);
       stillPending = props.Usernames.filter((username) => pending.has(username));
-      if (stillPending.length === 0) {
+      // RebootBroker is asynchronous: the broker may say RUNNING for a while after it. Changes that were pending
+      // and are gone prove the reboot happened; without them (a revision reboot), only the settle period does.
+      if (stillPending.length === 0 && (event.Data?.HadPending === 'true' || elapsedMs >= rebootTiming.settleMs)) {
         log("the broker is RUNNING and its users' changes are applied", { brokerId: props.BrokerId, elapsedMs });
         return { IsComplete: true };
       }
@@ -111,11 +128,7 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     }
     // At most one more RebootBroker per settle period: a broker slow to leave RUNNING must not be rebooted
     // at every poll.
-    if (
-      broker.state === 'RUNNING' &&
-      elapsedMs >= rebootTiming.settleMs &&
-      elapsedMs % rebootTiming.settleMs < POLL_MS
-    ) {
+    if (stillPending.length > 0 && elapsedMs >= rebootTiming.settleMs && elapsedMs % rebootTiming.settleMs < POLL_MS) {
       log('the broker is RUNNING but users still have pending changes: rebooting again', {
         brokerId: props.BrokerId,
         users: stillPending,
@@ -131,30 +144,40 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
 /** The Provider framework polls isComplete this often (the provider's queryInterval). */
 const POLL_MS = 15_000;
 
-/** Whether the deploy changed a covered user (digest or usernames), the broker or the revision: else no reboot. */
-function usersChanged(raw: RebootEvent['OldResourceProperties'], next: MqBrokerRebootResourceProperties): boolean {
-  let previous: MqBrokerRebootResourceProperties;
-  try {
-    previous = parseRebootProperties(raw);
-  } catch {
-    return true; // an unreadable old format: reboot, as a change would
-  }
-  // Usernames too: a username from a parameter changes only after resolution, not in the synth-time digest.
+/** Whether the deploy changed a covered user (digests, resolved states or usernames), the broker or the revision. */
+function usersChanged(previous: MqBrokerRebootResourceProperties, next: MqBrokerRebootResourceProperties): boolean {
+  // Usernames and UserStates too: values from parameters change only after resolution, not in the synth digest.
   return (
     previous.UsersDigest !== next.UsersDigest ||
+    JSON.stringify(previous.UserStates ?? []) !== JSON.stringify(next.UserStates ?? []) ||
     previous.Revision !== next.Revision ||
     previous.BrokerId !== next.BrokerId ||
     JSON.stringify(previous.Usernames) !== JSON.stringify(next.Usernames)
   );
 }
 
-/** RebootBroker answers 400 when the broker has left RUNNING meanwhile: then it is rebooting anyway. */
-async function rebootUnlessBusy(aws: Aws, brokerId: string): Promise<void> {
+function tryParse(raw: RebootEvent['OldResourceProperties']): MqBrokerRebootResourceProperties | undefined {
+  try {
+    return parseRebootProperties(raw);
+  } catch {
+    return undefined; // an unreadable old format: look at the broker, as a change would
+  }
+}
+
+/**
+ * RebootBroker, answering `false` when another reboot got there first: Amazon MQ answers 400 once the broker
+ * has left RUNNING (another stack's reboot, a maintenance window). Then this deploy waits for that one.
+ */
+async function rebootUnlessBusy(aws: Aws, brokerId: string): Promise<boolean> {
   try {
     await aws.rebootBroker(brokerId);
+    return true;
   } catch (error) {
     if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
-    log('the broker left RUNNING before the reboot call: waiting for it', { brokerId, reason: error.message });
+    const state = (await aws.describeBroker(brokerId)).state;
+    if (state !== 'REBOOT_IN_PROGRESS') throw error;
+    log('another reboot of the broker started first: waiting for it', { brokerId, reason: error.message });
+    return false;
   }
 }
 

@@ -15,6 +15,13 @@ export const retryTiming = {
   accessDeniedWindowMs: 30_000,
   /** How often to look again at a broker that refuses user calls while it reboots (about five minutes). */
   brokerPollMs: 5_000,
+  /**
+   * During a stack rollback, how long to wait for a rebooting broker before giving up on a call: a rollback
+   * must finish, and what it could not restore is logged (a forward deploy waits until its deadline).
+   */
+  rollbackBrokerWaitMs: 60_000,
+  /** Time kept back from a Create's retries to undo what its own CreateUser may have made. */
+  undoReserveMs: 20_000,
 };
 
 /** The point in time by which the handler must have answered. */
@@ -31,6 +38,11 @@ export class Deadline {
     readonly at: number,
   ) {}
 
+  /** The same start, ending `ms` earlier (but not before now): leaves room for work after a loop gives up. */
+  earlier(ms: number): Deadline {
+    return new Deadline(this.startedAt, Math.max(Date.now(), this.at - ms));
+  }
+
   remainingMs(): number {
     return this.at - Date.now();
   }
@@ -46,6 +58,11 @@ export interface CallContext {
   readonly brokerId?: string;
   readonly username?: string;
   readonly secretArn?: string;
+  /**
+   * The request carried a password: the service's free text is dropped from the error, because a partial,
+   * encoded or case-changed echo of the password would pass any scrubbing. Name, status and attribute stay.
+   */
+  readonly carriesPassword?: boolean;
 }
 
 /** An AWS call failed for good; its message names the call, the user, the broker and the service's words. */
@@ -59,14 +76,21 @@ export class CallError extends Error {
     cause: unknown,
     readonly attempts: number,
     gaveUp?: string,
-    /** An earlier attempt got no answer or a 5xx: it may have done what it asked. */
-    readonly earlierAttemptMayHaveSucceeded = false,
+    /** An earlier attempt got no answer or a 5xx: it may have done what it asked. Callers that retry add theirs. */
+    public earlierAttemptMayHaveSucceeded = false,
   ) {
     const info = errorInfo(cause);
+    // Our own timeouts and dropped connections echo nothing: only the service's words are withheld.
+    const fromService = info.httpStatus !== undefined || !isTransient(info);
+    const text =
+      context.carriesPassword && fromService
+        ? "the service's message is withheld: the request carried a password"
+        : info.message;
     const attribute = info.errorAttribute ? `, errorAttribute "${info.errorAttribute}"` : '';
+    const status = info.httpStatus !== undefined ? `, HTTP ${info.httpStatus}` : '';
     const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
     super(
-      `${context.operation} ${describeTarget(context)} failed${tries}: ${info.message} (${info.name}${attribute})` +
+      `${context.operation} ${describeTarget(context)} failed${tries}: ${text} (${info.name}${status}${attribute})` +
         (gaveUp ? `; ${gaveUp}` : ''),
     );
     this.name = 'CallError';
@@ -140,6 +164,11 @@ function isTransient(info: ErrorInfo): boolean {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Full-jitter exponential backoff: the delay before attempt `attempt + 1`. */
+export function backoffMs(attempt: number): number {
+  return Math.random() * Math.min(retryTiming.maxDelayMs, retryTiming.baseDelayMs * 2 ** (attempt - 1));
+}
+
 /**
  * Runs `call` until it succeeds, fails for good, or the deadline draws near. Each attempt gets an
  * AbortSignal that fires after `attemptTimeoutMs` (or at the deadline), so a hung connection is abandoned.
@@ -182,7 +211,7 @@ export async function withRetry<T>(
       // Throttling, a conflict or a denial did nothing; no answer or a 5xx may have done it all.
       const status = errorInfo(error).httpStatus;
       uncertain ||= verdict === 'retry' && (status === undefined || status >= 500);
-      const delay = Math.random() * Math.min(retryTiming.maxDelayMs, retryTiming.baseDelayMs * 2 ** (attempt - 1));
+      const delay = backoffMs(attempt);
       if (delay >= deadline.remainingMs()) {
         throw new CallError(context, error, attempt, 'gave up to answer before the Lambda deadline', uncertain);
       }

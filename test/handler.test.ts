@@ -1,4 +1,9 @@
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CloudFormationClient,
+  DescribeStacksCommand,
+  ListStackResourcesCommand,
+  type StackResourceSummary,
+} from '@aws-sdk/client-cloudformation';
 import {
   BadRequestException,
   ConflictException,
@@ -6,10 +11,13 @@ import {
   DeleteUserCommand,
   DescribeBrokerCommand,
   DescribeUserCommand,
+  type DescribeUserResponse,
   ForbiddenException,
   InternalServerErrorException,
+  ListUsersCommand,
   MqClient,
   NotFoundException,
+  RebootBrokerCommand,
   UpdateUserCommand,
 } from '@aws-sdk/client-mq';
 import {
@@ -23,14 +31,19 @@ import { handler, UserEvent } from '../lambda/index';
 import { retryTiming } from '../lambda/retry';
 import {
   BROKER_ID,
+  LOGICAL_ID,
   OTHER_BROKER_ID,
   OTHER_SECRET_ARN,
+  OTHER_STACK_ID,
   PASSWORD,
+  ROOT_STACK_ID,
   SECRET_ARN,
   SECRET_STRING,
+  STACK_ID,
   createEvent,
   deleteEvent,
   lambdaContext,
+  legacyPhysicalId,
   physicalId,
   updateEvent,
 } from './fixtures/events';
@@ -40,6 +53,8 @@ const secrets = mockClient(SecretsManagerClient);
 const cloudFormation = mockClient(CloudFormationClient);
 
 const USER = { BrokerId: BROKER_ID, Username: 'orders-service' };
+const GROUPS = ['orders-consumers', 'orders-producers'];
+
 const notFound = (attribute = 'username') =>
   new NotFoundException({
     message: `Can't find requested ${attribute}`,
@@ -56,49 +71,143 @@ const forbidden = () => new ForbiddenException({ message: 'not authorized', $met
 const throttled = () =>
   Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } });
 const dropped = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+const validationError = (message: string) =>
+  Object.assign(new Error(message), { name: 'ValidationError', $metadata: { httpStatusCode: 400 } });
+const hang = () => new Promise<never>(() => undefined);
 
-const live = (pendingChange?: 'CREATE' | 'UPDATE' | 'DELETE') => ({
+const RUNNING = {
+  EngineType: 'ACTIVEMQ' as const,
+  AuthenticationStrategy: 'SIMPLE' as const,
+  BrokerState: 'RUNNING' as const,
+};
+const REBOOTING = { ...RUNNING, BrokerState: 'REBOOT_IN_PROGRESS' as const };
+
+/** A user that does not hold the declared state (one group, replication flag unreported). */
+const live = (pendingChange?: 'CREATE' | 'UPDATE' | 'DELETE'): DescribeUserResponse => ({
   ...USER,
   ConsoleAccess: false,
   Groups: ['orders-consumers'],
   ...(pendingChange ? { Pending: { PendingChange: pendingChange } } : {}),
 });
 
+/** A user whose applied state is exactly `state` (the declared state by default), with no pending change. */
+const holding = (state: { ConsoleAccess?: boolean; Groups?: string[]; ReplicationUser?: boolean } = {}) => ({
+  ...USER,
+  ConsoleAccess: false,
+  // Amazon MQ does not promise an order: the handler compares sets.
+  Groups: [...GROUPS].reverse(),
+  ReplicationUser: false,
+  ...state,
+});
+
+const MQ_COMMANDS = {
+  DescribeBroker: DescribeBrokerCommand,
+  DescribeUser: DescribeUserCommand,
+  CreateUser: CreateUserCommand,
+  UpdateUser: UpdateUserCommand,
+  DeleteUser: DeleteUserCommand,
+  ListUsers: ListUsersCommand,
+  RebootBroker: RebootBrokerCommand,
+};
+
+/** Asserts every Amazon MQ call of the event: the commands named, that many times, and nothing else. */
+function expectMqCalls(expected: Partial<Record<keyof typeof MQ_COMMANDS, number>>) {
+  for (const [name, command] of Object.entries(MQ_COMMANDS)) {
+    expect(mq).toHaveReceivedCommandTimes(command as never, expected[name as keyof typeof MQ_COMMANDS] ?? 0);
+  }
+  const total = Object.values(expected).reduce((sum, n) => sum + (n ?? 0), 0);
+  expect(mq.calls()).toHaveLength(total);
+}
+
+function stackStatus(status: string, rootId?: string) {
+  cloudFormation.on(DescribeStacksCommand).resolves({
+    Stacks: [{ StackName: 'Orders', StackStatus: status as never, CreationTime: new Date(), RootId: rootId }],
+  });
+}
+
+/** A nested stack being deleted, whose root stack is in `rootStatus` (or whose status cannot be read). */
+function nestedStackDeletedWhileRootIs(rootStatus: string | Error) {
+  cloudFormation.on(DescribeStacksCommand).callsFake(async (input: { StackName?: string }) => {
+    if (input.StackName === STACK_ID) {
+      return {
+        Stacks: [
+          { StackName: 'Nested', StackStatus: 'DELETE_IN_PROGRESS', CreationTime: new Date(), RootId: ROOT_STACK_ID },
+        ],
+      };
+    }
+    if (input.StackName !== ROOT_STACK_ID) throw new Error(`unexpected DescribeStacks of ${input.StackName}`);
+    if (rootStatus instanceof Error) throw rootStatus;
+    return { Stacks: [{ StackName: 'Root', StackStatus: rootStatus, CreationTime: new Date() }] };
+  });
+}
+
+const userResource = (logicalId: string, id: string, status = 'UPDATE_COMPLETE'): StackResourceSummary => ({
+  LogicalResourceId: logicalId,
+  PhysicalResourceId: id,
+  ResourceType: 'Custom::MqUser',
+  ResourceStatus: status as never,
+  LastUpdatedTimestamp: new Date(),
+});
+
+/** ListStackResources answers these pages, chained by NextToken. */
+function stackResources(...pages: StackResourceSummary[][]) {
+  // The SDK answers with a promise; so must the fake (the handler relies on it).
+  cloudFormation.on(ListStackResourcesCommand).callsFake(async (input: { NextToken?: string }) => {
+    const index = input.NextToken ? Number(input.NextToken.replace('page-', '')) : 0;
+    return {
+      StackResourceSummaries: pages[index],
+      NextToken: index + 1 < pages.length ? `page-${index + 1}` : undefined,
+    };
+  });
+}
+
 let logs: string[];
+let warnings: string[];
+let outcomes: string[];
 
 beforeEach(() => {
   mq.reset();
   secrets.reset();
   cloudFormation.reset();
+  delete process.env.CDK_MQ_USER_STACK_ID;
   Object.assign(retryTiming, {
     baseDelayMs: 1,
     maxDelayMs: 5,
     attemptTimeoutMs: 300,
     accessDeniedWindowMs: 150,
     brokerPollMs: 20,
+    rollbackBrokerWaitMs: 60_000,
+    undoReserveMs: 20_000,
   });
-  mq.on(DescribeBrokerCommand).resolves({
-    EngineType: 'ACTIVEMQ',
-    AuthenticationStrategy: 'SIMPLE',
-    BrokerState: 'RUNNING',
-  });
+  mq.on(DescribeBrokerCommand).resolves(RUNNING);
   mq.on(CreateUserCommand).resolves({});
   mq.on(UpdateUserCommand).resolves({});
   mq.on(DeleteUserCommand).resolves({});
   secrets.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: SECRET_STRING });
-  cloudFormation
-    .on(DescribeStacksCommand)
-    .resolves({ Stacks: [{ StackName: 'Orders', StackStatus: 'UPDATE_IN_PROGRESS', CreationTime: new Date() }] });
+  stackStatus('UPDATE_IN_PROGRESS');
+  stackResources([]);
   logs = [];
+  warnings = [];
+  outcomes = [];
   for (const level of ['log', 'warn', 'error', 'info'] as const) {
-    jest.spyOn(console, level).mockImplementation((...args: unknown[]) => void logs.push(args.map(String).join(' ')));
+    jest.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      const line = args.map(String).join(' ');
+      logs.push(line);
+      if (level === 'warn') warnings.push(line);
+    });
   }
 });
 
-afterEach(() => jest.restoreAllMocks());
+afterEach(() => {
+  // Whatever a test did, neither the password nor the secret string left the handler.
+  const everything = [...logs, ...outcomes].join('\n');
+  jest.restoreAllMocks();
+  delete process.env.CDK_MQ_USER_STACK_ID;
+  expect(everything).not.toContain(PASSWORD);
+  expect(everything).not.toContain(SECRET_STRING);
+});
 
-/** Runs the handler; any outcome is recorded so that tests can also check it holds no secret. */
-const outcomes: string[] = [];
+/** Runs the handler, recording its answer or failure reason for the secrecy check. */
 async function run(event: UserEvent, remainingMs?: number) {
   try {
     const response = await handler(event, lambdaContext(remainingMs));
@@ -110,15 +219,9 @@ async function run(event: UserEvent, remainingMs?: number) {
   }
 }
 
-function stackStatus(status: string) {
-  cloudFormation
-    .on(DescribeStacksCommand)
-    .resolves({ Stacks: [{ StackName: 'Orders', StackStatus: status as never, CreationTime: new Date() }] });
-}
-
 describe('Create', () => {
-  test('creates the user with the whole desired state and the password from the secret', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+  test('creates the user with three MQ calls, the whole desired state and the password from the secret', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
 
     const response = await run(createEvent({ ConsoleAccess: true }));
 
@@ -126,18 +229,25 @@ describe('Create', () => {
       ...USER,
       Password: PASSWORD,
       ConsoleAccess: true,
-      Groups: ['orders-consumers', 'orders-producers'],
+      Groups: GROUPS,
       ReplicationUser: false,
     });
     expect(secrets).toHaveReceivedCommandWith(GetSecretValueCommand, { SecretId: SECRET_ARN });
+    // No DescribeUser after the write: a created user is pending CREATE.
+    expectMqCalls({ DescribeBroker: 1, DescribeUser: 1, CreateUser: 1 });
     expect(response).toEqual({
-      PhysicalResourceId: `${BROKER_ID}/orders-service`,
-      Data: { Username: 'orders-service', BrokerId: BROKER_ID, PendingChange: 'CREATE' },
+      PhysicalResourceId: `${BROKER_ID}/orders-service?owner=created`,
+      Data: {
+        Username: 'orders-service',
+        BrokerId: BROKER_ID,
+        PendingChange: 'CREATE',
+        StateDigest: expect.stringMatching(/^[0-9a-f]{32}$/),
+      },
     });
   });
 
   test('reads string booleans as CloudFormation sends them', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+    mq.on(DescribeUserCommand).rejects(notFound());
     const event = createEvent();
     await run({
       ...event,
@@ -154,13 +264,21 @@ describe('Create', () => {
     expect(mq).not.toHaveReceivedAnyCommand();
   });
 
+  test.each(['..', '...'])('fails on the username %j, made only of dots, before any AWS call', async (username) => {
+    await expect(run(createEvent({ Username: username }))).rejects.toThrow(
+      `Username "${username}" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~, and not only dots`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedAnyCommand();
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+  });
+
   test('fails on a RabbitMQ broker without touching users', async () => {
     mq.on(DescribeBrokerCommand).resolves({ EngineType: 'RabbitMQ' as never, BrokerState: 'RUNNING' });
     await expect(run(createEvent())).rejects.toThrow(
       `broker ${BROKER_ID} runs RabbitMQ: MqUser manages ActiveMQ users only`,
     );
-    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
-    expect(mq).not.toHaveReceivedCommand(DescribeUserCommand);
+    expectMqCalls({ DescribeBroker: 1 });
   });
 
   test('fails on an LDAP broker, comparing case-insensitively', async () => {
@@ -173,10 +291,10 @@ describe('Create', () => {
     expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
   });
 
-  test('fails when the broker is gone, with the service message and errorAttribute', async () => {
+  test('fails when the broker is gone, with the service message, HTTP status and errorAttribute', async () => {
     mq.on(DescribeBrokerCommand).rejects(notFound('broker-id'));
     await expect(run(createEvent())).rejects.toThrow(
-      `DescribeBroker on broker ${BROKER_ID} failed: Can't find requested broker-id (NotFoundException, errorAttribute "broker-id")`,
+      `DescribeBroker on broker ${BROKER_ID} failed: Can't find requested broker-id (NotFoundException, HTTP 404, errorAttribute "broker-id")`,
     );
   });
 
@@ -187,110 +305,236 @@ describe('Create', () => {
       `user "orders-service" already exists on broker ${BROKER_ID} and MqUser left it untouched`,
     );
     await expect(failure).rejects.toThrow(/adoptExisting: true.*"Moving a user"/);
-    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
-    expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    expectMqCalls({ DescribeBroker: 1, DescribeUser: 1 });
   });
 
-  test('adopts an existing user when adoptExisting is set, converging it with its password', async () => {
-    mq.on(DescribeUserCommand).resolves(live());
-    await run(createEvent({ AdoptExisting: true }));
-    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
-    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, {
-      ...USER,
-      Password: PASSWORD,
-      Groups: ['orders-consumers', 'orders-producers'],
+  describe('records who made the user in the physical ID', () => {
+    test('adopts an existing user when adoptExisting is set, converging it with its password', async () => {
+      mq.on(DescribeUserCommand).resolves(live());
+      const response = await run(createEvent({ AdoptExisting: true }));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD, Groups: GROUPS });
+      expectMqCalls({ DescribeBroker: 1, DescribeUser: 1, UpdateUser: 1 });
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'adopted'));
+      expect(response.Data?.PendingChange).toBe('UPDATE');
+    });
+
+    test('records owner=created when adoptExisting meets no user: its own CreateUser made it', async () => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      const response = await run(createEvent({ AdoptExisting: true }));
+      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
+    });
+
+    test('adopts a user pending CREATE that someone else made, and its rollback Delete keeps it', async () => {
+      // Pending CREATE proves nothing about who made the user: someone did, through the API, since the last reboot.
+      mq.on(DescribeUserCommand).resolves(live('CREATE'));
+      const created = await run(createEvent({ AdoptExisting: true }));
+      expect(created.PhysicalResourceId).toBe(physicalId({}, 'adopted'));
+      expect(created.Data?.PendingChange).toBe('CREATE');
+      expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+
+      mq.resetHistory();
+      stackStatus('ROLLBACK_IN_PROGRESS');
+      await run(deleteEvent(created.PhysicalResourceId, { AdoptExisting: true }));
+      expectMqCalls({});
+    });
+
+    test('adopts (owner=adopted) a user that appears between DescribeUser and CreateUser', async () => {
+      mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
+      mq.on(CreateUserCommand).rejects(conflict());
+      const response = await run(createEvent({ AdoptExisting: true }));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'adopted'));
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('fails when a user appears between DescribeUser and its first CreateUser: not ours', async () => {
+      mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
+      mq.on(CreateUserCommand).rejects(conflict());
+      await expect(run(createEvent())).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID}`);
+      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('fails when a user appears while CreateUser was throttled: a throttled attempt created nothing', async () => {
+      mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
+      mq.on(CreateUserCommand).rejectsOnce(throttled()).rejects(conflict());
+      await expect(run(createEvent())).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID}`);
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test.each([false, true])(
+      'takes a 409 after a lost CreateUser response as its own creation (adoptExisting %s)',
+      async (adoptExisting) => {
+        // The first CreateUser created the user but its response was lost; the retry meets the user.
+        mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+        mq.on(CreateUserCommand).rejectsOnce(dropped()).rejects(conflict());
+        const response = await run(createEvent({ AdoptExisting: adoptExisting }));
+        expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 2);
+        expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+        expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+        expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
+      },
+    );
+
+    test('keeps "an earlier attempt may have succeeded" through a 500, a 400 while the broker reboots, then a 409', async () => {
+      mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+      mq.on(CreateUserCommand)
+        .rejectsOnce(serverError())
+        .rejectsOnce(badRequest('Broker is rebooting'))
+        .rejects(conflict());
+      mq.on(DescribeBrokerCommand).resolvesOnce(RUNNING).resolvesOnce(REBOOTING).resolves(RUNNING);
+      const response = await run(createEvent());
+      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 3);
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
     });
   });
 
-  test('creates a user again when it is pending deletion', async () => {
-    mq.on(DescribeUserCommand).resolvesOnce(live('DELETE')).resolves(live('CREATE'));
-    await run(createEvent());
-    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: PASSWORD });
+  describe('a failed Create undoes its own work', () => {
+    test('deletes the user its lost CreateUser made when the later attempts hang, then fails', async () => {
+      retryTiming.undoReserveMs = 200;
+      mq.on(DescribeUserCommand).rejects(notFound());
+      mq.on(CreateUserCommand).rejectsOnce(dropped()).callsFake(hang);
+      await expect(run(createEvent(), 6_000)).rejects.toThrow(
+        new RegExp(`CreateUser for user "orders-service" on broker ${BROKER_ID} failed after \\d+ attempts`),
+      );
+      expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
+      expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+      // The undo comes last, after every CreateUser.
+      expect(mq.calls().at(-1)?.args[0]).toBeInstanceOf(DeleteUserCommand);
+      expect(warnings.join('\n')).toContain('may have made the user: deleted it again');
+    });
+
+    test('deletes its own user when converging it after a 409 fails', async () => {
+      mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+      mq.on(CreateUserCommand).rejectsOnce(serverError()).rejects(conflict());
+      mq.on(UpdateUserCommand).rejects(badRequest('Groups are invalid', 'groups'));
+      await expect(run(createEvent())).rejects.toThrow('UpdateUser for user "orders-service"');
+      expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
+    });
+
+    test('fails on a definite refusal (400) without retrying it or deleting anything', async () => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      mq.on(CreateUserCommand).rejects(
+        badRequest('[replicationUser] and [consoleAccess] are mutually exclusive', 'replicationUser'),
+      );
+      await expect(run(createEvent())).rejects.toThrow(
+        `CreateUser for user "orders-service" on broker ${BROKER_ID} failed: the service's message is withheld: ` +
+          'the request carried a password (BadRequestException, HTTP 400, errorAttribute "replicationUser")',
+      );
+      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('never deletes a user that existed before: a failed adoption leaves it in place', async () => {
+      mq.on(DescribeUserCommand).resolves(live('CREATE'));
+      mq.on(UpdateUserCommand).rejects(serverError());
+      await expect(run(createEvent({ AdoptExisting: true }), 5_600)).rejects.toThrow(
+        'UpdateUser for user "orders-service"',
+      );
+      expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
   });
 
-  test('revives a user pending deletion with UpdateUser when CreateUser refuses it', async () => {
-    mq.on(DescribeUserCommand).resolves(live('DELETE'));
-    mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
-    await run(createEvent());
-    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+  describe('CreateUser conflicts', () => {
+    test('backs off between CreateUser conflicts, longer each round, then creates the user', async () => {
+      Object.assign(retryTiming, { baseDelayMs: 10, maxDelayMs: 1_000 });
+      jest.spyOn(Math, 'random').mockReturnValue(0.999); // the longest delay full jitter allows
+      mq.on(DescribeUserCommand).rejects(notFound());
+      const attempts: number[] = [];
+      mq.on(CreateUserCommand).callsFake(async () => {
+        attempts.push(Date.now());
+        if (attempts.length <= 4) throw conflict();
+        return {};
+      });
+      const response = await run(createEvent());
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
+      expect(attempts).toHaveLength(5);
+      const gaps = attempts.slice(1).map((at, i) => at - attempts[i]);
+      gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(10 * 2 ** i - 2));
+    });
+
+    test('fails CreateUser conflicts only near its deadline, keeping the undo reserve, deleting nothing', async () => {
+      retryTiming.undoReserveMs = 200;
+      mq.on(DescribeUserCommand).rejects(notFound());
+      mq.on(CreateUserCommand).rejects(conflict());
+      const started = Date.now();
+      // 5.6 s left: the handler keeps 5 s to answer, so it has 1 s, less 0.2 s for an undo. The round that runs
+      // out of time is the 409 itself, or (on a loaded machine) the DescribeUser or CreateUser after it.
+      await expect(run(createEvent(), 5_600)).rejects.toThrow(
+        new RegExp(`(CreateUser|DescribeUser) for user "orders-service" on broker ${BROKER_ID} failed`),
+      );
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(600);
+      expect(elapsed).toBeLessThan(1_000);
+      expect(mq.commandCalls(CreateUserCommand).length).toBeGreaterThan(3);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
   });
 
-  test('fails clearly when Amazon MQ refuses to revive a user pending deletion', async () => {
-    mq.on(DescribeUserCommand).resolves(live('DELETE'));
-    mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
-    mq.on(UpdateUserCommand).rejects(badRequest('User is pending deletion'));
-    await expect(run(createEvent())).rejects.toThrow(
-      /is pending deletion and Amazon MQ refused to create it again.*Reboot the broker/,
-    );
-  });
+  describe('a user pending deletion', () => {
+    test('creates the user again when it is pending deletion', async () => {
+      mq.on(DescribeUserCommand).resolves(live('DELETE'));
+      const response = await run(createEvent());
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: PASSWORD });
+      expectMqCalls({ DescribeBroker: 1, DescribeUser: 1, CreateUser: 1 });
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
+    });
 
-  test('takes a 409 after a lost CreateUser response as its own creation', async () => {
-    // The first CreateUser created the user but its response was lost; the retry meets the user.
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
-    mq.on(CreateUserCommand).rejectsOnce(dropped()).rejects(conflict());
-    const response = await run(createEvent());
-    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 2);
-    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
-    expect(response.PhysicalResourceId).toBe(physicalId());
-  });
+    test('revives a user pending deletion with UpdateUser when CreateUser refuses it, verifying it', async () => {
+      mq.on(DescribeUserCommand).resolvesOnce(live('DELETE')).resolvesOnce(live('DELETE')).resolves(live('UPDATE'));
+      mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
+      const response = await run(createEvent());
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+      expect(mq).toHaveReceivedCommandTimes(DescribeUserCommand, 3);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
+      expect(response.Data?.PendingChange).toBe('UPDATE');
+    });
 
-  test('fails when a user appears between DescribeUser and its first CreateUser: not ours', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
-    mq.on(CreateUserCommand).rejects(conflict());
-    await expect(run(createEvent())).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID}`);
-    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
-    expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
-  });
+    test('fails with "reboot the broker" when UpdateUser is accepted but the user stays pending DELETE', async () => {
+      mq.on(DescribeUserCommand).resolves(live('DELETE'));
+      mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
+      await expect(run(createEvent())).rejects.toThrow(
+        /UpdateUser was accepted but the user is still pending DELETE\)\. Reboot the broker to apply the deletion/,
+      );
+      expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+    });
 
-  test('fails when a user appears while CreateUser was throttled: a throttled attempt created nothing', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
-    mq.on(CreateUserCommand).rejectsOnce(throttled()).rejects(conflict());
-    await expect(run(createEvent())).rejects.toThrow(`user "orders-service" already exists on broker ${BROKER_ID}`);
-    expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
-  });
-
-  test('adopts a user that appears between DescribeUser and CreateUser when adoptExisting is set', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live());
-    mq.on(CreateUserCommand).rejects(conflict());
-    await run(createEvent({ AdoptExisting: true }));
-    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
-  });
-
-  test('answers success with PendingChange UNKNOWN when the user cannot be read after its creation', async () => {
-    // Failing now would leave the created user behind: the framework answers the next Delete itself.
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).rejects(badRequest('Internal glitch'));
-    const response = await run(createEvent());
-    expect(response.Data?.PendingChange).toBe('UNKNOWN');
-    expect(mq).toHaveReceivedCommand(CreateUserCommand);
+    test('fails clearly when Amazon MQ refuses to revive a user pending deletion', async () => {
+      mq.on(DescribeUserCommand).resolves(live('DELETE'));
+      mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
+      mq.on(UpdateUserCommand).rejects(badRequest('User is pending deletion'));
+      await expect(run(createEvent())).rejects.toThrow(
+        /is pending deletion and Amazon MQ refused to create it again.*Reboot the broker/,
+      );
+    });
   });
 
   test('waits for a rebooting broker that refuses user calls, then creates the user', async () => {
-    mq.on(DescribeUserCommand)
-      .rejectsOnce(badRequest('Broker is rebooting'))
-      .rejectsOnce(notFound())
-      .resolves(live('CREATE'));
-    mq.on(DescribeBrokerCommand)
-      .resolvesOnce({ EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING' })
-      .resolvesOnce({ EngineType: 'ACTIVEMQ', BrokerState: 'REBOOT_IN_PROGRESS' })
-      .resolves({ EngineType: 'ACTIVEMQ', BrokerState: 'RUNNING' });
+    mq.on(DescribeUserCommand).rejectsOnce(badRequest('Broker is rebooting')).rejects(notFound());
+    mq.on(DescribeBrokerCommand).resolvesOnce(RUNNING).resolvesOnce(REBOOTING).resolves(RUNNING);
     await run(createEvent());
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
     expect(logs.join('\n')).toContain('the broker is rebooting and refuses user calls: waiting for it');
   });
 
-  test('gives up on a broker that stays in REBOOT_IN_PROGRESS, before the deadline, saying so', async () => {
+  test('fails on a broker that stays in REBOOT_IN_PROGRESS, before the deadline, saying so', async () => {
     mq.on(DescribeUserCommand).rejects(badRequest('Broker is rebooting'));
-    mq.on(DescribeBrokerCommand)
-      .resolvesOnce({ EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING' })
-      .resolves({ EngineType: 'ACTIVEMQ', BrokerState: 'REBOOT_IN_PROGRESS' });
+    mq.on(DescribeBrokerCommand).resolvesOnce(RUNNING).resolves(REBOOTING);
     await expect(run(createEvent(), 5_300)).rejects.toThrow(
       /Broker is rebooting.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/,
     );
+    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
   });
 
   test('retries throttling answered with HTTP 400 (Secrets Manager, CloudFormation)', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+    mq.on(DescribeUserCommand).rejects(notFound());
     secrets
       .on(GetSecretValueCommand)
       .rejectsOnce(
@@ -302,17 +546,17 @@ describe('Create', () => {
   });
 
   test('retries throttling, server errors and dropped connections, then succeeds', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(throttled()).rejectsOnce(notFound()).resolves(live('CREATE'));
+    mq.on(DescribeUserCommand).rejectsOnce(throttled()).rejects(notFound());
     mq.on(CreateUserCommand).rejectsOnce(serverError()).rejectsOnce(dropped()).resolves({});
-    await run(createEvent());
+    const response = await run(createEvent());
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 3);
+    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
   });
 
   test('retries AccessDenied while IAM propagates, then succeeds', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
-    mq.on(DescribeBrokerCommand)
-      .rejectsOnce(forbidden())
-      .resolves({ EngineType: 'ACTIVEMQ', AuthenticationStrategy: 'SIMPLE', BrokerState: 'RUNNING' });
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(DescribeBrokerCommand).rejectsOnce(forbidden()).resolves(RUNNING);
     await run(createEvent());
     expect(mq).toHaveReceivedCommandTimes(DescribeBrokerCommand, 2);
     expect(mq).toHaveReceivedCommand(CreateUserCommand);
@@ -321,24 +565,12 @@ describe('Create', () => {
   test('fails on AccessDenied that outlasts the propagation window', async () => {
     mq.on(DescribeBrokerCommand).rejects(forbidden());
     await expect(run(createEvent())).rejects.toThrow(
-      /DescribeBroker on broker .* failed after \d+ attempts: not authorized \(ForbiddenException\)/,
+      /DescribeBroker on broker .* failed after \d+ attempts: not authorized \(ForbiddenException, HTTP 403\)/,
     );
   });
 
-  test('never retries a 400', async () => {
-    mq.on(DescribeUserCommand).rejects(notFound());
-    mq.on(CreateUserCommand).rejects(
-      badRequest('[replicationUser] and [consoleAccess] are mutually exclusive', 'replicationUser'),
-    );
-    await expect(run(createEvent())).rejects.toThrow(
-      'CreateUser for user "orders-service" on broker ' +
-        `${BROKER_ID} failed: [replicationUser] and [consoleAccess] are mutually exclusive (BadRequestException, errorAttribute "replicationUser")`,
-    );
-    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
-  });
-
-  test('gives up on a hung call before its deadline, with a clear reason', async () => {
-    mq.on(DescribeUserCommand).callsFake(() => new Promise(() => undefined));
+  test('fails on a hung call before its deadline, with a clear reason', async () => {
+    mq.on(DescribeUserCommand).callsFake(hang);
     // 6 s left: the handler keeps 5 s to answer, so it has about 1 s for its calls.
     await expect(run(createEvent(), 6_000)).rejects.toThrow(
       /DescribeUser for user "orders-service" on broker .* (no answer within|no time left)/,
@@ -369,7 +601,7 @@ describe('Create', () => {
   });
 
   test('reads the named JSON field of a supplied secret', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
+    mq.on(DescribeUserCommand).rejects(notFound());
     secrets
       .on(GetSecretValueCommand)
       .resolves({ SecretString: JSON.stringify({ mq: 'Another-Passw0rd-123', password: 'not-this-one-XYZ' }) });
@@ -380,21 +612,36 @@ describe('Create', () => {
 
 describe('Update', () => {
   const before = { Groups: ['orders-consumers'] };
-  const after = { Groups: ['orders-consumers', 'orders-producers'] };
+  const after = { Groups: GROUPS };
 
-  test('updates in place with the whole desired state, leaving the password alone when its source is unchanged', async () => {
+  test('updates in place with two MQ calls and the whole desired state, leaving the password alone', async () => {
     mq.on(DescribeUserCommand).resolves(live('UPDATE'));
     const response = await run(updateEvent(before, after));
-    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+    expectMqCalls({ DescribeUser: 1, UpdateUser: 1 });
     const input = mq.commandCalls(UpdateUserCommand)[0].args[0].input;
-    expect(input).toEqual({
-      ...USER,
-      ConsoleAccess: false,
-      Groups: ['orders-consumers', 'orders-producers'],
-      ReplicationUser: false,
-    });
+    expect(input).toEqual({ ...USER, ConsoleAccess: false, Groups: GROUPS, ReplicationUser: false });
     expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
-    expect(response.PhysicalResourceId).toBe(physicalId());
+    expect(response).toEqual({
+      PhysicalResourceId: physicalId(before),
+      Data: {
+        Username: 'orders-service',
+        BrokerId: BROKER_ID,
+        PendingChange: 'UPDATE',
+        StateDigest: expect.stringMatching(/^[0-9a-f]{32}$/),
+      },
+    });
+  });
+
+  test.each([
+    ['a 0.1 physical ID', legacyPhysicalId()],
+    ['an adopted user', physicalId({}, 'adopted')],
+    ['an ID that records a previous one', physicalId({}, 'created', physicalId({ Username: 'orders-v0' }))],
+  ])('returns the incoming physical ID of %s unchanged', async (_case, id) => {
+    mq.on(DescribeUserCommand).resolves(live());
+    const response = await run(updateEvent(before, after, id));
+    expect(response.PhysicalResourceId).toBe(id);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
   });
 
   test('sends an empty group list to clear the groups', async () => {
@@ -407,59 +654,198 @@ describe('Update', () => {
     ['passwordVersion', { PasswordVersion: '2' }],
     ['secret', { PasswordSecretArn: OTHER_SECRET_ARN }],
     ['field', { PasswordField: 'password' }],
-  ])('sets the password again when its %s changes', async (_what, change) => {
-    mq.on(DescribeUserCommand).resolves(live());
+  ])('sets the password again when its %s changes, even when nothing else differs', async (_what, change) => {
+    mq.on(DescribeUserCommand).resolves(holding());
     await run(updateEvent({ PasswordVersion: '1' }, { PasswordVersion: '1', ...change }));
     expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
   });
 
-  test('creates the user again when it vanished out of band', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
-    await run(updateEvent(before, after));
-    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: PASSWORD, Groups: after.Groups });
-    expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
-  });
-
-  test('replaces the user when the username changes, leaving the old one for the cleanup Delete', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
-    const response = await run(updateEvent({}, { Username: 'orders-v2' }));
-    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, {
-      BrokerId: BROKER_ID,
-      Username: 'orders-v2',
-      Password: PASSWORD,
+  describe('writes only where something changes', () => {
+    test('sends no UpdateUser when only adoptExisting changed and the user holds the declared state', async () => {
+      mq.on(DescribeUserCommand).resolves(holding());
+      const response = await run(
+        updateEvent({ AdoptExisting: true }, { AdoptExisting: false }, physicalId({}, 'adopted')),
+      );
+      expectMqCalls({ DescribeUser: 1 });
+      expect(secrets).not.toHaveReceivedAnyCommand();
+      expect(response.PhysicalResourceId).toBe(physicalId({}, 'adopted'));
+      expect(response.Data?.PendingChange).toBe('NONE');
     });
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
-    expect(response.PhysicalResourceId).toBe(`${BROKER_ID}/orders-v2`);
+
+    test('sends UpdateUser to a user with a pending change even when its pending groups and console access match', async () => {
+      // Pending carries no replication flag, and the top-level one may be the old value: unknown is written.
+      mq.on(DescribeUserCommand).resolves({
+        ...holding({ Groups: ['orders-consumers'] }),
+        Pending: { PendingChange: 'UPDATE', ConsoleAccess: false, Groups: GROUPS },
+      });
+      const response = await run(updateEvent(before, after));
+      expectMqCalls({ DescribeUser: 1, UpdateUser: 1 });
+      expect(response.Data?.PendingChange).toBe('UPDATE');
+    });
+
+    test('sends no UpdateUser when the applied values, with no change pending, equal the desired ones', async () => {
+      mq.on(DescribeUserCommand).resolves(holding({ ConsoleAccess: true, ReplicationUser: false }));
+      const response = await run(updateEvent({}, { ConsoleAccess: true }));
+      expectMqCalls({ DescribeUser: 1 });
+      expect(response.Data?.PendingChange).toBe('NONE');
+    });
+
+    test('sends UpdateUser when the applied values match but the pending ones differ', async () => {
+      mq.on(DescribeUserCommand).resolves({
+        ...holding(),
+        Pending: { PendingChange: 'UPDATE', ConsoleAccess: true, Groups: GROUPS },
+      });
+      await run(updateEvent({ ConsoleAccess: true }, {}));
+      expectMqCalls({ DescribeUser: 1, UpdateUser: 1 });
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ConsoleAccess: false });
+    });
+
+    test('keeps PendingChange CREATE when it writes to a user still pending CREATE', async () => {
+      mq.on(DescribeUserCommand).resolves({
+        ...USER,
+        Pending: { PendingChange: 'CREATE', ConsoleAccess: false, Groups: ['orders-consumers'] },
+      });
+      const response = await run(updateEvent(before, after));
+      expectMqCalls({ DescribeUser: 1, UpdateUser: 1 });
+      expect(response.Data?.PendingChange).toBe('CREATE');
+    });
+
+    test('returns a StateDigest that follows the resolved state, not adoptExisting', async () => {
+      mq.on(DescribeUserCommand).resolves(holding());
+      const digestOf = async (next: object) =>
+        (await run(updateEvent({ PasswordVersion: '1' }, { PasswordVersion: '1', ...next }))).Data?.StateDigest;
+      const base = await digestOf({});
+      expect(await digestOf({ AdoptExisting: true })).toBe(base);
+      expect(await digestOf({ PasswordVersion: '2' })).not.toBe(base);
+      expect(await digestOf({ Groups: ['orders-consumers'] })).not.toBe(base);
+    });
   });
 
-  test('replaces the user when the broker changes', async () => {
-    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(live('CREATE'));
-    const response = await run(updateEvent({}, { BrokerId: OTHER_BROKER_ID }));
-    expect(mq).toHaveReceivedCommandWith(DescribeBrokerCommand, { BrokerId: OTHER_BROKER_ID });
-    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { BrokerId: OTHER_BROKER_ID, Username: 'orders-service' });
-    expect(response.PhysicalResourceId).toBe(`${OTHER_BROKER_ID}/orders-service`);
-  });
-
-  test('converges the old user in the rollback of a rename, returning its physical ID', async () => {
-    // Forward: orders-service -> orders-v2 succeeded, then the stack failed. The rollback swaps the
-    // properties; orders-service still exists, because its cleanup Delete never ran.
-    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
-    mq.on(DescribeUserCommand).resolves(live());
-    const response = await run(updateEvent({ Username: 'orders-v2' }, {}, `${BROKER_ID}/orders-v2`));
-    expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
-    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
-    expect(response.PhysicalResourceId).toBe(physicalId());
-    expect(logs.join('\n')).toContain('this rollback restores a user that was never deleted');
-  });
-
-  test('fails a rename onto a user it does not own, leaving that user untouched', async () => {
-    mq.on(DescribeUserCommand).resolves(live());
-    await expect(run(updateEvent({}, { Username: 'someone-else' }))).rejects.toThrow(
-      `user "someone-else" already exists on broker ${BROKER_ID} and MqUser left it untouched`,
-    );
+  test('creates the user again when it vanished out of band, keeping the physical ID', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const response = await run(updateEvent(before, after));
+    expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: PASSWORD, Groups: GROUPS });
     expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
-    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+    expect(response.PhysicalResourceId).toBe(physicalId(before));
+  });
+
+  test('fails an update to a username made only of dots before any AWS call', async () => {
+    await expect(run(updateEvent({}, { Username: '..' }))).rejects.toThrow('and not only dots');
+    expect(mq).not.toHaveReceivedAnyCommand();
+  });
+
+  describe('replacement (username or broker changed)', () => {
+    test('replaces the user when the username changes, recording the previous physical ID', async () => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      const response = await run(updateEvent({}, { Username: 'orders-v2' }));
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, {
+        BrokerId: BROKER_ID,
+        Username: 'orders-v2',
+        Password: PASSWORD,
+      });
+      expectMqCalls({ DescribeBroker: 1, DescribeUser: 1, CreateUser: 1 });
+      expect(response.PhysicalResourceId).toBe(
+        `${BROKER_ID}/orders-v2?owner=created&previous=${encodeURIComponent(`${BROKER_ID}/orders-service?owner=created`)}`,
+      );
+    });
+
+    test('records the previous physical ID one level deep', async () => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      const incoming = physicalId({}, 'created', physicalId({ Username: 'orders-v0' }));
+      const response = await run(updateEvent({}, { Username: 'orders-v2' }, incoming));
+      expect(response.PhysicalResourceId).toBe(physicalId({ Username: 'orders-v2' }, 'created', physicalId()));
+    });
+
+    test('replaces the user when the broker changes', async () => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      const response = await run(updateEvent({}, { BrokerId: OTHER_BROKER_ID }));
+      expect(mq).toHaveReceivedCommandWith(DescribeBrokerCommand, { BrokerId: OTHER_BROKER_ID });
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, {
+        BrokerId: OTHER_BROKER_ID,
+        Username: 'orders-service',
+      });
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+      expect(response.PhysicalResourceId).toBe(physicalId({ BrokerId: OTHER_BROKER_ID }, 'created', physicalId()));
+    });
+
+    test('adopts an existing user in a rename with adoptExisting, recording owner=adopted', async () => {
+      mq.on(DescribeUserCommand).resolves(live());
+      const response = await run(updateEvent({}, { Username: 'orders-v2', AdoptExisting: true }));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { Username: 'orders-v2', Password: PASSWORD });
+      expect(response.PhysicalResourceId).toBe(physicalId({ Username: 'orders-v2' }, 'adopted', physicalId()));
+    });
+
+    test.each([
+      ['created', physicalId()],
+      ['adopted', physicalId({}, 'adopted')],
+      ['a 0.1 ID', legacyPhysicalId()],
+    ])(
+      'converges the old user in the rollback of a rename that recorded it (%s), returning that physical ID',
+      async (_case, previous) => {
+        // Forward: orders-service -> orders-v2 succeeded, then the stack failed. The rollback swaps the
+        // properties; orders-service still exists, because its cleanup Delete never ran.
+        stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+        mq.on(DescribeUserCommand).resolves(live());
+        const incoming = physicalId({ Username: 'orders-v2' }, 'created', previous);
+        const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
+        expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+        expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+        expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+        expect(response.PhysicalResourceId).toBe(previous);
+        expect(logs.join('\n')).toContain('rollback: restoring the user this resource held before');
+      },
+    );
+
+    test.each([
+      ['records no previous ID', physicalId({ Username: 'orders-v2' })],
+      [
+        'records another previous user',
+        physicalId({ Username: 'orders-v2' }, 'created', physicalId({ Username: 'orders-v1' })),
+      ],
+      ['is a 0.1 ID', legacyPhysicalId({ Username: 'orders-v2' })],
+    ])(
+      'touches nothing in a rollback whose incoming ID %s, answering SUCCESS with that ID',
+      async (_case, incoming) => {
+        stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+        mq.on(DescribeUserCommand).resolves(live());
+        const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
+        expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+        expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+        expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+        expect(response.PhysicalResourceId).toBe(incoming);
+        expect(warnings.join('\n')).toContain('nothing proves it was ever this resource');
+      },
+    );
+
+    test('fails a rename onto a user it does not own, leaving that user untouched', async () => {
+      mq.on(DescribeUserCommand).resolves(live());
+      await expect(run(updateEvent({}, { Username: 'someone-else' }))).rejects.toThrow(
+        `user "someone-else" already exists on broker ${BROKER_ID} and MqUser left it untouched`,
+      );
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('leaves a foreign user untouched on a forward rename while DescribeStacks already says rollback', async () => {
+      // A sibling failed or CancelUpdateStack ran: the status says rollback while this forward update still runs.
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      mq.on(DescribeUserCommand).resolves(live());
+      const response = await run(updateEvent({}, { Username: 'someone-else' }));
+      expect(response.PhysicalResourceId).toBe(physicalId());
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('fails a forward rename back onto its previous user: proof needs a rollback', async () => {
+      mq.on(DescribeUserCommand).resolves(live());
+      const incoming = physicalId({ Username: 'orders-v2' }, 'created', physicalId());
+      await expect(run(updateEvent({ Username: 'orders-v2' }, {}, incoming))).rejects.toThrow(
+        `user "orders-service" already exists on broker ${BROKER_ID}`,
+      );
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+    });
   });
 
   test('restores everything but the password in a rollback whose old secret cannot be read', async () => {
@@ -472,11 +858,11 @@ describe('Update', () => {
       }),
     );
     // The forward deploy moved the user to OTHER_SECRET_ARN; the rollback restores SECRET_ARN.
-    const response = await run(updateEvent({ PasswordSecretArn: OTHER_SECRET_ARN, ...after }, before));
+    const response = await run(updateEvent({ PasswordSecretArn: OTHER_SECRET_ARN, ...after }, before, physicalId()));
     const input = mq.commandCalls(UpdateUserCommand)[0].args[0].input;
     expect(input).toEqual({ ...USER, ConsoleAccess: false, Groups: ['orders-consumers'], ReplicationUser: false });
     expect(response.PhysicalResourceId).toBe(physicalId());
-    const warning = logs.find((line) => line.includes('could not restore the password'));
+    const warning = warnings.find((line) => line.includes('could not restore the password'));
     expect(warning).toContain(SECRET_ARN);
     expect(warning).toContain('orders-service');
     expect(warning).toContain('secretsmanager:GetSecretValue');
@@ -495,84 +881,269 @@ describe('Update', () => {
     );
     expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
   });
+
+  describe('rollbacks never wedge', () => {
+    function brokerKeepsRebooting() {
+      mq.on(DescribeUserCommand).rejects(badRequest('Broker is rebooting'));
+      mq.on(DescribeBrokerCommand).resolves(REBOOTING);
+    }
+
+    test('answers SUCCESS within the bounded wait in a rollback whose broker keeps refusing calls, with a warning', async () => {
+      retryTiming.rollbackBrokerWaitMs = 100;
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      brokerKeepsRebooting();
+      const started = Date.now();
+      const response = await run(updateEvent(after, before), 60_000);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(response.PhysicalResourceId).toBe(physicalId(after));
+      expect(response.Data?.PendingChange).toBe('UNKNOWN');
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(warnings.join('\n')).toMatch(/rollback: could not restore the user.*still REBOOT_IN_PROGRESS/);
+    });
+
+    test('fails a forward update whose broker keeps refusing calls until the deadline', async () => {
+      retryTiming.rollbackBrokerWaitMs = 100;
+      brokerKeepsRebooting();
+      await expect(run(updateEvent(before, after), 5_600)).rejects.toThrow(
+        /Broker is rebooting.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/,
+      );
+    });
+
+    test('answers SUCCESS with a warning in a rollback whose revival of a user pending DELETE does not hold', async () => {
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      mq.on(DescribeUserCommand).resolves(live('DELETE'));
+      mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
+      const response = await run(updateEvent(after, before));
+      expect(response.PhysicalResourceId).toBe(physicalId(after));
+      expect(warnings.join('\n')).toMatch(/rollback: could not restore the user.*Reboot the broker/);
+    });
+
+    test('fails a forward update whose revival of a user pending DELETE does not hold', async () => {
+      mq.on(DescribeUserCommand).resolves(live('DELETE'));
+      mq.on(CreateUserCommand).rejects(badRequest('User is pending deletion'));
+      await expect(run(updateEvent(before, after))).rejects.toThrow(/still pending DELETE.*Reboot the broker/);
+    });
+  });
 });
 
 describe('Delete', () => {
-  test('deletes the user named by the physical ID, whatever the properties say', async () => {
-    mq.on(DescribeUserCommand).resolves(live());
+  test('deletes the user named by the physical ID, whatever the properties say, with one MQ call', async () => {
     const response = await run(deleteEvent(physicalId(), { Username: 'something-else' }));
     expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
-    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+    expectMqCalls({ DeleteUser: 1 });
+    expect(cloudFormation).toHaveReceivedCommandWith(ListStackResourcesCommand, { StackName: STACK_ID });
     expect(response.PhysicalResourceId).toBe(physicalId());
     expect(secrets).not.toHaveReceivedAnyCommand();
   });
 
   test.each([
-    ['the user is gone', () => mq.on(DescribeUserCommand).rejects(notFound('username'))],
-    ['the broker is gone', () => mq.on(DescribeUserCommand).rejects(notFound('broker-id'))],
-  ])('succeeds when %s', async (_case, arrange) => {
-    arrange();
-    await run(deleteEvent(physicalId()));
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    ['the user is gone', 'username'],
+    ['the broker is gone', 'broker-id'],
+  ])('succeeds when %s', async (_case, attribute) => {
+    mq.on(DeleteUserCommand).rejects(notFound(attribute));
+    const response = await run(deleteEvent(physicalId()));
+    expectMqCalls({ DeleteUser: 1 });
+    expect(response.PhysicalResourceId).toBe(physicalId());
+    expect(logs.join('\n')).toContain('nothing to delete: the user or its broker is already gone');
   });
 
-  test('succeeds when the user disappears between DescribeUser and DeleteUser', async () => {
-    mq.on(DescribeUserCommand).resolves(live());
-    mq.on(DeleteUserCommand).rejects(notFound());
-    await run(deleteEvent(physicalId()));
-    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+  describe('ownership', () => {
+    test.each(['ROLLBACK_IN_PROGRESS', 'UPDATE_ROLLBACK_IN_PROGRESS', 'UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS'])(
+      'keeps an adopted user while the stack is in %s, without a call to Amazon MQ',
+      async (status) => {
+        stackStatus(status);
+        const response = await run(deleteEvent(physicalId({}, 'adopted')));
+        expectMqCalls({});
+        expect(response.PhysicalResourceId).toBe(physicalId({}, 'adopted'));
+        expect(logs.join('\n')).toContain('not deleting the user: the user was adopted');
+      },
+    );
+
+    test('keeps an adopted user when the stack status cannot be read', async () => {
+      cloudFormation.on(DescribeStacksCommand).rejects(validationError('Stack does not exist'));
+      await run(deleteEvent(physicalId({}, 'adopted')));
+      expectMqCalls({});
+    });
+
+    test.each(['ROLLBACK_IN_PROGRESS', 'UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS'])(
+      'deletes, in %s, a user this resource created, even with adoptExisting set',
+      async (status) => {
+        // The adoptExisting user did not exist before: the reboot may have cleared its pending CREATE since.
+        stackStatus(status);
+        await run(deleteEvent(physicalId({}, 'created'), { AdoptExisting: true }));
+        expectMqCalls({ DeleteUser: 1 });
+      },
+    );
+
+    test('deletes a user it created when the stack status cannot be read', async () => {
+      cloudFormation.on(DescribeStacksCommand).rejects(validationError('Stack does not exist'));
+      await run(deleteEvent(physicalId()));
+      expectMqCalls({ DeleteUser: 1 });
+    });
+
+    test.each(['DELETE_IN_PROGRESS', 'UPDATE_COMPLETE_CLEANUP_IN_PROGRESS', 'UPDATE_IN_PROGRESS'])(
+      'deletes an adopted user outside a rollback (%s): the user declared its removal',
+      async (status) => {
+        stackStatus(status);
+        await run(deleteEvent(physicalId({}, 'adopted')));
+        expectMqCalls({ DeleteUser: 1 });
+      },
+    );
+
+    test('reads a 0.1 physical ID with adoptExisting as adopted: a rollback keeps the user', async () => {
+      stackStatus('ROLLBACK_IN_PROGRESS');
+      await run(deleteEvent(legacyPhysicalId(), { AdoptExisting: true }));
+      expectMqCalls({});
+    });
+
+    test('reads a 0.1 physical ID without adoptExisting as created: a rollback deletes the user', async () => {
+      stackStatus('ROLLBACK_IN_PROGRESS');
+      await run(deleteEvent(legacyPhysicalId()));
+      expectMqCalls({ DeleteUser: 1 });
+      expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
+    });
   });
 
-  test('keeps an adopted user in a rollback: it existed before the stack took it over', async () => {
-    stackStatus('ROLLBACK_IN_PROGRESS');
-    mq.on(DescribeUserCommand).resolves(live());
-    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
-    expect(logs.join('\n')).toContain('not deleting an adopted user during a rollback');
+  describe('a user another resource of the stack holds', () => {
+    const swapped = physicalId({}, 'adopted', physicalId({ Username: 'billing-service' }));
+
+    test('keeps the user another MqUser of the stack now holds (a swap)', async () => {
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources([
+        userResource(LOGICAL_ID, physicalId({ Username: 'billing-service' }, 'adopted', physicalId())),
+        userResource('BillingService', swapped),
+      ]);
+      await run(deleteEvent(physicalId()));
+      expectMqCalls({});
+      expect(logs.join('\n')).toContain('resource BillingService of this stack now holds the user');
+    });
+
+    test('finds the holder on a later page of ListStackResources', async () => {
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources(
+        [
+          {
+            LogicalResourceId: 'Broker',
+            PhysicalResourceId: BROKER_ID,
+            ResourceType: 'AWS::AmazonMQ::Broker',
+          } as never,
+        ],
+        [userResource('BillingService', swapped)],
+      );
+      await run(deleteEvent(physicalId()));
+      expect(cloudFormation).toHaveReceivedCommandWith(ListStackResourcesCommand, { NextToken: 'page-1' });
+      expectMqCalls({});
+    });
+
+    test('keeps the user that another resource adopted under an identical physical ID (a move within the stack)', async () => {
+      // Both the old and the new resource adopted the user in a Create: their physical IDs are the same string.
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources([userResource('MovedOrdersService', physicalId({}, 'adopted'), 'CREATE_COMPLETE')]);
+      await run(deleteEvent(physicalId({}, 'adopted')));
+      expectMqCalls({});
+    });
+
+    test('keeps the user a resource holds under a 0.1 ID identical to the one deleted', async () => {
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources([userResource('MovedOrdersService', legacyPhysicalId())]);
+      await run(deleteEvent(legacyPhysicalId()));
+      expectMqCalls({});
+    });
+
+    test.each([
+      ['on another broker', userResource('Other', physicalId({ BrokerId: OTHER_BROKER_ID }, 'adopted'))],
+      ['with another username', userResource('Other', physicalId({ Username: 'orders-v2' }))],
+      ['being deleted itself', userResource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')],
+      [
+        'with the failed-Create marker',
+        userResource('Other', 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED'),
+      ],
+      [
+        'of another type',
+        { ...userResource('Other', physicalId()), ResourceType: 'Custom::SomethingElse' } as StackResourceSummary,
+      ],
+    ])('deletes the user when the only other resource naming it is %s', async (_case, resource) => {
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources([resource]);
+      await run(deleteEvent(physicalId()));
+      expectMqCalls({ DeleteUser: 1 });
+    });
+
+    test('keeps the user when the stack resources cannot be read during a rollback', async () => {
+      stackStatus('ROLLBACK_IN_PROGRESS');
+      cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
+      const response = await run(deleteEvent(physicalId()));
+      expectMqCalls({});
+      expect(response.PhysicalResourceId).toBe(physicalId());
+      expect(warnings.join('\n')).toContain("could not read the stack's resources");
+    });
+
+    test('fails when the stack resources cannot be read outside a rollback, deleting nothing', async () => {
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
+      await expect(run(deleteEvent(physicalId()))).rejects.toThrow(
+        `not deleting user "orders-service" on broker ${BROKER_ID}: the stack's resources cannot be read`,
+      );
+      expectMqCalls({});
+    });
   });
 
-  test.each(['UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS', 'UPDATE_ROLLBACK_IN_PROGRESS'])(
-    'keeps an adopted user while the stack is in %s',
-    async (status) => {
-      stackStatus(status);
-      mq.on(DescribeUserCommand).resolves(live());
-      await run(deleteEvent(physicalId(), { AdoptExisting: true }));
-      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
-    },
-  );
+  describe('nested stacks', () => {
+    test('treats a nested stack deleted while its root rolls back as a rollback: keeps an adopted user', async () => {
+      nestedStackDeletedWhileRootIs('UPDATE_ROLLBACK_IN_PROGRESS');
+      await run(deleteEvent(physicalId({}, 'adopted')));
+      expect(cloudFormation).toHaveReceivedCommandWith(DescribeStacksCommand, { StackName: ROOT_STACK_ID });
+      expectMqCalls({});
+    });
 
-  test('keeps an adopted user when the stack status cannot be read', async () => {
-    cloudFormation
-      .on(DescribeStacksCommand)
-      .rejects(Object.assign(new Error('denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
-    mq.on(DescribeUserCommand).resolves(live());
-    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    test('deletes an adopted user of a nested stack deleted while its root is not rolling back', async () => {
+      nestedStackDeletedWhileRootIs('UPDATE_IN_PROGRESS');
+      await run(deleteEvent(physicalId({}, 'adopted')));
+      expectMqCalls({ DeleteUser: 1 });
+    });
+
+    test('keeps an adopted user of a nested stack deleted while its root status cannot be read', async () => {
+      nestedStackDeletedWhileRootIs(validationError('Access to the root stack denied'));
+      await run(deleteEvent(physicalId({}, 'adopted')));
+      expectMqCalls({});
+    });
+
+    test('does not look up a root that is the stack itself', async () => {
+      stackStatus('DELETE_IN_PROGRESS', STACK_ID);
+      await run(deleteEvent(physicalId({}, 'adopted')));
+      expect(cloudFormation).toHaveReceivedCommandTimes(DescribeStacksCommand, 1);
+      expectMqCalls({ DeleteUser: 1 });
+    });
   });
 
-  test('deletes, in a rollback, an adoptExisting user this stack created (still pending CREATE)', async () => {
-    stackStatus('ROLLBACK_IN_PROGRESS');
-    mq.on(DescribeUserCommand).resolves(live('CREATE'));
-    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
-    expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
-  });
+  describe('rollbacks never wedge', () => {
+    test('answers SUCCESS within the bounded wait when the broker keeps refusing DeleteUser in a rollback', async () => {
+      retryTiming.rollbackBrokerWaitMs = 100;
+      stackStatus('ROLLBACK_IN_PROGRESS');
+      mq.on(DeleteUserCommand).rejects(badRequest('Broker is rebooting'));
+      mq.on(DescribeBrokerCommand).resolves(REBOOTING);
+      const started = Date.now();
+      const response = await run(deleteEvent(physicalId()), 60_000);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(response.PhysicalResourceId).toBe(physicalId());
+      expect(warnings.join('\n')).toContain('rollback: could not delete the user');
+    });
 
-  test('deletes an adopted user when the stack itself is deleted', async () => {
-    stackStatus('DELETE_IN_PROGRESS');
-    mq.on(DescribeUserCommand).resolves(live());
-    await run(deleteEvent(physicalId(), { AdoptExisting: true }));
-    expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
-  });
-
-  test('succeeds without a call when the user is already pending deletion', async () => {
-    mq.on(DescribeUserCommand).resolves(live('DELETE'));
-    await run(deleteEvent(physicalId()));
-    expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    test('fails a Delete outside a rollback whose broker keeps refusing DeleteUser', async () => {
+      retryTiming.rollbackBrokerWaitMs = 100;
+      stackStatus('DELETE_IN_PROGRESS');
+      mq.on(DeleteUserCommand).rejects(badRequest('Broker is rebooting'));
+      mq.on(DescribeBrokerCommand).resolves(REBOOTING);
+      await expect(run(deleteEvent(physicalId()), 5_600)).rejects.toThrow(/still REBOOT_IN_PROGRESS/);
+    });
   });
 
   test.each([
     ['the Provider framework marker of a failed Create', 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED'],
     ['an ID CloudFormation made up', 'Orders-OrdersService-1ABCDEFGHIJ'],
+    ['a username of dots', `${BROKER_ID}/..`],
+    ['a username of dots with an owner', `${BROKER_ID}/...?owner=created`],
+    ['an unknown owner', `${BROKER_ID}/orders-service?owner=someone`],
   ])('does nothing for %s', async (_case, id) => {
     const response = await run(deleteEvent(id));
     expect(mq).not.toHaveReceivedAnyCommand();
@@ -580,18 +1151,96 @@ describe('Delete', () => {
   });
 });
 
-describe('secrets never leave the handler', () => {
-  test('no log line or failure reason holds the password or the secret string', async () => {
-    // A service that echoes input back in its error message must not leak it either.
-    mq.on(DescribeUserCommand).rejects(notFound());
-    mq.on(CreateUserCommand).rejects(badRequest(`Password ${PASSWORD} is not allowed`, 'password'));
-    await expect(run(createEvent())).rejects.toThrow('Password *** is not allowed');
+describe('serves its own stack only', () => {
+  test.each([
+    ['Create', createEvent()],
+    ['Update', updateEvent({}, { Groups: [] })],
+    ['Delete', deleteEvent(physicalId())],
+  ])('fails a %s event of another stack without any AWS call', async (_type, event) => {
+    process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // a rollback must not turn the refusal into SUCCESS
+    await expect(run({ ...event, StackId: OTHER_STACK_ID })).rejects.toThrow(
+      `refused an event of stack ${OTHER_STACK_ID}: this function serves only stack ${STACK_ID}`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedAnyCommand();
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+  });
 
-    const everything = [...logs, ...outcomes].join('\n');
-    expect(outcomes.length).toBeGreaterThan(20);
-    expect(everything).not.toContain(PASSWORD);
-    expect(everything).not.toContain(SECRET_STRING);
-    expect(everything).not.toMatch(/ResponseURL|amazonaws\.com\/.*Signature/);
+  test('accepts an event of its own stack', async () => {
+    process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
+    mq.on(DescribeUserCommand).rejects(notFound());
+    await run(createEvent());
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+  });
+
+  test('accepts every event when the variable is unset (functions deployed by 0.1)', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    await run({ ...createEvent(), StackId: OTHER_STACK_ID });
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+  });
+});
+
+describe('secrets never leave the handler', () => {
+  // Characters that URL-encoding and HTML-escaping change, and letters whose case can change.
+  const password = 'Sup3r&Secret/Pa$$ w0rd<Z>';
+  const echoes: [string, string][] = [
+    ['partially', password.slice(2, 14)],
+    ['URL-encoded', encodeURIComponent(password)],
+    ['HTML-escaped', password.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')],
+    ['upper-cased', password.toUpperCase()],
+  ];
+
+  beforeEach(() => {
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ password }) });
+  });
+
+  test.each(echoes)(
+    'withholds the message of a failed CreateUser that echoes the password %s, keeping name, status and attribute',
+    async (_case, echo) => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      mq.on(CreateUserCommand).rejects(badRequest(`Password ${echo} is not allowed`, 'password'));
+      const failure = await run(createEvent()).catch((error: Error) => error);
+      expect((failure as Error).message).toBe(
+        `CreateUser for user "orders-service" on broker ${BROKER_ID} failed: the service's message is withheld: ` +
+          'the request carried a password (BadRequestException, HTTP 400, errorAttribute "password")',
+      );
+      expect([...logs, ...outcomes].join('\n')).not.toContain(echo);
+    },
+  );
+
+  test.each(echoes)(
+    'withholds the message of a failed UpdateUser with a password that echoes it %s',
+    async (_case, echo) => {
+      mq.on(DescribeUserCommand).resolves(live());
+      mq.on(UpdateUserCommand).rejects(badRequest(`Password ${echo} is not allowed`, 'password'));
+      const failure = await run(updateEvent({ PasswordVersion: '1' }, { PasswordVersion: '2' })).catch(
+        (error: Error) => error,
+      );
+      expect((failure as Error).message).toBe(
+        `UpdateUser for user "orders-service" on broker ${BROKER_ID} failed: the service's message is withheld: ` +
+          'the request carried a password (BadRequestException, HTTP 400, errorAttribute "password")',
+      );
+      expect([...logs, ...outcomes].join('\n')).not.toContain(echo);
+    },
+  );
+
+  test('keeps the service message of a failed UpdateUser that carries no password', async () => {
+    mq.on(DescribeUserCommand).resolves(live());
+    mq.on(UpdateUserCommand).rejects(badRequest('Group names are invalid', 'groups'));
+    await expect(run(updateEvent({}, { Groups: ['orders-consumers'] }))).rejects.toThrow(
+      `UpdateUser for user "orders-service" on broker ${BROKER_ID} failed: Group names are invalid (BadRequestException, HTTP 400, errorAttribute "groups")`,
+    );
+  });
+
+  test('scrubs the password from a log line whose error carries it', async () => {
+    // The undo's DeleteUser carries no password, so its error text is kept: scrubbed of every secret read.
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).rejectsOnce(serverError()).rejects(badRequest('Invalid request'));
+    mq.on(DeleteUserCommand).rejects(badRequest(`cannot delete the user whose password is ${password}`));
+    await expect(run(createEvent())).rejects.toThrow('CreateUser for user "orders-service"');
+    expect(warnings.join('\n')).toContain('cannot delete the user whose password is ***');
+    expect([...logs, ...outcomes].join('\n')).not.toContain(password);
   });
 
   test('failure reasons stay under 1 KB', async () => {

@@ -1,5 +1,13 @@
-import { PropertyError, parsePhysicalResourceId, parseProperties, passwordSourceChanged } from '../lambda/properties';
-import { DEFAULT_PROPERTIES, wire } from './fixtures/events';
+import {
+  PropertyError,
+  parsePhysicalResourceId,
+  parseProperties,
+  parseRebootProperties,
+  passwordSourceChanged,
+  physicalResourceId,
+  stateDigest,
+} from '../lambda/properties';
+import { BROKER_ID, DEFAULT_PROPERTIES, REBOOT_PROPERTIES, physicalId, wire, wireReboot } from './fixtures/events';
 
 describe('parseProperties', () => {
   test("parses the wire format back into the construct's properties", () => {
@@ -54,15 +62,138 @@ describe('parseProperties', () => {
 });
 
 describe('physical IDs', () => {
+  const user = { brokerId: BROKER_ID, username: 'orders-service' };
+
   test.each([
-    ['b-1234/orders-service', { brokerId: 'b-1234', username: 'orders-service' }],
-    ['b-1234/a.b_c~d', { brokerId: 'b-1234', username: 'a.b_c~d' }],
-    ['AWSCDK::CustomResourceProviderFramework::CREATE_FAILED', undefined],
-    ['Orders-OrdersService-1ABCDEFGHIJ', undefined],
-    ['b-1234/x', undefined],
-    ['', undefined],
-  ])('parses %j', (id, expected) => {
+    ['created', { ...user, owner: 'created' as const }, `${BROKER_ID}/orders-service?owner=created`],
+    ['adopted', { ...user, owner: 'adopted' as const }, `${BROKER_ID}/orders-service?owner=adopted`],
+    [
+      'with the physical ID before a rename',
+      { ...user, owner: 'created' as const, previous: `${BROKER_ID}/orders-v1?owner=adopted` },
+      `${BROKER_ID}/orders-service?owner=created&previous=${encodeURIComponent(`${BROKER_ID}/orders-v1?owner=adopted`)}`,
+    ],
+  ])('writes an ID that records ownership: %s', (_case, record, expected) => {
+    expect(physicalResourceId(record)).toBe(expected);
+  });
+
+  test('keeps the previous ID one level deep: its own previous is dropped', () => {
+    const previous = physicalId({ Username: 'orders-v1' }, 'adopted', physicalId({ Username: 'orders-v0' }));
+    const id = physicalResourceId({ ...user, owner: 'created', previous });
+    expect(parsePhysicalResourceId(id)?.previous).toBe(physicalId({ Username: 'orders-v1' }, 'adopted'));
+  });
+
+  test('reads back what it writes, previous ID included', () => {
+    const record = { ...user, owner: 'adopted' as const, previous: physicalId({ Username: 'orders-v1' }) };
+    expect(parsePhysicalResourceId(physicalResourceId(record))).toEqual({ ...record, legacy: false });
+  });
+
+  test.each([
+    [
+      'a created ID',
+      `b-1234/orders-service?owner=created`,
+      { brokerId: 'b-1234', username: 'orders-service', owner: 'created', previous: undefined, legacy: false },
+    ],
+    [
+      'an adopted ID',
+      `b-1234/a.b_c~d?owner=adopted`,
+      { brokerId: 'b-1234', username: 'a.b_c~d', owner: 'adopted', previous: undefined, legacy: false },
+    ],
+    [
+      'a 0.1 ID',
+      'b-1234/orders-service',
+      { brokerId: 'b-1234', username: 'orders-service', owner: 'created', legacy: true },
+    ],
+    ['an unknown owner', 'b-1234/orders-service?owner=someone', undefined],
+    ['no owner', 'b-1234/orders-service?previous=x', undefined],
+    ['the Provider framework marker', 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED', undefined],
+    ['an ID CloudFormation made up', 'Orders-OrdersService-1ABCDEFGHIJ', undefined],
+    ['a one-character username', 'b-1234/x', undefined],
+    ['a username of dots', 'b-1234/..', undefined],
+    ['a username of dots with an owner', 'b-1234/...?owner=created', undefined],
+    ['a username with a slash', 'b-1234/a/b?owner=created', undefined],
+    ['an empty ID', '', undefined],
+    ['no ID', undefined, undefined],
+  ])('parses %s', (_case, id, expected) => {
     expect(parsePhysicalResourceId(id)).toEqual(expected);
+  });
+
+  test.each([
+    [false, 'created'],
+    [true, 'adopted'],
+  ])('reads a 0.1 ID with adoptExisting %s as %s', (adoptExisting, owner) => {
+    expect(parsePhysicalResourceId('b-1234/orders-service', adoptExisting)?.owner).toBe(owner);
+  });
+
+  test('never lets adoptExisting override the owner a 0.2 ID recorded', () => {
+    expect(parsePhysicalResourceId('b-1234/orders-service?owner=created', true)?.owner).toBe('created');
+    expect(parsePhysicalResourceId('b-1234/orders-service?owner=adopted', false)?.owner).toBe('adopted');
+  });
+
+  test('stays far below the 1 KB CloudFormation allows, with the longest names and a previous ID', () => {
+    const longest = { brokerId: BROKER_ID, username: 'u'.repeat(100) };
+    const previous = physicalResourceId({ ...longest, owner: 'adopted' });
+    expect(physicalResourceId({ ...longest, owner: 'created', previous }).length).toBeLessThan(600);
+  });
+});
+
+describe('usernames of dots', () => {
+  test.each(['..', '...', '.'.repeat(100)])('rejects the username %j', (username) => {
+    expect(() => parseProperties(wire({ Username: username }))).toThrow(PropertyError);
+    expect(() => parseProperties(wire({ Username: username }))).toThrow('and not only dots');
+  });
+
+  test.each(['.hidden', 'a.b', '..x'])('accepts the username %j', (username) => {
+    expect(parseProperties(wire({ Username: username })).Username).toBe(username);
+  });
+});
+
+describe('stateDigest', () => {
+  const digest = (change: object = {}) => stateDigest(parseProperties(wire({ PasswordVersion: '1', ...change })));
+
+  test('is 32 hexadecimal characters and stable', () => {
+    expect(digest()).toMatch(/^[0-9a-f]{32}$/);
+    expect(digest()).toBe(digest());
+  });
+
+  test.each([
+    ['the broker', { BrokerId: 'b-other' }],
+    ['the username', { Username: 'orders-v2' }],
+    ['the groups', { Groups: ['orders-consumers'] }],
+    ['console access', { ConsoleAccess: true }],
+    ['the replication flag', { ReplicationUser: true }],
+    ['the secret', { PasswordSecretArn: 'arn:other' }],
+    ['the secret field', { PasswordField: 'pw' }],
+    ['the password version', { PasswordVersion: '2' }],
+    ['the generation settings', { GeneratedPasswordSettings: 'abc' }],
+  ])('changes with %s', (_case, change) => {
+    expect(digest(change)).not.toBe(digest());
+  });
+
+  test.each([
+    ['adoptExisting', { AdoptExisting: true }],
+    ['the order of the groups', { Groups: ['orders-producers', 'orders-consumers'] }],
+  ])('does not change with %s', (_case, change) => {
+    expect(digest(change)).toBe(digest());
+  });
+});
+
+describe('parseRebootProperties', () => {
+  test('parses the wire format, TimeoutSeconds as a number', () => {
+    expect(parseRebootProperties(wireReboot({ Revision: '3' }))).toEqual({ ...REBOOT_PROPERTIES, Revision: '3' });
+  });
+
+  test('accepts properties written before UserStates existed', () => {
+    expect(parseRebootProperties({ ...wireReboot(), UserStates: undefined }).UserStates).toBeUndefined();
+  });
+
+  test.each([
+    ['Usernames', { Usernames: 'orders-service' }, 'Usernames must be a list of strings, got "orders-service"'],
+    ['UserStates', { UserStates: 'abc' }, 'UserStates must be a list of strings, got "abc"'],
+    ['a user state', { UserStates: ['abc', 1] }, 'UserStates must be a list of strings, got ["abc",1]'],
+    ['TimeoutSeconds', { TimeoutSeconds: '0' }, 'TimeoutSeconds must be a positive whole number, got "0"'],
+    ['BrokerId', { BrokerId: '' }, 'BrokerId must be a non-empty string, got ""'],
+  ])('fails when %s does not parse', (_case, change, message) => {
+    expect(() => parseRebootProperties({ ...wireReboot(), ...change })).toThrow(message);
   });
 });
 

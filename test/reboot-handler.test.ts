@@ -8,31 +8,12 @@ import {
 } from '@aws-sdk/client-mq';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import type { MqBrokerRebootResourceProperties } from '../lib/private/handler-props';
-import { RebootEvent, isComplete, onEvent, rebootTiming } from '../lambda/reboot';
+import { isComplete, onEvent, rebootTiming } from '../lambda/reboot';
 import { retryTiming } from '../lambda/retry';
-import { BROKER_ID, STACK_ID, lambdaContext } from './fixtures/events';
+import { BROKER_ID, OTHER_STACK_ID, STACK_ID, lambdaContext, rebootEvent } from './fixtures/events';
 
 const mq = mockClient(MqClient);
 const cloudFormation = mockClient(CloudFormationClient);
-
-const PROPS: MqBrokerRebootResourceProperties = {
-  BrokerId: BROKER_ID,
-  Usernames: ['billing-service', 'orders-service'],
-  UsersDigest: 'abc',
-  TimeoutSeconds: 900,
-};
-
-function event(requestType: RebootEvent['RequestType'], data?: RebootEvent['Data']): RebootEvent {
-  return {
-    RequestType: requestType,
-    // As CloudFormation delivers them: numbers become strings.
-    ResourceProperties: { ...PROPS, TimeoutSeconds: String(PROPS.TimeoutSeconds) },
-    PhysicalResourceId: requestType === 'Create' ? undefined : `${BROKER_ID}/reboot`,
-    StackId: STACK_ID,
-    Data: data,
-  };
-}
 
 const brokerIn = (state: string) =>
   mq.on(DescribeBrokerCommand).resolves({ BrokerState: state as never, EngineType: 'ACTIVEMQ' });
@@ -44,68 +25,178 @@ const stackIs = (status: string) =>
   cloudFormation
     .on(DescribeStacksCommand)
     .resolves({ Stacks: [{ StackName: 's', StackStatus: status as never, CreationTime: new Date() }] });
-const requestedAgo = (ms: number, action = 'REBOOTED') => ({ Action: action, RequestedAt: String(Date.now() - ms) });
+const refusedReboot = () =>
+  new BadRequestException({
+    message: 'Broker must be in RUNNING state to reboot',
+    $metadata: { httpStatusCode: 400 },
+  });
+
+/** What onEvent returned `ms` ago. */
+const requestedAgo = (ms: number, action = 'REBOOTED', hadPending = true) => ({
+  Action: action,
+  RequestedAt: String(Date.now() - ms),
+  HadPending: String(hadPending),
+});
 
 beforeEach(() => {
   mq.reset();
   cloudFormation.reset();
+  delete process.env.CDK_MQ_USER_STACK_ID;
   Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 50 });
   rebootTiming.settleMs = 60_000;
   stackIs('UPDATE_IN_PROGRESS');
   mq.on(RebootBrokerCommand).resolves({});
+  pendingUsers();
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   jest.spyOn(console, 'warn').mockImplementation(() => undefined);
 });
 
-afterEach(() => jest.restoreAllMocks());
+afterEach(() => {
+  jest.restoreAllMocks();
+  delete process.env.CDK_MQ_USER_STACK_ID;
+});
 
 describe('onEvent', () => {
-  test.each(['Create', 'Update'] as const)('reboots a RUNNING broker once on %s', async (type) => {
+  test('reboots a RUNNING broker once on Create when a covered user is pending', async () => {
     brokerIn('RUNNING');
-    const response = await onEvent(event(type), lambdaContext());
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Create'), lambdaContext());
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
     expect(mq).toHaveReceivedCommandWith(RebootBrokerCommand, { BrokerId: BROKER_ID });
     expect(response).toEqual({
       PhysicalResourceId: `${BROKER_ID}/reboot`,
-      Data: { Action: 'REBOOTED', RequestedAt: expect.stringMatching(/^\d+$/) },
+      Data: { Action: 'REBOOTED', RequestedAt: expect.stringMatching(/^\d+$/), HadPending: 'true' },
     });
   });
 
-  test('does not reboot when only its own settings changed (timeout), no covered user', async () => {
+  test('does not reboot on Create when no covered user is pending (only users of others are)', async () => {
     brokerIn('RUNNING');
-    const update = { ...event('Update'), OldResourceProperties: { ...PROPS, TimeoutSeconds: '1800' } };
-    const response = await onEvent(update, lambdaContext());
+    pendingUsers('someone-else');
+    const response = await onEvent(rebootEvent('Create'), lambdaContext());
+    expect(mq).toHaveReceivedCommand(ListUsersCommand);
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    expect(response.Data.Action).toBe('NONE');
+  });
+
+  test('reads every page of ListUsers before deciding', async () => {
+    brokerIn('RUNNING');
+    mq.on(ListUsersCommand)
+      .resolvesOnce({ Users: [{ Username: 'a-user' }], NextToken: 'page-2' })
+      .resolves({ Users: [{ Username: 'orders-service', PendingChange: 'UPDATE' }] });
+    const response = await onEvent(rebootEvent('Create'), lambdaContext());
+    expect(mq).toHaveReceivedCommandWith(ListUsersCommand, { BrokerId: BROKER_ID, NextToken: 'page-2' });
+    expect(response.Data.Action).toBe('REBOOTED');
+  });
+
+  test.each([
+    ['only its own timeout changed', { TimeoutSeconds: 1800 }],
+    // adoptExisting never reaches the broker: neither UsersDigest nor any StateDigest changes with it.
+    ["only a user's adoptExisting changed (no covered property differs)", {}],
+  ])('does not reboot, nor call AWS, when %s', async (_case, old) => {
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Update', { old }), lambdaContext());
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+    expect(response.Data.Action).toBe('NONE');
+  });
+
+  test('does not reboot a deploy that only removed users: nothing covered is pending', async () => {
+    brokerIn('RUNNING');
+    const response = await onEvent(
+      rebootEvent('Update', {
+        props: { Usernames: ['orders-service'], UserStates: ['state-of-orders'] },
+        old: { Usernames: ['billing-service', 'orders-service'], UserStates: ['state-of-billing', 'state-of-orders'] },
+      }),
+      lambdaContext(),
+    );
+    expect(mq).toHaveReceivedCommand(ListUsersCommand);
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
     expect(response.Data.Action).toBe('NONE');
   });
 
   test.each([
-    ['a covered user', { UsersDigest: 'older' }],
-    ['the revision', { Revision: '0' }],
+    ['a state resolved at deploy time (UserStates)', { UserStates: ['state-of-billing', 'older-state-of-orders'] }],
+    ['the synth-time digest', { UsersDigest: 'older' }],
     ['a username only known at deploy time', { Usernames: ['billing-service', 'orders-old'] }],
-  ])('reboots when %s changed', async (_case, old) => {
+  ])('reboots when %s changed and a covered user is pending', async (_case, old) => {
     brokerIn('RUNNING');
-    await onEvent({ ...event('Update'), OldResourceProperties: { ...PROPS, ...old } }, lambdaContext());
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Update', { old }), lambdaContext());
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
+    expect(response.Data).toMatchObject({ Action: 'REBOOTED', HadPending: 'true' });
+  });
+
+  test('does not reboot when UserStates changed but the broker shows nothing covered pending', async () => {
+    brokerIn('RUNNING');
+    const response = await onEvent(rebootEvent('Update', { old: { UserStates: ['x', 'y'] } }), lambdaContext());
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    expect(response.Data.Action).toBe('NONE');
+  });
+
+  test('reboots when the revision changed, even with nothing pending, recording HadPending false', async () => {
+    brokerIn('RUNNING');
+    const response = await onEvent(
+      rebootEvent('Update', { props: { Revision: '2' }, old: { Revision: '1' } }),
+      lambdaContext(),
+    );
+    expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
+    expect(response.Data).toMatchObject({ Action: 'REBOOTED', HadPending: 'false' });
   });
 
   test('waits for a reboot already in progress instead of starting one', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
-    const response = await onEvent(event('Update'), lambdaContext());
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Update', { old: { UsersDigest: 'older' } }), lambdaContext());
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
     expect(response.Data.Action).toBe('WAITING');
   });
 
-  test('does not reboot during a stack rollback', async () => {
-    stackIs('UPDATE_ROLLBACK_IN_PROGRESS');
+  test('waits, not fails, when a concurrent reboot makes RebootBroker answer 400', async () => {
+    // Another stack read RUNNING too and rebooted first.
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce({ BrokerState: 'RUNNING', EngineType: 'ACTIVEMQ' })
+      .resolves({ BrokerState: 'REBOOT_IN_PROGRESS', EngineType: 'ACTIVEMQ' });
+    mq.on(RebootBrokerCommand).rejects(refusedReboot());
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Create'), lambdaContext());
+    expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
+    expect(response.Data).toMatchObject({ Action: 'WAITING', HadPending: 'true' });
+  });
+
+  test('fails when RebootBroker answers 400 and the broker is still RUNNING', async () => {
     brokerIn('RUNNING');
-    const response = await onEvent(event('Update'), lambdaContext());
+    mq.on(RebootBrokerCommand).rejects(refusedReboot());
+    pendingUsers('orders-service');
+    await expect(onEvent(rebootEvent('Create'), lambdaContext())).rejects.toThrow(
+      `RebootBroker on broker ${BROKER_ID} failed: Broker must be in RUNNING state to reboot (BadRequestException, HTTP 400)`,
+    );
+  });
+
+  test.each(['UPDATE_ROLLBACK_IN_PROGRESS', 'ROLLBACK_IN_PROGRESS'])(
+    'does not reboot while the stack is in %s',
+    async (status) => {
+      stackIs(status);
+      brokerIn('RUNNING');
+      pendingUsers('orders-service');
+      const response = await onEvent(rebootEvent('Update', { old: { UsersDigest: 'older' } }), lambdaContext());
+      expect(mq).not.toHaveReceivedAnyCommand();
+      expect(response.Data.Action).toBe('SKIPPED_ROLLBACK');
+    },
+  );
+
+  test('does not reboot when the stack status cannot be read', async () => {
+    cloudFormation
+      .on(DescribeStacksCommand)
+      .rejects(Object.assign(new Error('denied'), { name: 'ValidationError', $metadata: { httpStatusCode: 400 } }));
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Create'), lambdaContext());
     expect(mq).not.toHaveReceivedAnyCommand();
     expect(response.Data.Action).toBe('SKIPPED_ROLLBACK');
   });
 
   test('does nothing on Delete', async () => {
-    const response = await onEvent(event('Delete'), lambdaContext());
+    const response = await onEvent(rebootEvent('Delete'), lambdaContext());
     expect(mq).not.toHaveReceivedAnyCommand();
     expect(cloudFormation).not.toHaveReceivedAnyCommand();
     expect(response.Data.Action).toBe('NONE');
@@ -113,7 +204,8 @@ describe('onEvent', () => {
 
   test('fails clearly when the broker is neither RUNNING nor rebooting', async () => {
     brokerIn('CRITICAL_ACTION_REQUIRED');
-    await expect(onEvent(event('Update'), lambdaContext())).rejects.toThrow(
+    pendingUsers('orders-service');
+    await expect(onEvent(rebootEvent('Create'), lambdaContext())).rejects.toThrow(
       `broker ${BROKER_ID} is CRITICAL_ACTION_REQUIRED: Amazon MQ reboots a broker only from RUNNING`,
     );
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
@@ -123,37 +215,53 @@ describe('onEvent', () => {
 describe('isComplete', () => {
   test('keeps waiting while the broker reboots', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
-    await expect(isComplete(event('Update', requestedAgo(10_000)), lambdaContext())).resolves.toEqual({
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(10_000) }), lambdaContext())).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).not.toHaveReceivedCommand(ListUsersCommand);
   });
 
-  test('is complete when the broker is RUNNING and no covered user is pending', async () => {
+  test('is complete when the broker is RUNNING and the covered users that were pending are applied', async () => {
     brokerIn('RUNNING');
     // Another user's change (not covered by this stack) does not hold the deploy.
     pendingUsers('someone-else');
-    await expect(isComplete(event('Update', requestedAgo(300_000)), lambdaContext())).resolves.toEqual({
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(30_000) }), lambdaContext())).resolves.toEqual({
       IsComplete: true,
     });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
-  test('waits, without rebooting again, when the reboot just requested has not started yet', async () => {
+  test('is not complete right after RebootBroker while the broker still says RUNNING with users pending', async () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    await expect(isComplete(event('Update', requestedAgo(2_000)), lambdaContext())).resolves.toEqual({
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(2_000) }), lambdaContext())).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
+  test('is not complete before the settle period after a revision reboot (HadPending false)', async () => {
+    // RebootBroker returned, the broker still says RUNNING and nothing was pending to prove the reboot happened.
+    brokerIn('RUNNING');
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(5_000, 'REBOOTED', false) }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: false });
+  });
+
+  test('is complete after the settle period after a revision reboot (HadPending false)', async () => {
+    rebootTiming.settleMs = 1_000;
+    brokerIn('RUNNING');
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(1_500, 'REBOOTED', false) }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: true });
+  });
+
   test('reboots again when a reboot it waited for left a covered user pending', async () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    await expect(isComplete(event('Update', requestedAgo(120_000, 'WAITING')), lambdaContext())).resolves.toEqual({
-      IsComplete: false,
-    });
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: false });
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
   });
 
@@ -161,9 +269,9 @@ describe('isComplete', () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
     // 140 s after the request: outside the first 15 s of a minute, so this poll only waits.
-    await expect(isComplete(event('Update', requestedAgo(140_000, 'WAITING')), lambdaContext())).resolves.toEqual({
-      IsComplete: false,
-    });
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(140_000, 'WAITING') }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: false });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
@@ -172,41 +280,93 @@ describe('isComplete', () => {
     mq.on(ListUsersCommand)
       .resolvesOnce({ Users: [{ Username: 'a-user' }], NextToken: 'page-2' })
       .resolves({ Users: [{ Username: 'orders-service', PendingChange: 'UPDATE' }] });
-    await expect(isComplete(event('Update', requestedAgo(5_000)), lambdaContext())).resolves.toEqual({
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(5_000) }), lambdaContext())).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).toHaveReceivedCommandWith(ListUsersCommand, { NextToken: 'page-2' });
   });
 
   test('treats a refused second reboot (the broker left RUNNING meanwhile) as a reboot in progress', async () => {
-    brokerIn('RUNNING');
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce({ BrokerState: 'RUNNING', EngineType: 'ACTIVEMQ' })
+      .resolves({ BrokerState: 'REBOOT_IN_PROGRESS', EngineType: 'ACTIVEMQ' });
     pendingUsers('orders-service');
-    mq.on(RebootBrokerCommand).rejects(
-      new BadRequestException({ message: 'Broker is not RUNNING', $metadata: { httpStatusCode: 400 } }),
-    );
-    await expect(isComplete(event('Update', requestedAgo(120_000)), lambdaContext())).resolves.toEqual({
+    mq.on(RebootBrokerCommand).rejects(refusedReboot());
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(120_000) }), lambdaContext())).resolves.toEqual({
       IsComplete: false,
     });
+    expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
   });
 
   test('fails clearly when the broker does not come back within the timeout', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
-    await expect(isComplete(event('Update', requestedAgo(901_000)), lambdaContext())).rejects.toThrow(
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(901_000) }), lambdaContext())).rejects.toThrow(
       `broker ${BROKER_ID} did not return to RUNNING with its users' changes applied within 15 minutes (state REBOOT_IN_PROGRESS)`,
     );
   });
 
   test('fails when the broker goes to an unexpected state', async () => {
     brokerIn('CRITICAL_ACTION_REQUIRED');
-    await expect(isComplete(event('Update', requestedAgo(60_000)), lambdaContext())).rejects.toThrow(
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(60_000) }), lambdaContext())).rejects.toThrow(
       `broker ${BROKER_ID} went to state CRITICAL_ACTION_REQUIRED while rebooting`,
     );
   });
 
   test.each(['SKIPPED_ROLLBACK', 'NONE'])('is complete at once after %s', async (action) => {
-    await expect(isComplete(event('Update', requestedAgo(0, action)), lambdaContext())).resolves.toEqual({
-      IsComplete: true,
-    });
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(0, action) }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: true });
     expect(mq).not.toHaveReceivedAnyCommand();
+  });
+});
+
+describe('serves its own stack only', () => {
+  test.each(['Create', 'Update', 'Delete'] as const)(
+    'onEvent fails a %s event of another stack without any AWS call',
+    async (type) => {
+      process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
+      brokerIn('RUNNING');
+      pendingUsers('orders-service');
+      await expect(
+        onEvent(rebootEvent(type, { stackId: OTHER_STACK_ID, old: { Revision: 'old' } }), lambdaContext()),
+      ).rejects.toThrow(`refused an event of stack ${OTHER_STACK_ID}: this function serves only stack ${STACK_ID}`);
+      expect(mq).not.toHaveReceivedAnyCommand();
+      expect(cloudFormation).not.toHaveReceivedAnyCommand();
+    },
+  );
+
+  test('isComplete fails an event of another stack without any AWS call', async () => {
+    process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+    await expect(
+      isComplete(
+        rebootEvent('Update', { stackId: OTHER_STACK_ID, data: requestedAgo(120_000, 'WAITING') }),
+        lambdaContext(),
+      ),
+    ).rejects.toThrow(`refused an event of stack ${OTHER_STACK_ID}`);
+    expect(mq).not.toHaveReceivedAnyCommand();
+  });
+
+  test('accepts events of its own stack', async () => {
+    process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Create'), lambdaContext());
+    expect(response.Data.Action).toBe('REBOOTED');
+    await expect(isComplete(rebootEvent('Create', { data: response.Data }), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
+  });
+
+  test('accepts every event when the variable is unset (functions deployed by 0.1)', async () => {
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+    const response = await onEvent(rebootEvent('Create', { stackId: OTHER_STACK_ID }), lambdaContext());
+    expect(response.Data.Action).toBe('REBOOTED');
+    pendingUsers();
+    await expect(
+      isComplete(rebootEvent('Create', { stackId: OTHER_STACK_ID, data: response.Data }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: true });
   });
 });

@@ -1,4 +1,4 @@
-import { CallError, Deadline, classify, retryTiming, withRetry } from '../lambda/retry';
+import { CallError, Deadline, backoffMs, classify, retryTiming, withRetry } from '../lambda/retry';
 
 const error = (name: string, status?: number, extra: object = {}) =>
   Object.assign(new Error(name), { name, ...(status ? { $metadata: { httpStatusCode: status } } : {}), ...extra });
@@ -27,6 +27,25 @@ describe('classify', () => {
   });
 });
 
+describe('backoffMs', () => {
+  beforeEach(() => Object.assign(retryTiming, { baseDelayMs: 100, maxDelayMs: 1_000 }));
+  afterEach(() => jest.restoreAllMocks());
+
+  test.each([
+    [1, 100],
+    [2, 200],
+    [3, 400],
+    [4, 800],
+    [5, 1_000],
+    [10, 1_000],
+  ])('waits at most the doubled base delay, capped, before attempt %i + 1 (%i ms)', (attempt, ceiling) => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.999_999);
+    expect(backoffMs(attempt)).toBeCloseTo(ceiling, 0);
+    jest.spyOn(Math, 'random').mockReturnValue(0);
+    expect(backoffMs(attempt)).toBe(0);
+  });
+});
+
 describe('withRetry', () => {
   beforeEach(() =>
     Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 2, attemptTimeoutMs: 50, accessDeniedWindowMs: 30 }),
@@ -41,7 +60,7 @@ describe('withRetry', () => {
     expect(calls).toBe(2);
   });
 
-  test('fails with the call, the target and the service message', async () => {
+  test('fails with the call, the target, the service message, the HTTP status and the attribute', async () => {
     const failure = withRetry(
       { operation: 'UpdateUser', brokerId: 'b-1', username: 'u1' },
       Deadline.fromRemaining(10_000),
@@ -52,7 +71,73 @@ describe('withRetry', () => {
     );
     await expect(failure).rejects.toThrow(CallError);
     await expect(failure).rejects.toThrow(
-      'UpdateUser for user "u1" on broker b-1 failed: bad groups (BadRequestException, errorAttribute "groups")',
+      'UpdateUser for user "u1" on broker b-1 failed: bad groups (BadRequestException, HTTP 400, errorAttribute "groups")',
     );
+  });
+
+  test("withholds the service's message of a call that carries a password, keeping name, status and attribute", async () => {
+    const failure = await withRetry(
+      { operation: 'CreateUser', brokerId: 'b-1', username: 'u1', carriesPassword: true },
+      Deadline.fromRemaining(10_000),
+      () =>
+        Promise.reject(
+          Object.assign(error('BadRequestException', 400), {
+            message: 'Password SUP3R-SECRET is invalid',
+            ErrorAttribute: 'password',
+          }),
+        ),
+    ).catch((e: CallError) => e);
+    expect(failure.message).toBe(
+      'CreateUser for user "u1" on broker b-1 failed: the service\'s message is withheld: the request carried a ' +
+        'password (BadRequestException, HTTP 400, errorAttribute "password")',
+    );
+    expect(failure).toMatchObject({ errorName: 'BadRequestException', httpStatus: 400, errorAttribute: 'password' });
+  });
+
+  test.each([
+    ['a 5xx', error('InternalServerErrorException', 500), true],
+    ['a dropped connection', error('Error', undefined, { code: 'ECONNRESET' }), true],
+    ['an attempt that never answered', undefined, true],
+    ['throttling', error('TooManyRequestsException', 429), false],
+    ['a passing conflict', error('ConflictException', 409), false],
+  ])('records whether an earlier attempt may have succeeded: after %s -> %s', async (_case, first, expected) => {
+    let calls = 0;
+    const failure = await withRetry({ operation: 'CreateUser' }, Deadline.fromRemaining(10_000), () => {
+      calls++;
+      if (calls === 1) return first ? Promise.reject(first) : new Promise<never>(() => undefined);
+      return Promise.reject(error('BadRequestException', 400));
+    }).catch((e: CallError) => e);
+    expect(failure).toBeInstanceOf(CallError);
+    expect(failure.httpStatus).toBe(400);
+    expect(failure.earlierAttemptMayHaveSucceeded).toBe(expected);
+  });
+
+  test('gives up before the deadline, saying so, and keeps what earlier attempts may have done', async () => {
+    const started = Date.now();
+    // 5.3 s of Lambda time: 5 s are kept to answer, so the deadline is 1 s away (the minimum).
+    const failure = await withRetry({ operation: 'Op' }, Deadline.fromRemaining(5_300), () =>
+      Promise.reject(error('InternalServerErrorException', 500)),
+    ).catch((e: CallError) => e);
+    expect(Date.now() - started).toBeLessThan(1_100);
+    expect(failure.message).toMatch(
+      /Op {2}failed after \d+ attempts: .*(gave up to answer before the Lambda deadline|no time left)/,
+    );
+    expect(failure.earlierAttemptMayHaveSucceeded).toBe(true);
+  });
+});
+
+describe('Deadline', () => {
+  test('keeps a margin to answer, but never less than one second of work', () => {
+    expect(Deadline.fromRemaining(60_000).remainingMs()).toBeGreaterThan(54_900);
+    expect(Deadline.fromRemaining(60_000).remainingMs()).toBeLessThanOrEqual(55_000);
+    expect(Deadline.fromRemaining(2_000).remainingMs()).toBeGreaterThan(900);
+  });
+
+  test('earlier() ends sooner, but never before now', () => {
+    const deadline = Deadline.fromRemaining(60_000);
+    expect(deadline.earlier(20_000).remainingMs()).toBeLessThanOrEqual(35_000);
+    expect(deadline.earlier(20_000).remainingMs()).toBeGreaterThan(34_900);
+    expect(deadline.earlier(600_000).remainingMs()).toBeGreaterThanOrEqual(-5);
+    expect(deadline.earlier(600_000).remainingMs()).toBeLessThanOrEqual(0);
   });
 });

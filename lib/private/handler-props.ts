@@ -35,6 +35,13 @@ export interface MqUserResourceAttributes {
   readonly BrokerId: string;
   /** `CREATE`, `UPDATE`, `DELETE` or `NONE`: the user's pending change after this deploy; `UNKNOWN` if unreadable. */
   readonly PendingChange: string;
+  /**
+   * Digest of the user's desired state as the handler resolved it (username, groups, flags, password source and
+   * version): changes exactly when a deploy changed what the broker holds, including values that only resolve
+   * at deploy time (a parameter, an SSM value, a replaced secret). `MqBrokerReboot` lists it for every covered
+   * user, so that such a change reaches the reboot too.
+   */
+  readonly StateDigest: string;
 }
 
 /** How a value looks after CloudFormation has turned every scalar into a string. */
@@ -51,8 +58,13 @@ export interface MqBrokerRebootResourceProperties {
   readonly BrokerId: string;
   /** The covered users (the stack's MqUsers of this broker), sorted: the handler waits for their changes. */
   readonly Usernames: string[];
-  /** Digest of the desired state of every covered user: its change is what triggers a reboot. */
+  /** Digest of the synth-time desired state of every covered user (settings that reach the broker only). */
   readonly UsersDigest: string;
+  /**
+   * `Fn::GetAtt <user>.StateDigest` of every covered user, in the order of `Usernames`: values resolved at
+   * deploy time reach the reboot resource through them. Absent in properties written before 0.2.
+   */
+  readonly UserStates?: string[];
   /** Opaque value whose change forces a reboot on the next deploy. */
   readonly Revision?: string;
   /** How long the broker may take to return to RUNNING. */
@@ -63,6 +75,12 @@ export interface MqBrokerRebootResourceProperties {
 export interface MqBrokerRebootAttributes {
   /** `REBOOTED`, `WAITING` (a reboot was already in progress), `SKIPPED_ROLLBACK` or `NONE`. */
   readonly Action: string;
+  /**
+   * `true` when a covered user had a pending change when onEvent ran: then isComplete may take "none pending
+   * any more" as proof that the reboot applied it. Otherwise (a `revision` reboot) it waits for the broker to
+   * be seen rebooting or for the settle period.
+   */
+  readonly HadPending?: string;
   /** When onEvent ran, in milliseconds since the epoch: the timeout counts from here. */
   readonly RequestedAt: string;
 }

@@ -3,9 +3,16 @@
  * handler (checked at deploy time, for values that tokens hid from synth). The SDK checks none of them.
  */
 
-/** Usernames and group names: Amazon MQ accepts 2 to 100 characters of A-Z a-z 0-9 - . _ ~ */
+/** Group names (and the characters of usernames): Amazon MQ accepts 2 to 100 characters of A-Z a-z 0-9 - . _ ~ */
 export const NAME_PATTERN = /^[A-Za-z0-9._~-]{2,100}$/;
 export const NAME_RULE = '2 to 100 characters of A-Z a-z 0-9 - . _ ~';
+
+/**
+ * Usernames: NAME_PATTERN, and not only dots. The user API puts the username into the request path
+ * (`/v1/brokers/{id}/users/{username}`): `..` would be normalized by a signer or router to the broker's own path.
+ */
+export const USERNAME_PATTERN = /^(?!\.+$)[A-Za-z0-9._~-]{2,100}$/;
+export const USERNAME_RULE = `${NAME_RULE}, and not only dots`;
 
 /** Amazon MQ accepts at most 20 groups per user. */
 export const MAX_GROUPS = 20;

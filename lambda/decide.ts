@@ -1,0 +1,113 @@
+/**
+ * The lifecycle decisions of the `Custom::MqUser` handler, as pure functions of what the event, the broker
+ * and the stack report. ./index gathers those reports and carries the decisions out; tests cover these as tables.
+ */
+import type { DesiredUser, StackResource, UserState } from './aws';
+import { type Owner, type UserIdentity, parsePhysicalResourceId, sameIdentity } from './properties';
+
+/** A user that exists and is not on its way out. */
+export function isLive(state: UserState | undefined): boolean {
+  return state !== undefined && state.pendingChange !== 'DELETE';
+}
+
+/**
+ * Whether UpdateUser must be sent: a password to set, or a field whose pending (else applied) value differs
+ * from the desired one. A field Amazon MQ did not report counts as different.
+ */
+export function needsWrite(desired: DesiredUser, state: UserState): boolean {
+  if (desired.password !== undefined) return true;
+  return (
+    state.consoleAccess !== desired.consoleAccess ||
+    state.replicationUser !== desired.replicationUser ||
+    state.groups === undefined ||
+    JSON.stringify([...state.groups].sort()) !== JSON.stringify(desired.groups)
+  );
+}
+
+/** The user's pending change once this event's write (if any) is accepted: known without asking again. */
+export function pendingAfterWrite(before: UserState | undefined, wrote: boolean): string {
+  if (before?.pendingChange === 'CREATE') return 'CREATE';
+  if (wrote) return 'UPDATE';
+  return before?.pendingChange ?? 'NONE';
+}
+
+/**
+ * What to do when the user a Create or replacement targets already exists (live).
+ * - `adopt`: `adoptExisting` says so; the resource records it as adopted.
+ * - `restore`: the rollback of this resource's own rename or broker move: the target is the physical ID it held
+ *   before (recorded in its current physical ID) and the stack is rolling back.
+ * - `leave`: a rollback that cannot prove the user was ever this resource's: touch nothing, answer SUCCESS.
+ * - `fail`: a forward deploy onto someone else's user.
+ * The stack status alone never proves ownership: it may say "rolling back" while a forward update still runs.
+ */
+export type Takeover = 'adopt' | 'restore' | 'leave' | 'fail';
+
+export function decideTakeover(input: {
+  readonly adoptExisting: boolean;
+  readonly rollingBack: boolean | undefined;
+  /** The target is exactly the identity recorded as `previous` in the incoming physical ID. */
+  readonly targetIsPrevious: boolean;
+}): Takeover {
+  if (input.rollingBack === true && input.targetIsPrevious) return 'restore';
+  if (input.adoptExisting) return 'adopt';
+  return input.rollingBack === true ? 'leave' : 'fail';
+}
+
+/** Another current `Custom::MqUser` of the stack that holds the user, `none`, or `unknown` (unreadable). */
+export type Holder = { readonly logicalId: string } | 'none' | 'unknown';
+
+/**
+ * The resource of the stack that now holds `user` (a swap or a move within the stack, or the same resource
+ * under a new physical ID), other than the entry of the resource being deleted itself. Two resources may show
+ * the same physical ID string (both adopted the user): the logical ID tells them apart.
+ */
+export function findHolder(
+  resources: StackResource[],
+  self: { readonly logicalId?: string; readonly physicalId: string },
+  user: UserIdentity,
+): Holder {
+  for (const resource of resources) {
+    if (resource.type !== 'Custom::MqUser') continue;
+    if (resource.logicalId === self.logicalId && resource.physicalId === self.physicalId) continue;
+    // One being deleted will delete its own user; one whose create failed holds the framework's marker.
+    if (resource.status.startsWith('DELETE_')) continue;
+    if (sameIdentity(parsePhysicalResourceId(resource.physicalId), user)) return { logicalId: resource.logicalId };
+  }
+  return 'none';
+}
+
+export type DeleteDecision =
+  | { readonly action: 'delete' }
+  | { readonly action: 'keep'; readonly why: string }
+  | { readonly action: 'fail'; readonly why: string };
+
+/**
+ * Whether a Delete removes the user.
+ * - An adopted user existed before this resource took it: a rollback (or an unknown status) keeps it.
+ * - A user that another current resource of the stack holds is theirs now (swaps, moves within the stack).
+ * - When the stack's resources cannot be read: keep during a rollback (never wedge it, never delete what may be
+ *   declared), else fail so that the deletion can be retried.
+ */
+export function decideDelete(input: {
+  readonly owner: Owner;
+  readonly rollingBack: boolean | undefined;
+  readonly holder: Holder;
+}): DeleteDecision {
+  if (input.owner === 'adopted' && input.rollingBack !== false) {
+    return {
+      action: 'keep',
+      why:
+        input.rollingBack === true
+          ? 'the user was adopted: it existed before this resource took it over, and this is a rollback'
+          : 'the user was adopted and the stack status cannot be read: keeping it rather than risk deleting it',
+    };
+  }
+  if (typeof input.holder === 'object') {
+    return { action: 'keep', why: `resource ${input.holder.logicalId} of this stack now holds the user` };
+  }
+  if (input.holder === 'unknown') {
+    const why = "the stack's resources cannot be read, so whether another resource holds the user is unknown";
+    return input.rollingBack === false ? { action: 'fail', why } : { action: 'keep', why };
+  }
+  return { action: 'delete' };
+}

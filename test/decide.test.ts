@@ -1,0 +1,219 @@
+import type { DesiredUser, StackResource, UserState } from '../lambda/aws';
+import {
+  type DeleteDecision,
+  type Holder,
+  type Takeover,
+  decideDelete,
+  decideTakeover,
+  findHolder,
+  isLive,
+  needsWrite,
+  pendingAfterWrite,
+} from '../lambda/decide';
+import type { Owner } from '../lambda/properties';
+import { BROKER_ID, OTHER_BROKER_ID, legacyPhysicalId, physicalId } from './fixtures/events';
+
+describe('isLive', () => {
+  test.each<[string, UserState | undefined, boolean]>([
+    ['absent (404)', undefined, false],
+    ['pending DELETE', { pendingChange: 'DELETE' }, false],
+    ['applied, nothing pending', {}, true],
+    ['pending CREATE', { pendingChange: 'CREATE' }, true],
+    ['pending UPDATE', { pendingChange: 'UPDATE' }, true],
+  ])('a user %s -> %s', (_case, state, expected) => {
+    expect(isLive(state)).toBe(expected);
+  });
+});
+
+describe('needsWrite', () => {
+  const desired: DesiredUser = { consoleAccess: false, groups: ['a-group', 'b-group'], replicationUser: false };
+  const holds: UserState = { consoleAccess: false, groups: ['a-group', 'b-group'], replicationUser: false };
+
+  test.each<[string, DesiredUser, UserState, boolean]>([
+    ['the user holds the desired state', desired, holds, false],
+    ['the groups differ only in order', desired, { ...holds, groups: ['b-group', 'a-group'] }, false],
+    ['a password must be set', { ...desired, password: 'Passw0rd-1234' }, holds, true],
+    ['console access differs', desired, { ...holds, consoleAccess: true }, true],
+    ['the replication flag differs', desired, { ...holds, replicationUser: true }, true],
+    ['a group is missing', desired, { ...holds, groups: ['a-group'] }, true],
+    ['a group is extra', desired, { ...holds, groups: ['a-group', 'b-group', 'c-group'] }, true],
+    ['the groups are cleared', { ...desired, groups: [] }, holds, true],
+    ['no groups, none held', { ...desired, groups: [] }, { ...holds, groups: [] }, false],
+    ['console access was not reported', desired, { ...holds, consoleAccess: undefined }, true],
+    ['the groups were not reported', desired, { ...holds, groups: undefined }, true],
+    ['the replication flag was not reported', desired, { ...holds, replicationUser: undefined }, true],
+  ])('%s -> %s', (_case, want, state, expected) => {
+    expect(needsWrite(want, state)).toBe(expected);
+  });
+});
+
+describe('pendingAfterWrite', () => {
+  test.each<[UserState | undefined, boolean, string]>([
+    [{ pendingChange: 'CREATE' }, true, 'CREATE'],
+    [{ pendingChange: 'CREATE' }, false, 'CREATE'],
+    [{ pendingChange: 'UPDATE' }, true, 'UPDATE'],
+    [{ pendingChange: 'UPDATE' }, false, 'UPDATE'],
+    [{}, true, 'UPDATE'],
+    [{}, false, 'NONE'],
+    [undefined, true, 'UPDATE'],
+    [undefined, false, 'NONE'],
+  ])('before %j, wrote %s -> %s', (before, wrote, expected) => {
+    expect(pendingAfterWrite(before, wrote)).toBe(expected);
+  });
+});
+
+describe('decideTakeover', () => {
+  // Every combination: the stack status alone never proves ownership, adoptExisting never overrides a restore.
+  test.each<[boolean, boolean | undefined, boolean, Takeover]>([
+    [false, false, false, 'fail'],
+    [false, false, true, 'fail'],
+    [false, undefined, false, 'fail'],
+    [false, undefined, true, 'fail'],
+    [false, true, false, 'leave'],
+    [false, true, true, 'restore'],
+    [true, false, false, 'adopt'],
+    [true, false, true, 'adopt'],
+    [true, undefined, false, 'adopt'],
+    [true, undefined, true, 'adopt'],
+    [true, true, false, 'adopt'],
+    [true, true, true, 'restore'],
+  ])(
+    'adoptExisting %s, rolling back %s, target is the previous ID %s -> %s',
+    (adopt, rollingBack, previous, expected) => {
+      expect(decideTakeover({ adoptExisting: adopt, rollingBack, targetIsPrevious: previous })).toBe(expected);
+    },
+  );
+});
+
+describe('findHolder', () => {
+  const user = { brokerId: BROKER_ID, username: 'orders-service' };
+  const deleting = physicalId();
+  const self = { logicalId: 'Self', physicalId: deleting };
+  const resource = (logicalId: string, id: string | undefined, status = 'UPDATE_COMPLETE', type = 'Custom::MqUser') =>
+    ({ logicalId, physicalId: id, type, status }) satisfies StackResource;
+
+  test.each<[string, StackResource[], Holder]>([
+    ['no resources', [], 'none'],
+    ['only the resource being deleted', [resource('Self', deleting, 'DELETE_IN_PROGRESS')], 'none'],
+    ['only the entry of the resource being deleted, not yet marked', [resource('Self', deleting)], 'none'],
+    [
+      'the same resource holding the user under a new physical ID',
+      [resource('Self', physicalId({}, 'adopted', physicalId({ Username: 'billing-service' })))],
+      { logicalId: 'Self' },
+    ],
+    [
+      'another MqUser holding the user (adopted)',
+      [resource('Other', physicalId({}, 'adopted'))],
+      { logicalId: 'Other' },
+    ],
+    [
+      'another MqUser holding it after a swap (with a previous ID)',
+      [resource('Other', physicalId({}, 'adopted', physicalId({ Username: 'billing-service' })))],
+      { logicalId: 'Other' },
+    ],
+    ['another MqUser holding it under a 0.1 ID', [resource('Other', legacyPhysicalId())], { logicalId: 'Other' }],
+    [
+      'an MqUser just created (CREATE_COMPLETE)',
+      [resource('Other', physicalId({}, 'adopted'), 'CREATE_COMPLETE')],
+      { logicalId: 'Other' },
+    ],
+    [
+      'an MqUser whose update is in progress',
+      [resource('Other', physicalId({}, 'adopted'), 'UPDATE_IN_PROGRESS')],
+      { logicalId: 'Other' },
+    ],
+    ['an MqUser being deleted', [resource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')], 'none'],
+    ['an MqUser already deleted', [resource('Other', physicalId({}, 'adopted'), 'DELETE_COMPLETE')], 'none'],
+    [
+      'an MqUser of the same name on another broker',
+      [resource('Other', physicalId({ BrokerId: OTHER_BROKER_ID }))],
+      'none',
+    ],
+    ['an MqUser of another name', [resource('Other', physicalId({ Username: 'orders-v2' }))], 'none'],
+    [
+      'an MqUser whose Create failed',
+      [resource('Other', 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED')],
+      'none',
+    ],
+    ['an MqUser without a physical ID yet', [resource('Other', undefined, 'CREATE_IN_PROGRESS')], 'none'],
+    [
+      'another type naming the user',
+      [resource('Other', physicalId(), 'UPDATE_COMPLETE', 'Custom::MqBrokerReboot')],
+      'none',
+    ],
+    [
+      'the holder after unrelated resources',
+      [
+        resource('Broker', BROKER_ID, 'CREATE_COMPLETE', 'AWS::AmazonMQ::Broker'),
+        resource('Billing', physicalId({ Username: 'billing-service' })),
+        resource('Other', physicalId({}, 'adopted')),
+      ],
+      { logicalId: 'Other' },
+    ],
+  ])('%s -> %j', (_case, resources, expected) => {
+    expect(findHolder(resources, self, user)).toEqual(expected);
+  });
+
+  test('counts another resource whose physical ID is the very one being deleted (a move within the stack)', () => {
+    // Both resources adopted the user in a Create, so both recorded `?owner=adopted`: the same string.
+    const id = physicalId({}, 'adopted');
+    expect(
+      findHolder([resource('MovedOrdersService', id, 'CREATE_COMPLETE')], { logicalId: 'Self', physicalId: id }, user),
+    ).toEqual({
+      logicalId: 'MovedOrdersService',
+    });
+  });
+});
+
+describe('decideDelete', () => {
+  const other: Holder = { logicalId: 'Other' };
+  // The reasons are checked below; here only the action.
+  const keep = 'keep';
+  const fail = 'fail';
+  const remove = 'delete';
+
+  test.each<[Owner, boolean | undefined, Holder, DeleteDecision['action']]>([
+    // An adopted user: kept by a rollback or an unknown status, whoever holds it.
+    ['adopted', true, 'none', keep],
+    ['adopted', true, 'unknown', keep],
+    ['adopted', true, other, keep],
+    ['adopted', undefined, 'none', keep],
+    ['adopted', undefined, 'unknown', keep],
+    ['adopted', undefined, other, keep],
+    // Outside a rollback the user declared its removal, unless another resource holds the user now.
+    ['adopted', false, 'none', remove],
+    ['adopted', false, 'unknown', fail],
+    ['adopted', false, other, keep],
+    // A created user: deleted by its rollback, never when another resource holds it.
+    ['created', true, 'none', remove],
+    ['created', true, 'unknown', keep],
+    ['created', true, other, keep],
+    ['created', undefined, 'none', remove],
+    ['created', undefined, 'unknown', keep],
+    ['created', undefined, other, keep],
+    ['created', false, 'none', remove],
+    ['created', false, 'unknown', fail],
+    ['created', false, other, keep],
+  ])('owner %s, rolling back %s, holder %j -> %s', (owner, rollingBack, holder, expected) => {
+    const decision = decideDelete({ owner, rollingBack, holder });
+    expect(decision.action).toBe(expected);
+    if (decision.action !== 'delete') expect(decision.why).not.toHaveLength(0);
+  });
+
+  test.each<[string, Owner, boolean | undefined, Holder, RegExp]>([
+    ['an adopted user in a rollback', 'adopted', true, 'none', /adopted.*this is a rollback/],
+    [
+      'an adopted user under an unknown status',
+      'adopted',
+      undefined,
+      'none',
+      /adopted and the stack status cannot be read/,
+    ],
+    ['a user another resource holds', 'created', false, other, /resource Other of this stack now holds the user/],
+    ['unreadable resources', 'created', false, 'unknown', /the stack's resources cannot be read/],
+  ])('says why it keeps or fails for %s', (_case, owner, rollingBack, holder, why) => {
+    const decision = decideDelete({ owner, rollingBack, holder });
+    expect(decision.action).not.toBe('delete');
+    expect(decision.action !== 'delete' && decision.why).toMatch(why);
+  });
+});
