@@ -5,30 +5,49 @@
  * rollback and delete.
  *
  * What it models (from ../../../shared/reference/custom-resource-contract.md):
- * - properties are resolved (Ref, Fn::GetAtt, Fn::Join, Fn::Select, Fn::Split) and every scalar stringified;
+ * - parameters (`String`, `CommaDelimitedList`, `AWS::SSM::Parameter::Value<String>` read from its own
+ *   parameter store at every deploy) and properties are resolved (Ref, Fn::GetAtt of native resources and of
+ *   custom resources' `Data` (a missing attribute fails the resource, as CloudFormation does), Fn::Join,
+ *   Fn::Select, Fn::Split, Fn::Sub) and every scalar stringified;
  * - resources run in dependency order (DependsOn and references), independent ones concurrently;
- * - an Update that returns a new physical ID is a replacement: the old ID is deleted in the cleanup phase,
- *   after the whole deploy succeeded (and never with UpdateReplacePolicy Retain);
- * - a failure rolls back: created resources are deleted, updated ones get an Update with old and new swapped;
- *   the stack status (DescribeStacks, served here) says *_ROLLBACK_IN_PROGRESS meanwhile;
+ * - an Update that returns a new physical ID is a replacement: the old ID is deleted in the cleanup phase
+ *   (`UPDATE_COMPLETE_CLEANUP_IN_PROGRESS`), after the whole deploy succeeded (never with UpdateReplacePolicy
+ *   Retain);
+ * - a failure rolls back: created resources are deleted (not with DeletionPolicy Retain; RetainExceptOnCreate
+ *   is deleted), updated ones, the failed one included, get an Update with old and new swapped (its
+ *   `OldResourceProperties` are the failed new ones); physical resources made by the failed deploy are deleted
+ *   in the rollback's cleanup phase (`UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`);
+ * - DescribeStacks and ListStackResources (query protocol, XML, paginated by NextToken) are served with what
+ *   CloudFormation would show at that moment; by default the status says *_ROLLBACK_IN_PROGRESS as soon as a
+ *   resource fails, while siblings already started are still running (`rollbackStatus`); CancelUpdateStack
+ *   (`cancelUpdateOnStart`); both APIs can be made to fail (`inject`);
+ * - nested stacks (`AWS::CloudFormation::Stack` of a CDK NestedStack): deployed from their template in the
+ *   assembly, DescribeStacks shows ParentId and RootId; a nested stack whose creation the parent rolls back is
+ *   deleted (DELETE_IN_PROGRESS) while the root says *_ROLLBACK_IN_PROGRESS;
  * - the Provider framework answers a failed Create with its CREATE_FAILED marker and answers the Delete that
  *   follows without calling the handler; a thrown error or a timeout is FAILED with its message as reason;
- * - an isComplete handler is polled until it says complete, or the framework's total timeout.
+ * - an isComplete handler is polled until it says complete, or the framework's total timeout;
+ * - each Lambda function runs with its own resolved environment variables (per invocation, so that
+ *   concurrent stacks do not see each other's) and its own module instance per stack;
+ * - an event delivered twice (`redeliver`): the handler runs again with the same event, the first answer wins.
  * Native resources it knows: AWS::AmazonMQ::Broker and AWS::SecretsManager::Secret (made in the fake);
  * every other native resource is taken as created.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import type { FakeMq } from './mq-endpoint';
+import type { CallRecord, FakeMq } from './mq-endpoint';
 
 export const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED';
+const NESTED_STACK = 'AWS::CloudFormation::Stack';
 
 type Json = any; // template fragments
 
 interface Template {
+  Parameters?: Record<string, { Type: string; Default?: string }>;
   Resources: Record<
     string,
     {
@@ -41,30 +60,44 @@ interface Template {
   >;
 }
 
-/** A custom resource as deployed: what the next deploy compares against. */
+/** A custom resource (or nested stack) as deployed: what the next deploy compares against. */
 interface Deployed {
   readonly type: string;
   readonly properties: Record<string, unknown>;
   readonly physicalId: string;
   readonly data: Record<string, string>;
-  readonly serviceToken: Handlers;
+  readonly serviceToken?: Handlers;
   readonly deletionPolicy?: string;
   readonly dependsOn: string[];
+  /** Nested stacks: the template file deployed. */
+  readonly templateFile?: string;
 }
 
 /** Our handler functions behind one service token, loaded from the assembly's asset folder. */
 interface Handlers {
   readonly onEvent: (event: Json, context: Json) => Promise<Json>;
   readonly isComplete?: (event: Json, context: Json) => Promise<Json>;
+  readonly onEventEnv: Record<string, string>;
+  readonly isCompleteEnv: Record<string, string>;
   readonly timeoutMs: number;
 }
 
 export interface Invocation {
+  readonly stackName: string;
   readonly logicalId: string;
+  readonly resourceType?: string;
   readonly requestType: string;
   readonly physicalId?: string;
   readonly outcome: 'SUCCESS' | 'FAILED' | 'SKIPPED';
   readonly reason?: string;
+  /** The answer's physical ID (SUCCESS only). */
+  readonly returnedPhysicalId?: string;
+  /** Every Amazon MQ call (GetSecretValue excluded) made while this invocation (isComplete polls included) ran. */
+  readonly mqCalls: CallRecord[];
+  /** Another invocation ran at the same time: `mqCalls` may hold some of its calls. */
+  readonly overlapped: boolean;
+  /** The second delivery of an event that already succeeded. */
+  readonly redelivered: boolean;
 }
 
 export interface DeployResult {
@@ -80,17 +113,76 @@ export interface EmulatorOptions {
   readonly totalTimeoutMs?: number;
   /** Between isComplete polls (really 5 to 15 seconds). */
   readonly queryIntervalMs?: number;
+  /**
+   * When DescribeStacks starts saying *_ROLLBACK_IN_PROGRESS after a resource failed: at once, while resources
+   * already started still run ('onFirstFailure', the default: what CloudFormation shows), or only once they
+   * finished ('afterInFlight').
+   */
+  readonly rollbackStatus?: 'onFirstFailure' | 'afterInFlight';
+  /**
+   * Timing knobs of the bundles: for each object a bundle exports under one of these names (`retryTiming`,
+   * `rebootTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
+   * A bundle that does not export the object is left alone.
+   */
+  readonly timings?: Record<string, Record<string, number>>;
+  /** ListStackResources page size (CloudFormation's is 100). */
+  readonly listPageSize?: number;
+}
+
+export interface DeployOptions extends EmulatorOptions {
+  /** Parameter values; a parameter not given keeps its previous value, else its Default. */
+  readonly parameters?: Record<string, string>;
+  /**
+   * CancelUpdateStack as soon as this resource's event is sent: DescribeStacks says UPDATE_ROLLBACK_IN_PROGRESS
+   * while that event runs, nothing new starts, then the stack rolls back.
+   */
+  readonly cancelUpdateOnStart?: string;
+  /** Delivers the matching events a second time once they succeeded; CloudFormation keeps the first answer. */
+  readonly redeliver?: (event: {
+    RequestType: string;
+    LogicalResourceId: string;
+    PhysicalResourceId?: string;
+  }) => boolean;
+}
+
+export type StackApi = 'DescribeStacks' | 'ListStackResources';
+
+export interface StackApiInjection {
+  /** Without it, both APIs. */
+  readonly operation?: StackApi;
+  /** Stack ID (or name); without it, every stack. */
+  readonly stack?: string;
+  /** How many matching calls fail (default 1; Infinity for all). */
+  times?: number;
+  readonly fault: 'internal' | 'throttle' | 'accessDenied';
+}
+
+export interface StackApiCall {
+  readonly operation: string;
+  readonly stack?: string;
+  readonly status: number;
 }
 
 const ACCOUNT = '123456789012';
 
-/** Serves CloudFormation's DescribeStacks (query protocol, XML) with the emulated stacks' statuses. */
+/** The view ListStackResources gives of one resource. */
+interface ResourceView {
+  type: string;
+  physicalId?: string;
+  status: string;
+}
+
+/** Per invocation: the Lambda function's environment, and where its console output goes. */
+const invocationContext = new AsyncLocalStorage<{ env: Record<string, string>; transcript: string[] }>();
+
+/** Serves CloudFormation's DescribeStacks and ListStackResources (query protocol, XML) for the emulated stacks. */
 export class CloudFormation {
   static async start(mq: FakeMq, options: EmulatorOptions = {}): Promise<CloudFormation> {
     const cfn = new CloudFormation(mq, options);
     await new Promise<void>((resolve) => cfn.server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(cfn.server.address() as AddressInfo).port}`;
     Object.assign(process.env, mq.env(), { AWS_ENDPOINT_URL_CLOUDFORMATION: url });
+    cfn.installPerInvocationGlobals();
     return cfn;
   }
 
@@ -99,22 +191,21 @@ export class CloudFormation {
   readonly invocations: Invocation[] = [];
   /** The secret strings of the secrets it generated (AWS::SecretsManager::Secret with GenerateSecretString). */
   readonly generatedSecrets: string[] = [];
-  private readonly statuses = new Map<string, string>();
+  /** DescribeStacks and ListStackResources calls, answered or failed. */
+  readonly calls: StackApiCall[] = [];
+  /** SSM parameter store, for `AWS::SSM::Parameter::Value<String>` parameters. */
+  readonly ssm = new Map<string, string>([['/cdk-bootstrap/hnb659fds/version', '30']]);
+  private readonly stacks = new Map<string, EmulatedStack>();
+  private injections: StackApiInjection[] = [];
+  private readonly active = new Set<{ overlapped: boolean }>();
+  private restoreGlobals?: () => void;
   private readonly server = http.createServer((req, res) => {
     let body = '';
     req
       .on('data', (chunk) => (body += chunk))
       .on('end', () => {
-        const stackId = new URLSearchParams(body).get('StackName') ?? '';
-        res
-          .writeHead(200, { 'content-type': 'text/xml' })
-          .end(
-            '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStacksResult>' +
-              `<Stacks><member><StackId>${stackId}</StackId><StackName>${stackId.split('/')[1] ?? stackId}</StackName>` +
-              `<StackStatus>${this.statuses.get(stackId) ?? 'UPDATE_IN_PROGRESS'}</StackStatus>` +
-              '<CreationTime>2026-01-01T00:00:00Z</CreationTime></member></Stacks>' +
-              '</DescribeStacksResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeStacksResponse>',
-          );
+        const [status, xml] = this.answer(new URLSearchParams(body));
+        res.writeHead(status, { 'content-type': 'text/xml' }).end(xml);
       });
   });
 
@@ -124,35 +215,155 @@ export class CloudFormation {
   ) {}
 
   stack(name: string): EmulatedStack {
-    return new EmulatedStack(this, name);
+    return this.register(new EmulatedStack(this, name));
+  }
+
+  /** Makes DescribeStacks / ListStackResources fail (500 InternalFailure, 400 Throttling, 403 AccessDenied). */
+  inject(injection: StackApiInjection): void {
+    this.injections.push({ times: 1, ...injection });
+  }
+
+  clearInjections(): void {
+    this.injections = [];
   }
 
   async stop(): Promise<void> {
+    this.restoreGlobals?.();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   /** @internal */
-  setStatus(stackId: string, status: string): void {
-    this.statuses.set(stackId, status);
+  register(stack: EmulatedStack): EmulatedStack {
+    this.stacks.set(stack.stackId, stack);
+    return stack;
+  }
+
+  /** @internal Marks the start of an invocation; the returned flag says whether another ran meanwhile. */
+  begin(): { overlapped: boolean; end: () => void } {
+    const me = { overlapped: this.active.size > 0 };
+    for (const other of this.active) other.overlapped = true;
+    this.active.add(me);
+    return Object.assign(me, { end: () => void this.active.delete(me) });
+  }
+
+  /**
+   * `process.env` and `console` answer per invocation: a handler sees its own function's environment variables
+   * (e.g. the stack ID the construct library gives it), and its log lines go to the transcript.
+   */
+  private installPerInvocationGlobals(): void {
+    const env = process.env;
+    process.env = new Proxy(env, {
+      get: (target, key) => {
+        const own = invocationContext.getStore()?.env;
+        return typeof key === 'string' && own && key in own ? own[key] : Reflect.get(target, key);
+      },
+      has: (target, key) => {
+        const own = invocationContext.getStore()?.env;
+        return (typeof key === 'string' && own !== undefined && key in own) || Reflect.has(target, key);
+      },
+    });
+    const originals = { log: console.log, warn: console.warn, error: console.error, info: console.info };
+    for (const level of Object.keys(originals) as Array<keyof typeof originals>) {
+      console[level] = (...args: unknown[]) => {
+        const context = invocationContext.getStore();
+        if (context) context.transcript.push(args.map(String).join(' '));
+        else originals[level](...args);
+      };
+    }
+    this.restoreGlobals = () => {
+      process.env = env;
+      Object.assign(console, originals);
+    };
+  }
+
+  private answer(params: URLSearchParams): [number, string] {
+    const action = params.get('Action') ?? '';
+    const stackName = params.get('StackName') ?? undefined;
+    const record = (status: number) => this.calls.push({ operation: action, stack: stackName, status });
+    if (action !== 'DescribeStacks' && action !== 'ListStackResources') {
+      record(400);
+      return [400, errorXml('Sender', 'InvalidAction', `Could not find operation ${action}`)];
+    }
+    const injection = this.injections.find(
+      (i) =>
+        (i.operation === undefined || i.operation === action) &&
+        (i.stack === undefined || i.stack === stackName || this.find(i.stack) === this.find(stackName ?? '')),
+    );
+    if (injection) {
+      injection.times = (injection.times ?? 1) - 1;
+      if (injection.times <= 0) this.injections = this.injections.filter((i) => i !== injection);
+      const [status, type, code, message] =
+        injection.fault === 'throttle'
+          ? [400, 'Sender', 'Throttling', 'Rate exceeded']
+          : injection.fault === 'accessDenied'
+            ? [
+                403,
+                'Sender',
+                'AccessDenied',
+                `User: arn:aws:sts::${ACCOUNT}:assumed-role/handler/fake is not authorized to perform: cloudformation:${action}`,
+              ]
+            : [500, 'Receiver', 'InternalFailure', 'An internal error occurred.'];
+      record(status);
+      return [status, errorXml(type, code, message)];
+    }
+    const stack = stackName === undefined ? undefined : this.find(stackName);
+    if (!stack) {
+      record(400);
+      return [400, errorXml('Sender', 'ValidationError', `Stack with id ${stackName} does not exist`)];
+    }
+    record(200);
+    if (action === 'DescribeStacks') return [200, stack.describeXml()];
+    return [200, stack.listResourcesXml(params.get('NextToken') ?? undefined, this.options.listPageSize ?? 100)];
+  }
+
+  /** By stack ID, or by name (the stack of that name not deleted, as CloudFormation resolves names). */
+  private find(nameOrId: string): EmulatedStack | undefined {
+    return (
+      this.stacks.get(nameOrId) ??
+      [...this.stacks.values()].reverse().find((s) => s.name === nameOrId && s.status !== 'DELETE_COMPLETE')
+    );
   }
 }
 
 export class EmulatedStack {
   readonly stackId: string;
   status = 'NONE';
+  /** What DescribeStacks answers instead of the real status while set (e.g. a status CloudFormation shows early). */
+  statusOverride?: string;
   /** Physical IDs of native resources (brokers, secrets) by logical ID. */
   private readonly natives = new Map<
     string,
     { type: string; physicalId: string; arn?: string; deletionPolicy?: string; properties?: Json }
   >();
   private deployed = new Map<string, Deployed>();
+  private readonly view = new Map<string, ResourceView>();
+  private readonly nestedStacks = new Map<string, EmulatedStack>();
+  private readonly parameterValues = new Map<string, { given: string; value?: string | string[] }>();
+  private readonly handlerCache = new Map<string, Handlers & { modules: Json[] }>();
+  private deployOptions: DeployOptions = {};
+  private cancelled = false;
 
   constructor(
     private readonly cfn: CloudFormation,
     readonly name: string,
+    readonly parent?: EmulatedStack,
   ) {
     this.stackId = `arn:aws:cloudformation:us-east-1:${ACCOUNT}:stack/${name}/${randomUUID()}`;
+  }
+
+  get root(): EmulatedStack {
+    return this.parent ? this.parent.root : this;
+  }
+
+  /** The nested stack deployed for a logical ID of this stack (an `AWS::CloudFormation::Stack`). */
+  nestedStack(logicalId: string): EmulatedStack | undefined {
+    return this.nestedStacks.get(logicalId);
+  }
+
+  /** Every nested stack this stack ever made (deleted ones included), by logical ID. */
+  allNestedStacks(): Record<string, EmulatedStack> {
+    return Object.fromEntries(this.nestedStacks);
   }
 
   /** Physical IDs of the native resources of one type, by logical ID. */
@@ -167,17 +378,47 @@ export class EmulatedStack {
     return this.natives.get(logicalId)?.physicalId ?? this.deployed.get(logicalId)?.physicalId;
   }
 
+  /** The custom resources' physical IDs by logical ID (what ListStackResources shows for them now). */
+  customResources(type?: string): Record<string, string | undefined> {
+    return Object.fromEntries(
+      [...this.view]
+        .filter(([, v]) => (type ? v.type === type : v.type.startsWith('Custom::')))
+        .map(([id, v]) => [id, v.physicalId]),
+    );
+  }
+
+  /** The Data a custom resource returned. */
+  data(logicalId: string): Record<string, string> | undefined {
+    return this.deployed.get(logicalId)?.data;
+  }
+
   /**
    * Deploys `<assemblyDir>/<stack name>.template.json`: create, update, replace, delete, or roll back.
-   * `options` override the emulator's for this deploy (e.g. a short handler timeout).
+   * `options` override the emulator's for this deploy (e.g. a short handler timeout, parameter values).
    */
-  async deploy(assemblyDir: string, options: EmulatorOptions = {}): Promise<DeployResult> {
-    const template: Template = JSON.parse(
-      fs.readFileSync(path.join(assemblyDir, `${this.name}.template.json`), 'utf8'),
-    );
+  async deploy(assemblyDir: string, options: DeployOptions = {}): Promise<DeployResult> {
+    return this.deployTemplate(assemblyDir, path.join(assemblyDir, `${this.name}.template.json`), options);
+  }
+
+  private async deployTemplate(
+    assemblyDir: string,
+    templateFile: string,
+    options: DeployOptions,
+  ): Promise<DeployResult> {
+    const template: Template = JSON.parse(fs.readFileSync(templateFile, 'utf8'));
+    this.deployOptions = options;
+    this.cancelled = false;
     const creating = this.status === 'NONE';
     this.setStatus(creating ? 'CREATE_IN_PROGRESS' : 'UPDATE_IN_PROGRESS');
+    const rollbackStatus = creating ? 'ROLLBACK_IN_PROGRESS' : 'UPDATE_ROLLBACK_IN_PROGRESS';
+    try {
+      this.resolveParameters(template, options.parameters ?? {});
+    } catch (error) {
+      this.setStatus(creating ? 'ROLLBACK_COMPLETE' : 'UPDATE_ROLLBACK_COMPLETE');
+      return { status: this.status, reason: (error as Error).message };
+    }
     const nativeChanges = this.applyNatives(template);
+    const merged = { ...this.cfn.options, ...options };
 
     const wanted = new Map<
       string,
@@ -186,70 +427,121 @@ export class EmulatedStack {
         type: string;
         raw: Json;
         dependsOn: string[];
-        token: Handlers;
+        token?: Handlers;
         policy?: string;
         replacePolicy?: string;
       }
     >();
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
-      if (!resource.Type.startsWith('Custom::')) continue;
+      const nested = resource.Type === NESTED_STACK;
+      if (!resource.Type.startsWith('Custom::') && !nested) continue;
       const { ServiceToken, ...raw } = resource.Properties ?? {};
       wanted.set(logicalId, {
         logicalId,
         type: resource.Type,
         raw,
-        dependsOn: dependencies(resource).filter((id) => template.Resources[id]?.Type.startsWith('Custom::')),
-        token: loadHandlers(assemblyDir, template, ServiceToken, { ...this.cfn.options, ...options }),
+        dependsOn: dependencies(resource).filter((id) => {
+          const type = template.Resources[id]?.Type;
+          return type !== undefined && (type.startsWith('Custom::') || type === NESTED_STACK);
+        }),
+        token: nested ? undefined : this.handlers(assemblyDir, template, ServiceToken, merged),
         policy: resource.DeletionPolicy,
         replacePolicy: resource.UpdateReplacePolicy,
       });
     }
 
     const before = new Map(this.deployed);
-    const done: Array<{ logicalId: string; kind: 'create' | 'update'; previous?: Deployed }> = [];
-    const cleanup: Deployed[] = [];
+    const done: Array<{
+      logicalId: string;
+      kind: 'create' | 'update';
+      previous?: Deployed;
+      attempted: Record<string, unknown>;
+    }> = [];
+    const cleanup: Array<[string, Deployed]> = [];
     let failure: string | undefined;
+    const fail = (reason: string) => {
+      failure ??= reason;
+      if ((merged.rollbackStatus ?? 'onFirstFailure') === 'onFirstFailure') this.setStatus(rollbackStatus);
+    };
 
     await inDependencyOrder([...wanted.values()], async (w) => {
-      if (failure) return false;
-      const properties = this.resolve(w.raw) as Record<string, unknown>;
+      if (failure || this.cancelled) return false;
+      if (options.cancelUpdateOnStart === w.logicalId) {
+        this.cancelled = true;
+        failure ??= 'Resource update cancelled (CancelUpdateStack)';
+        this.setStatus(rollbackStatus);
+      }
       const previous = this.deployed.get(w.logicalId);
+      let properties: Record<string, unknown>;
+      try {
+        properties = this.resolve(w.raw) as Record<string, unknown>;
+      } catch (error) {
+        this.view.set(w.logicalId, {
+          type: w.type,
+          physicalId: previous?.physicalId,
+          status: previous ? 'UPDATE_FAILED' : 'CREATE_FAILED',
+        });
+        fail(`${w.logicalId}: ${(error as Error).message}`);
+        return false;
+      }
+      if (w.type === NESTED_STACK) return this.deployNested(assemblyDir, w, properties, previous, done, fail, options);
       if (previous && JSON.stringify(previous.properties) === JSON.stringify(properties)) {
         // Same properties: no event, but a new DeletionPolicy still takes effect.
         this.record(w, properties, previous.physicalId, previous.data);
         return true;
       }
       const requestType = previous ? 'Update' : 'Create';
-      const result = await this.invoke(w.token, {
+      this.view.set(w.logicalId, {
+        type: w.type,
+        physicalId: previous?.physicalId,
+        status: previous ? 'UPDATE_IN_PROGRESS' : 'CREATE_IN_PROGRESS',
+      });
+      const result = await this.invoke(w.token!, {
         RequestType: requestType,
         LogicalResourceId: w.logicalId,
         ResourceType: w.type,
         ResourceProperties: properties,
         ...(previous ? { OldResourceProperties: previous.properties, PhysicalResourceId: previous.physicalId } : {}),
       });
-      done.push({ logicalId: w.logicalId, kind: previous ? 'update' : 'create', previous });
+      done.push({ logicalId: w.logicalId, kind: previous ? 'update' : 'create', previous, attempted: properties });
       if (result.failed) {
-        failure ??= `${w.logicalId}: ${result.reason}`;
         if (!previous) this.record(w, properties, CREATE_FAILED_MARKER, {});
+        this.view.set(w.logicalId, {
+          type: w.type,
+          physicalId: previous?.physicalId ?? CREATE_FAILED_MARKER,
+          status: previous ? 'UPDATE_FAILED' : 'CREATE_FAILED',
+        });
+        fail(`${w.logicalId}: ${result.reason}`);
         return false;
       }
-      if (previous && previous.physicalId !== result.physicalId && w.replacePolicy !== 'Retain') cleanup.push(previous);
+      if (previous && previous.physicalId !== result.physicalId && w.replacePolicy !== 'Retain')
+        cleanup.push([w.logicalId, previous]);
       this.record(w, properties, result.physicalId, result.data);
+      this.view.set(w.logicalId, {
+        type: w.type,
+        physicalId: result.physicalId,
+        status: previous ? 'UPDATE_COMPLETE' : 'CREATE_COMPLETE',
+      });
       return true;
     });
 
     if (!failure) {
       // Cleanup phase: replaced physical resources, then resources removed from the template.
       const removed = [...before.entries()].filter(([id]) => !wanted.has(id));
-      for (const old of cleanup) await this.deleteResource('(replaced)', old);
+      if (!creating && (cleanup.length > 0 || removed.length > 0))
+        this.setStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      for (const [logicalId, old] of cleanup) await this.deleteResource(logicalId, old);
       for (const [logicalId, old] of reverseDependencyOrder(removed)) {
         this.deployed.delete(logicalId);
-        if (old.deletionPolicy !== 'Retain') await this.deleteResource(logicalId, old);
+        this.view.set(logicalId, { type: old.type, physicalId: old.physicalId, status: 'DELETE_IN_PROGRESS' });
+        if (!retainedOnDelete(old.deletionPolicy)) await this.deleteResource(logicalId, old);
+        this.view.delete(logicalId);
       }
       for (const [logicalId, native] of [...this.natives]) {
         if (template.Resources[logicalId]) continue;
         this.natives.delete(logicalId);
-        if (native.type === 'AWS::SecretsManager::Secret' && native.deletionPolicy !== 'Retain') {
+        this.view.delete(logicalId);
+        if (native.type === 'AWS::SecretsManager::Secret' && !retainedOnDelete(native.deletionPolicy)) {
           this.cfn.mq.deleteSecret(native.physicalId);
         }
       }
@@ -257,32 +549,70 @@ export class EmulatedStack {
       return { status: this.status };
     }
 
-    this.setStatus(creating ? 'ROLLBACK_IN_PROGRESS' : 'UPDATE_ROLLBACK_IN_PROGRESS');
+    this.setStatus(rollbackStatus);
     let rollbackFailed: string | undefined;
+    const rollbackCleanup: Array<[string, Deployed]> = [];
     for (const step of done.reverse()) {
       const current = this.deployed.get(step.logicalId)!;
       if (step.kind === 'create') {
         this.deployed.delete(step.logicalId);
-        if (current.deletionPolicy !== 'Retain') await this.deleteResource(step.logicalId, current);
+        this.view.set(step.logicalId, {
+          type: current.type,
+          physicalId: current.physicalId,
+          status: 'DELETE_IN_PROGRESS',
+        });
+        // RetainExceptOnCreate (RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE) is deleted when its creation rolls back.
+        const result =
+          current.deletionPolicy === 'Retain' ? undefined : await this.deleteResource(step.logicalId, current);
+        if (result?.failed) rollbackFailed ??= `${step.logicalId}: ${result.reason}`;
+        if (creating)
+          this.view.set(step.logicalId, {
+            type: current.type,
+            physicalId: current.physicalId,
+            status: current.deletionPolicy === 'Retain' ? 'DELETE_SKIPPED' : 'DELETE_COMPLETE',
+          });
+        else this.view.delete(step.logicalId);
         continue;
       }
       const previous = step.previous!;
-      const result = await this.invoke(previous.serviceToken, {
+      if (previous.type === NESTED_STACK) {
+        const child = this.nestedStacks.get(step.logicalId)!;
+        this.view.set(step.logicalId, { type: NESTED_STACK, physicalId: child.stackId, status: 'UPDATE_IN_PROGRESS' });
+        const result = await child.deployTemplate(assemblyDir, previous.templateFile!, {
+          ...this.deployOptions,
+          parameters: previous.properties.Parameters as Record<string, string>,
+          cancelUpdateOnStart: undefined,
+        });
+        this.deployed.set(step.logicalId, previous);
+        this.view.set(step.logicalId, { type: NESTED_STACK, physicalId: child.stackId, status: 'UPDATE_COMPLETE' });
+        if (!/COMPLETE$/.test(result.status) || /ROLLBACK/.test(result.status))
+          rollbackFailed ??= `${step.logicalId}: ${result.reason}`;
+        continue;
+      }
+      this.view.set(step.logicalId, {
+        type: current.type,
+        physicalId: current.physicalId,
+        status: 'UPDATE_IN_PROGRESS',
+      });
+      // The rollback's "old" properties are the ones the failed deploy asked for, even where that update failed.
+      const result = await this.invoke(previous.serviceToken!, {
         RequestType: 'Update',
         LogicalResourceId: step.logicalId,
         ResourceType: previous.type,
         ResourceProperties: previous.properties,
-        OldResourceProperties: current.properties,
+        OldResourceProperties: step.attempted,
         PhysicalResourceId: current.physicalId,
       });
       if (result.failed) {
         rollbackFailed ??= `${step.logicalId}: ${result.reason}`;
+        this.view.set(step.logicalId, { type: current.type, physicalId: current.physicalId, status: 'UPDATE_FAILED' });
         continue;
       }
       this.deployed.set(step.logicalId, { ...previous, physicalId: result.physicalId, data: result.data });
-      // The physical resource the failed deploy made is deleted once the rollback is done.
+      this.view.set(step.logicalId, { type: current.type, physicalId: result.physicalId, status: 'UPDATE_COMPLETE' });
+      // The physical resource the failed deploy made is deleted in the rollback's cleanup phase.
       if (current.physicalId !== result.physicalId && current.physicalId !== previous.physicalId) {
-        await this.deleteResource(step.logicalId, current);
+        rollbackCleanup.push([step.logicalId, current]);
       }
     }
     // Native resources roll back after the custom resources that depend on them.
@@ -290,10 +620,16 @@ export class EmulatedStack {
       const native = this.natives.get(change.logicalId)!;
       if (change.previous === undefined) {
         this.natives.delete(change.logicalId);
+        this.view.delete(change.logicalId);
         this.cfn.mq.deleteSecret(native.physicalId);
       } else {
         this.generateSecret(change.logicalId, change.previous, native.physicalId);
       }
+    }
+    if (!creating && rollbackCleanup.length > 0) this.setStatus('UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS');
+    for (const [logicalId, made] of rollbackCleanup) {
+      const result = await this.deleteResource(logicalId, made);
+      if (result.failed) rollbackFailed ??= `${logicalId}: ${result.reason}`;
     }
     if (rollbackFailed) {
       this.setStatus(creating ? 'ROLLBACK_FAILED' : 'UPDATE_ROLLBACK_FAILED');
@@ -303,13 +639,88 @@ export class EmulatedStack {
     return { status: this.status, reason: failure };
   }
 
-  /** Deletes the whole stack: custom resources in reverse dependency order, then native ones. */
-  async destroy(): Promise<DeployResult> {
+  /** An `AWS::CloudFormation::Stack` of the template: its own stack, deployed from the nested template. */
+  private async deployNested(
+    assemblyDir: string,
+    w: { logicalId: string; type: string; dependsOn: string[]; policy?: string },
+    properties: Record<string, unknown>,
+    previous: Deployed | undefined,
+    done: Array<{
+      logicalId: string;
+      kind: 'create' | 'update';
+      previous?: Deployed;
+      attempted: Record<string, unknown>;
+    }>,
+    fail: (reason: string) => void,
+    options: DeployOptions,
+  ): Promise<boolean> {
+    const templateFile = nestedTemplateFile(assemblyDir, String(properties.TemplateURL));
+    const fingerprint = { ...properties, Template: fs.readFileSync(templateFile, 'utf8') };
+    if (previous && JSON.stringify(previous.properties) === JSON.stringify(fingerprint)) {
+      this.deployed.set(w.logicalId, { ...previous, deletionPolicy: w.policy });
+      return true;
+    }
+    let child = this.nestedStacks.get(w.logicalId);
+    if (!child) {
+      child = this.cfn.register(
+        new EmulatedStack(
+          this.cfn,
+          `${this.name}-${w.logicalId}-${randomBytes(6).toString('hex').toUpperCase()}`,
+          this,
+        ),
+      ) as EmulatedStack;
+      this.nestedStacks.set(w.logicalId, child);
+    }
+    this.view.set(w.logicalId, {
+      type: NESTED_STACK,
+      physicalId: child.stackId,
+      status: previous ? 'UPDATE_IN_PROGRESS' : 'CREATE_IN_PROGRESS',
+    });
+    const result = await child.deployTemplate(assemblyDir, templateFile, {
+      ...options,
+      parameters: (properties.Parameters ?? {}) as Record<string, string>,
+      cancelUpdateOnStart: undefined,
+    });
+    done.push({ logicalId: w.logicalId, kind: previous ? 'update' : 'create', previous, attempted: fingerprint });
+    this.deployed.set(w.logicalId, {
+      type: NESTED_STACK,
+      properties: fingerprint,
+      physicalId: child.stackId,
+      data: {},
+      deletionPolicy: w.policy,
+      dependsOn: w.dependsOn,
+      templateFile,
+    });
+    const ok = result.status === 'CREATE_COMPLETE' || result.status === 'UPDATE_COMPLETE';
+    this.view.set(w.logicalId, {
+      type: NESTED_STACK,
+      physicalId: child.stackId,
+      status: ok ? (previous ? 'UPDATE_COMPLETE' : 'CREATE_COMPLETE') : previous ? 'UPDATE_FAILED' : 'CREATE_FAILED',
+    });
+    if (!ok)
+      fail(
+        `${w.logicalId}: Embedded stack ${child.stackId} was not successfully ${previous ? 'updated' : 'created'}: ${result.reason}`,
+      );
+    return ok;
+  }
+
+  /** Deletes the whole stack: custom resources and nested stacks in reverse dependency order, then native ones. */
+  async destroy(options: DeployOptions = {}): Promise<DeployResult> {
+    this.deployOptions = options;
     this.setStatus('DELETE_IN_PROGRESS');
     let failure: string | undefined;
     for (const [logicalId, resource] of reverseDependencyOrder([...this.deployed.entries()])) {
-      if (resource.deletionPolicy === 'Retain') continue;
+      if (retainedOnDelete(resource.deletionPolicy)) {
+        this.view.set(logicalId, { type: resource.type, physicalId: resource.physicalId, status: 'DELETE_SKIPPED' });
+        continue;
+      }
+      this.view.set(logicalId, { type: resource.type, physicalId: resource.physicalId, status: 'DELETE_IN_PROGRESS' });
       const result = await this.deleteResource(logicalId, resource);
+      this.view.set(logicalId, {
+        type: resource.type,
+        physicalId: resource.physicalId,
+        status: result.failed ? 'DELETE_FAILED' : 'DELETE_COMPLETE',
+      });
       failure ??= result.failed ? `${logicalId}: ${result.reason}` : undefined;
     }
     if (failure) {
@@ -318,7 +729,7 @@ export class EmulatedStack {
     }
     this.deployed.clear();
     for (const native of this.natives.values()) {
-      if (native.type === 'AWS::SecretsManager::Secret' && native.deletionPolicy !== 'Retain')
+      if (native.type === 'AWS::SecretsManager::Secret' && !retainedOnDelete(native.deletionPolicy))
         this.cfn.mq.deleteSecret(native.physicalId);
     }
     this.natives.clear();
@@ -326,18 +737,73 @@ export class EmulatedStack {
     return { status: this.status };
   }
 
+  /** @internal DescribeStacks' answer. */
+  describeXml(): string {
+    const status = this.statusOverride ?? this.status;
+    const nested = this.parent
+      ? `<ParentId>${this.parent.stackId}</ParentId><RootId>${this.root.stackId}</RootId>`
+      : '';
+    return (
+      '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStacksResult>' +
+      `<Stacks><member><StackId>${xml(this.stackId)}</StackId><StackName>${xml(this.name)}</StackName>` +
+      `<StackStatus>${status}</StackStatus>${nested}` +
+      '<CreationTime>2026-01-01T00:00:00Z</CreationTime></member></Stacks>' +
+      `</DescribeStacksResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStacksResponse>`
+    );
+  }
+
+  /** @internal ListStackResources' answer: one page of the resources as they are now. */
+  listResourcesXml(nextToken: string | undefined, pageSize: number): string {
+    const all = [...this.view.entries()];
+    const start = nextToken ? Number(Buffer.from(nextToken, 'base64').toString('utf8').split('|')[1]) : 0;
+    const page = all.slice(start, start + pageSize);
+    const more = start + pageSize < all.length;
+    const members = page
+      .map(
+        ([logicalId, v]) =>
+          `<member><LogicalResourceId>${xml(logicalId)}</LogicalResourceId>` +
+          (v.physicalId !== undefined ? `<PhysicalResourceId>${xml(v.physicalId)}</PhysicalResourceId>` : '') +
+          `<ResourceType>${xml(v.type)}</ResourceType><ResourceStatus>${v.status}</ResourceStatus>` +
+          '<LastUpdatedTimestamp>2026-01-01T00:00:00Z</LastUpdatedTimestamp>' +
+          '<DriftInformation><StackResourceDriftStatus>NOT_CHECKED</StackResourceDriftStatus></DriftInformation></member>',
+      )
+      .join('');
+    const token = more
+      ? `<NextToken>${Buffer.from(`${this.stackId}|${start + pageSize}`).toString('base64')}</NextToken>`
+      : '';
+    return (
+      '<ListStackResourcesResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><ListStackResourcesResult>' +
+      `<StackResourceSummaries>${members}</StackResourceSummaries>${token}</ListStackResourcesResult>` +
+      `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></ListStackResourcesResponse>`
+    );
+  }
+
   private async deleteResource(logicalId: string, resource: Deployed) {
+    if (resource.type === NESTED_STACK) {
+      const child = this.nestedStacks.get(logicalId);
+      const result = child ? await child.destroy(this.deployOptions) : { status: 'DELETE_COMPLETE' };
+      return {
+        failed: result.status !== 'DELETE_COMPLETE',
+        reason: result.reason,
+        physicalId: resource.physicalId,
+        data: {},
+      };
+    }
     // The Provider framework answers the Delete of a failed Create itself.
     if (resource.physicalId === CREATE_FAILED_MARKER) {
       this.cfn.invocations.push({
+        stackName: this.name,
         logicalId,
         requestType: 'Delete',
         physicalId: CREATE_FAILED_MARKER,
         outcome: 'SKIPPED',
+        mqCalls: [],
+        overlapped: false,
+        redelivered: false,
       });
       return { failed: false, physicalId: CREATE_FAILED_MARKER, data: {} };
     }
-    return this.invoke(resource.serviceToken, {
+    return this.invoke(resource.serviceToken!, {
       RequestType: 'Delete',
       LogicalResourceId: logicalId,
       ResourceType: resource.type,
@@ -347,7 +813,7 @@ export class EmulatedStack {
   }
 
   private record(
-    w: { logicalId: string; type: string; dependsOn: string[]; token: Handlers; policy?: string },
+    w: { logicalId: string; type: string; dependsOn: string[]; token?: Handlers; policy?: string },
     properties: Record<string, unknown>,
     physicalId: string,
     data: Record<string, string>,
@@ -363,7 +829,7 @@ export class EmulatedStack {
     });
   }
 
-  /** Calls the handler as the Provider framework does; never throws: a failure is FAILED with a reason. */
+  /** Calls the handler as the Provider framework does; never throws. A second delivery if `redeliver` asks. */
   private async invoke(
     handlers: Handlers,
     request: Json,
@@ -376,21 +842,56 @@ export class EmulatedStack {
       RequestId: randomUUID(),
       ResponseURL: '...', // the framework hides the pre-signed URL from user handlers
     };
+    // A rollback or cleanup runs the function as this deploy configured it (its timeout).
+    const timeoutMs = this.deployOptions.handlerTimeoutMs;
+    const run = timeoutMs === undefined ? handlers : { ...handlers, timeoutMs };
+    const first = await this.invokeOnce(run, event, false);
+    if (!first.failed && this.deployOptions.redeliver?.(event)) await this.invokeOnce(run, event, true);
+    return first;
+  }
+
+  private async invokeOnce(
+    handlers: Handlers,
+    event: Json,
+    redelivered: boolean,
+  ): Promise<{ failed: boolean; reason?: string; physicalId: string; data: Record<string, string> }> {
     const transcript = this.cfn.transcript;
-    const restore = captureConsole(transcript);
+    const firstCall = this.cfn.mq.calls.length;
+    const span = this.cfn.begin();
+    const record = (outcome: 'SUCCESS' | 'FAILED', extra: Partial<Invocation>) => {
+      span.end();
+      this.cfn.invocations.push({
+        stackName: this.name,
+        logicalId: event.LogicalResourceId,
+        resourceType: event.ResourceType,
+        requestType: event.RequestType,
+        physicalId: event.PhysicalResourceId,
+        outcome,
+        mqCalls: this.cfn.mq.mqCalls(firstCall),
+        overlapped: span.overlapped,
+        redelivered,
+        ...extra,
+      });
+    };
+    const run = <T>(env: Record<string, string>, fn: () => Promise<T>) =>
+      invocationContext.run({ env, transcript }, fn);
     try {
-      const response = await withTimeout(handlers.onEvent(event, contextFor(handlers.timeoutMs)), handlers.timeoutMs);
+      const response = await run(handlers.onEventEnv, () =>
+        withTimeout(handlers.onEvent(event, contextFor(handlers.timeoutMs)), handlers.timeoutMs),
+      );
       const physicalId: string = response?.PhysicalResourceId ?? event.PhysicalResourceId ?? event.RequestId;
       let data: Record<string, string> = response?.Data ?? {};
       if (handlers.isComplete && event.RequestType !== 'Delete') {
         const deadline = Date.now() + (this.cfn.options.totalTimeoutMs ?? 30 * 60_000);
         for (;;) {
-          const poll = await withTimeout(
-            handlers.isComplete(
-              { ...event, PhysicalResourceId: physicalId, Data: data },
-              contextFor(handlers.timeoutMs),
+          const poll = await run(handlers.isCompleteEnv, () =>
+            withTimeout(
+              handlers.isComplete!(
+                { ...event, PhysicalResourceId: physicalId, Data: data },
+                contextFor(handlers.timeoutMs),
+              ),
+              handlers.timeoutMs,
             ),
-            handlers.timeoutMs,
           );
           if (poll?.IsComplete) {
             data = { ...data, ...(poll.Data ?? {}) };
@@ -401,32 +902,38 @@ export class EmulatedStack {
         }
       }
       transcript.push(JSON.stringify(response));
-      this.cfn.invocations.push({
-        logicalId: event.LogicalResourceId,
-        requestType: event.RequestType,
-        physicalId,
-        outcome: 'SUCCESS',
-      });
+      record('SUCCESS', { returnedPhysicalId: physicalId });
       return { failed: false, physicalId, data };
     } catch (error) {
       const reason = (error as Error).message;
       transcript.push(reason);
-      this.cfn.invocations.push({
-        logicalId: event.LogicalResourceId,
-        requestType: event.RequestType,
-        physicalId: event.PhysicalResourceId,
-        outcome: 'FAILED',
-        reason,
-      });
+      record('FAILED', { reason });
       return { failed: true, reason, physicalId: event.PhysicalResourceId ?? CREATE_FAILED_MARKER, data: {} };
-    } finally {
-      restore();
     }
   }
 
   private setStatus(status: string) {
     this.status = status;
-    this.cfn.setStatus(this.stackId, status);
+  }
+
+  /**
+   * Parameter values for this deploy: given, else the previous value, else the Default. SSM parameter types are
+   * read from the emulator's parameter store at every deploy, as CloudFormation does.
+   */
+  private resolveParameters(template: Template, given: Record<string, string>): void {
+    for (const [name, parameter] of Object.entries(template.Parameters ?? {})) {
+      const raw = given[name] ?? this.parameterValues.get(name)?.given ?? parameter.Default;
+      if (raw === undefined) throw new Error(`Parameters: [${name}] must have values`);
+      let value: string | string[] | undefined = raw;
+      const ssm = /^AWS::SSM::Parameter::Value<(.*)>$/.exec(parameter.Type);
+      if (ssm) {
+        value = this.cfn.ssm.get(raw);
+        if (value !== undefined && ssm[1] !== 'String') value = value.split(',');
+      } else if (parameter.Type === 'CommaDelimitedList' || parameter.Type.startsWith('List<')) {
+        value = raw.split(',');
+      }
+      this.parameterValues.set(name, { given: raw, value });
+    }
   }
 
   /**
@@ -438,7 +945,7 @@ export class EmulatedStack {
   private applyNatives(template: Template): Array<{ logicalId: string; previous?: Json }> {
     const changes: Array<{ logicalId: string; previous?: Json }> = [];
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
-      if (resource.Type.startsWith('Custom::')) continue;
+      if (resource.Type.startsWith('Custom::') || resource.Type === NESTED_STACK) continue;
       const props = resource.Properties ?? {};
       const existing = this.natives.get(logicalId);
       if (resource.Type === 'AWS::SecretsManager::Secret') {
@@ -470,6 +977,8 @@ export class EmulatedStack {
       } else {
         this.natives.set(logicalId, { type: resource.Type, physicalId: logicalId });
       }
+      const native = this.natives.get(logicalId)!;
+      this.view.set(logicalId, { type: native.type, physicalId: native.physicalId, status: 'CREATE_COMPLETE' });
     }
     return changes;
   }
@@ -498,11 +1007,8 @@ export class EmulatedStack {
       case 'Ref':
         return this.ref(arg);
       case 'Fn::GetAtt': {
-        const [logicalId, attribute] = arg as [string, string];
-        const native = this.natives.get(logicalId);
-        if (native)
-          return attribute === 'Arn' ? (native.arn ?? native.physicalId) : `${native.physicalId}.${attribute}`;
-        return this.deployed.get(logicalId)?.data[attribute];
+        const [logicalId, attribute] = (typeof arg === 'string' ? arg.split('.') : arg) as [string, string];
+        return this.getAtt(logicalId, attribute);
       }
       case 'Fn::Join':
         return (this.resolve(arg[1]) as unknown[]).join(arg[0]);
@@ -510,12 +1016,38 @@ export class EmulatedStack {
         return (this.resolve(arg[1]) as unknown[])[Number(arg[0])];
       case 'Fn::Split':
         return String(this.resolve(arg[1])).split(arg[0]);
+      case 'Fn::Sub': {
+        const [text, vars] = typeof arg === 'string' ? [arg, {}] : [arg[0] as string, this.resolve(arg[1] ?? {})];
+        return text.replace(/\$\{([^}]+)\}/g, (_: string, name: string) => {
+          if (name in vars) return String(vars[name]);
+          const dot = name.indexOf('.');
+          return String(
+            dot > 0 && !name.startsWith('AWS::')
+              ? this.getAtt(name.slice(0, dot), name.slice(dot + 1))
+              : this.ref(name),
+          );
+        });
+      }
       default:
         return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.resolve(v)]));
     }
   }
 
-  private ref(name: string): string {
+  private getAtt(logicalId: string, attribute: string): Json {
+    const native = this.natives.get(logicalId);
+    if (native) return attribute === 'Arn' ? (native.arn ?? native.physicalId) : `${native.physicalId}.${attribute}`;
+    const custom = this.deployed.get(logicalId);
+    if (!custom) throw new Error(`Template error: instance of Fn::GetAtt references undefined resource ${logicalId}`);
+    const data = custom.data[attribute];
+    if (data === undefined) {
+      throw new Error(
+        `CustomResource attribute error: Vendor response doesn't contain ${attribute} attribute in object ${custom.physicalId}`,
+      );
+    }
+    return data;
+  }
+
+  private ref(name: string): Json {
     const pseudo: Record<string, string> = {
       'AWS::StackId': this.stackId,
       'AWS::StackName': this.name,
@@ -524,34 +1056,134 @@ export class EmulatedStack {
       'AWS::Partition': 'aws',
       'AWS::URLSuffix': 'amazonaws.com',
     };
+    const parameter = this.parameterValues.get(name);
+    if (parameter) {
+      if (parameter.value === undefined) throw new Error(`Parameters: SSM parameter ${parameter.given} does not exist`);
+      return parameter.value;
+    }
     const resolved = pseudo[name] ?? this.physicalId(name);
     if (resolved === undefined) throw new Error(`cannot resolve Ref ${name}`);
     return resolved;
   }
+
+  /** The handlers behind a service token, one module instance per stack and assembly (as one Lambda each). */
+  private handlers(assemblyDir: string, template: Template, serviceToken: Json, options: EmulatorOptions): Handlers {
+    const key = `${assemblyDir}|${JSON.stringify(serviceToken)}`;
+    let handlers = this.handlerCache.get(key);
+    if (!handlers) {
+      handlers = loadHandlers(assemblyDir, template, serviceToken, options, this.stackId, (v) => this.resolveEnv(v));
+      this.handlerCache.set(key, handlers);
+    }
+    for (const module of handlers.modules) applyTimings(module, options.timings);
+    return { ...handlers, timeoutMs: options.handlerTimeoutMs ?? handlers.timeoutMs };
+  }
+
+  private resolveEnv(variables: Json): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(variables ?? {})) {
+      try {
+        env[name] = String(this.resolve(value));
+      } catch {
+        // A variable that names a resource not made yet: the handlers under test do not read it.
+      }
+    }
+    return env;
+  }
 }
 
-/** Finds the handler(s) behind a service token: framework function → its USER_* environment → our asset. */
-function loadHandlers(assemblyDir: string, template: Template, serviceToken: Json, options: EmulatorOptions): Handlers {
+/** The nested stack's template in the assembly, found by the asset hash at the end of its TemplateURL. */
+function nestedTemplateFile(assemblyDir: string, templateUrl: string): string {
+  const hash = /([0-9a-f]{64})\.json$/.exec(templateUrl)?.[1];
+  for (const file of fs.readdirSync(assemblyDir).filter((f) => f.endsWith('.assets.json'))) {
+    const manifest = JSON.parse(fs.readFileSync(path.join(assemblyDir, file), 'utf8'));
+    const asset = manifest.files?.[hash ?? ''];
+    if (asset) return path.join(assemblyDir, asset.source.path);
+  }
+  throw new Error(`no nested template for ${templateUrl} in ${assemblyDir}`);
+}
+
+/** Retained when the stack deletes it or removes it from the template (not when its own creation rolls back). */
+function retainedOnDelete(policy: string | undefined): boolean {
+  return policy === 'Retain' || policy === 'RetainExceptOnCreate';
+}
+
+function xml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+function errorXml(type: string, code: string, message: string): string {
+  return (
+    '<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">' +
+    `<Error><Type>${type}</Type><Code>${code}</Code><Message>${xml(message)}</Message></Error>` +
+    `<RequestId>${randomUUID()}</RequestId></ErrorResponse>`
+  );
+}
+
+function applyTimings(module: Json, timings: EmulatorOptions['timings']): void {
+  module.__emulatorOriginalTimings ??= Object.fromEntries(
+    ['retryTiming', 'rebootTiming']
+      .filter((name) => module[name] && typeof module[name] === 'object')
+      .map((name) => [name, { ...module[name] }]),
+  );
+  for (const [name, original] of Object.entries(module.__emulatorOriginalTimings as Record<string, object>)) {
+    Object.assign(module[name], original, timings?.[name] ?? {});
+  }
+}
+
+/**
+ * Finds the handler(s) behind a service token: framework function → its USER_* environment → our asset. Each
+ * stack gets its own copy of the bundle (a Lambda function is its own process: module state is not shared
+ * between stacks). `MQ_USER_TEST_BUNDLES=<dir>` runs `<dir>/<mq-user-handler|mq-broker-reboot-handler>/index.js`
+ * instead of the assembly's bundles, e.g. to check that a scenario fails on an older handler.
+ */
+function loadHandlers(
+  assemblyDir: string,
+  template: Template,
+  serviceToken: Json,
+  options: EmulatorOptions,
+  stackId: string,
+  resolveEnv: (variables: Json) => Record<string, string>,
+): Handlers & { modules: Json[] } {
   const frameworkId = serviceToken?.['Fn::GetAtt']?.[0];
   const env = template.Resources[frameworkId]?.Properties?.Environment?.Variables ?? {};
+  const modules: Json[] = [];
   const load = (variable: string) => {
     const logicalId = env[variable]?.['Fn::GetAtt']?.[0];
     if (!logicalId) return undefined;
     const fn = template.Resources[logicalId].Properties;
     const assetHash = String(fn.Code.S3Key).replace(/\.zip$/, '');
     const [file, exported] = String(fn.Handler).split('.');
-    const bundle = path.join(assemblyDir, `asset.${assetHash}`, `${file}.js`);
+    const assetDir = path.join(assemblyDir, `asset.${assetHash}`);
+    const override = process.env.MQ_USER_TEST_BUNDLES;
+    const source = override
+      ? path.join(override, exported === 'handler' ? 'mq-user-handler' : 'mq-broker-reboot-handler', 'index.js')
+      : path.join(assetDir, `${file}.js`);
+    const copy = path.join(assetDir, '.emulated', stackId.split('/')[2], `${file}.js`);
+    if (!fs.existsSync(copy)) {
+      fs.mkdirSync(path.dirname(copy), { recursive: true });
+      fs.copyFileSync(source, copy);
+    }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const handler = require(bundle)[exported];
-    if (typeof handler !== 'function') throw new Error(`${bundle} exports no function ${exported}`);
-    return { handler, timeoutMs: options.handlerTimeoutMs ?? Number(fn.Timeout ?? 3) * 1000 };
+    const module = require(copy);
+    const handler = module[exported];
+    if (typeof handler !== 'function') throw new Error(`${source} exports no function ${exported}`);
+    modules.push(module);
+    return {
+      handler,
+      env: resolveEnv(fn.Environment?.Variables),
+      timeoutMs: options.handlerTimeoutMs ?? Number(fn.Timeout ?? 3) * 1000,
+    };
   };
   const onEvent = load('USER_ON_EVENT_FUNCTION_ARN');
   if (!onEvent) throw new Error(`no handler behind service token ${JSON.stringify(serviceToken)}`);
+  const isComplete = load('USER_IS_COMPLETE_FUNCTION_ARN');
   return {
     onEvent: onEvent.handler,
-    isComplete: load('USER_IS_COMPLETE_FUNCTION_ARN')?.handler,
+    isComplete: isComplete?.handler,
+    onEventEnv: onEvent.env,
+    isCompleteEnv: isComplete?.env ?? {},
     timeoutMs: onEvent.timeoutMs,
+    modules,
   };
 }
 
@@ -579,14 +1211,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-function captureConsole(into: string[]): () => void {
-  const originals = { log: console.log, warn: console.warn, error: console.error, info: console.info };
-  for (const level of Object.keys(originals) as Array<keyof typeof originals>) {
-    console[level] = (...args: unknown[]) => void into.push(args.map(String).join(' '));
-  }
-  return () => Object.assign(console, originals);
 }
 
 function dependencies(resource: Template['Resources'][string]): string[] {

@@ -266,6 +266,102 @@ describe('unverified behaviours are options', () => {
   });
 });
 
+describe('adversarial answers (both, switchable)', () => {
+  const update = (username: string, extra: Partial<{ Password: string; Groups: string[] }> = {}) =>
+    mq.send(
+      new UpdateUserCommand({
+        BrokerId: B,
+        Username: username,
+        ConsoleAccess: false,
+        Groups: ['g2'],
+        ReplicationUser: false,
+        ...extra,
+      }),
+    );
+
+  test('RebootBroker at once, or after the broker still said RUNNING for a while (still one reboot)', async () => {
+    await create('app');
+    fake.rebootDelayMs = 'never';
+    await reboot();
+    expect(fake.brokerState(B)).toBe('REBOOT_IN_PROGRESS');
+    fake.finishReboot(B);
+    expect(fake.user(B, 'app')?.pending).toBeUndefined();
+
+    fake.rebootStartsAfterMs = 60;
+    fake.rebootDelayMs = 30;
+    await update('app');
+    await reboot();
+    // The answer came back; the broker still says RUNNING with the change pending, and accepts another request.
+    expect((await mq.send(new DescribeBrokerCommand({ BrokerId: B }))).BrokerState).toBe('RUNNING');
+    expect((await describe_('app')).Pending?.PendingChange).toBe('UPDATE');
+    await reboot();
+    await new Promise((r) => setTimeout(r, 70));
+    expect(fake.brokerState(B)).toBe('REBOOT_IN_PROGRESS');
+    await untilRunning();
+    expect(fake.user(B, 'app')).toMatchObject({ applied: { groups: ['g2'] }, pending: undefined });
+    expect(fake.reboots(B)).toBe(3); // RebootBroker calls accepted
+  });
+
+  test('a user pending CREATE made by someone else looks like any pending CREATE', async () => {
+    fake.seedPendingCreate(B, 'legacy', { groups: ['old'] });
+    expect(await describe_('legacy')).toMatchObject({
+      Pending: { PendingChange: 'CREATE', Groups: ['old'], ConsoleAccess: false },
+    });
+    expect((await describe_('legacy')).Groups).toBeUndefined();
+    expect(fake.calls).toHaveLength(2); // seeding made no call
+  });
+
+  test.each([
+    ['conflict', 'ConflictException', { change: 'DELETE' }],
+    ['revive', undefined, { change: 'UPDATE', groups: ['g2'] }],
+    ['keepDelete', undefined, { change: 'DELETE' }],
+  ] as const)('UpdateUser on a user pending DELETE: %s', async (mode, error, pending) => {
+    fake.updateOnPendingDelete = mode;
+    fake.seedUser(B, 'app');
+    await mq.send(new DeleteUserCommand({ BrokerId: B, Username: 'app' }));
+    const result = await update('app').then(
+      () => undefined,
+      (e: Error) => e.name,
+    );
+    expect(result).toBe(error);
+    expect(fake.user(B, 'app')?.pending).toMatchObject(pending);
+  });
+
+  test('a revived pending CREATE keeps its password when UpdateUser sends none', async () => {
+    fake.updateOnPendingDelete = 'revive';
+    await create('app');
+    await mq.send(new DeleteUserCommand({ BrokerId: B, Username: 'app' }));
+    await update('app');
+    expect(fake.user(B, 'app')?.pending).toMatchObject({ change: 'CREATE', password: PASSWORD, groups: ['g2'] });
+  });
+
+  test('writes close together on one broker get a transient 409 that does nothing', async () => {
+    fake.writeConflictWindowMs = 200;
+    await create('one');
+    const refused = await failure(create('two'));
+    expect(refused.name).toBe('ConflictException');
+    expect(refused.$metadata.httpStatusCode).toBe(409);
+    expect(fake.user(B, 'two')).toBeUndefined();
+    expect(fake.concurrencyConflicts).toBe(1);
+    await describe_('one'); // reads never conflict
+    await new Promise((r) => setTimeout(r, 220));
+    await create('two');
+    expect(fake.user(B, 'two')?.pending?.change).toBe('CREATE');
+  });
+
+  test('counts the MQ calls from a position, secrets excluded', async () => {
+    fake.putSecret('s', 'v');
+    await create('app');
+    const from = fake.calls.length;
+    await describe_('app');
+    await sm.send(new GetSecretValueCommand({ SecretId: 's' }));
+    await update('app');
+    expect(fake.mqCalls(from).map((c) => c.operation)).toEqual(['DescribeUser', 'UpdateUser']);
+    expect(fake.mqCalls(0, 'CreateUser')).toHaveLength(1);
+    expect(fake.calls[from]).toMatchObject({ index: from, at: expect.any(Number) });
+  });
+});
+
 describe('ListUsers', () => {
   test('pages with maxResults and nextToken', async () => {
     for (let i = 0; i < 12; i++) fake.seedUser(B, `user${String(i).padStart(2, '0')}`);

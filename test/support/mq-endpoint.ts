@@ -15,8 +15,21 @@ import type { AddressInfo } from 'node:net';
 export type MqOperation =
   'CreateUser' | 'UpdateUser' | 'DeleteUser' | 'DescribeUser' | 'ListUsers' | 'DescribeBroker' | 'RebootBroker';
 export type Operation = MqOperation | 'GetSecretValue';
+/**
+ * `internalAfterWrite`: the call is performed, then answered 500 (a 5xx after the change was made). `slow`: the
+ * call is performed normally after `delayMs` (to order two callers).
+ */
 export type Fault =
-  'throttle' | 'conflict' | 'internal' | 'unavailable' | 'accessDenied' | 'drop' | 'lostResponse' | 'hang';
+  | 'throttle'
+  | 'conflict'
+  | 'internal'
+  | 'internalAfterWrite'
+  | 'unavailable'
+  | 'accessDenied'
+  | 'drop'
+  | 'lostResponse'
+  | 'hang'
+  | 'slow';
 
 export interface UserValues {
   consoleAccess: boolean;
@@ -56,6 +69,23 @@ export interface FakeMqOptions {
   accessDeniedAs?: 'ForbiddenException' | 'AccessDeniedException';
   /** Added before every answer. */
   latencyMs?: number;
+  /**
+   * RebootBroker is asynchronous (unverified how fast the state changes): 0 starts the reboot at once
+   * (REBOOT_IN_PROGRESS in the answer's wake); a positive value leaves the broker saying RUNNING, pending changes
+   * unapplied, for that long after RebootBroker answered, then REBOOT_IN_PROGRESS, then RUNNING with them applied.
+   */
+  rebootStartsAfterMs?: number;
+  /**
+   * UpdateUser on a user pending DELETE (undocumented): 409 ConflictException, accepted and the user revived
+   * (pending UPDATE, or CREATE if it was never applied), or accepted (200) while the pending DELETE stays.
+   */
+  updateOnPendingDelete?: 'conflict' | 'revive' | 'keepDelete';
+  /**
+   * 409s under concurrency (documented as "retrying might resolve it"): a write (CreateUser, UpdateUser,
+   * DeleteUser) that reaches a broker within this many ms of another accepted write to the same broker is
+   * refused with 409 ConflictException, doing nothing. 0: writes never conflict.
+   */
+  writeConflictWindowMs?: number;
   /** The account-wide MQ token bucket (documented: 100 requests, refilling 15/s); none when absent. */
   throttle?: { capacity: number; refillPerSecond: number };
 }
@@ -75,6 +105,8 @@ export interface Injection {
   fault: Fault;
   /** Wait this long before failing, e.g. to let a client-side timeout win. */
   delayMs?: number;
+  /** Runs once the fault has been applied (e.g. to start a reboot right after a call). */
+  then?: () => void;
 }
 
 export interface CallRecord {
@@ -84,6 +116,9 @@ export interface CallRecord {
   secretId?: string;
   /** The request body (and ListUsers query) as sent. */
   input: Record<string, unknown>;
+  /** Position in `calls` and arrival time (ms since the epoch): to count the calls of one handler invocation. */
+  index: number;
+  at: number;
   /** Absent when no answer was sent (drop, lostResponse, hang). */
   status?: number;
   errorType?: string;
@@ -98,7 +133,11 @@ interface Broker {
   state: string;
   users: Map<string, UserState>;
   reboots: number;
+  completedReboots: number;
   rebootTimer?: NodeJS.Timeout;
+  /** RebootBroker answered, the broker still says RUNNING (rebootStartsAfterMs). */
+  rebootRequested?: boolean;
+  lastWriteAt?: number;
 }
 
 interface Route {
@@ -138,6 +177,9 @@ const DEFAULTS: Required<Omit<FakeMqOptions, 'throttle'>> & Pick<FakeMqOptions, 
   rebootDelayMs: 50,
   accessDeniedAs: 'ForbiddenException',
   latencyMs: 0,
+  rebootStartsAfterMs: 0,
+  updateOnPendingDelete: 'conflict',
+  writeConflictWindowMs: 0,
   throttle: undefined,
 };
 
@@ -161,7 +203,12 @@ export class FakeMq {
   rebootDelayMs!: number | 'never';
   accessDeniedAs!: 'ForbiddenException' | 'AccessDeniedException';
   latencyMs!: number;
+  rebootStartsAfterMs!: number;
+  updateOnPendingDelete!: 'conflict' | 'revive' | 'keepDelete';
+  writeConflictWindowMs!: number;
   readonly calls: CallRecord[] = [];
+  /** Writes refused with 409 by `writeConflictWindowMs` (not counted in faultsInjected). */
+  concurrencyConflicts = 0;
   faultsInjected = 0;
   /** Calls refused by the token bucket (not counted in faultsInjected). */
   rateLimited = 0;
@@ -174,6 +221,8 @@ export class FakeMq {
   private readonly brokers = new Map<string, Broker>();
   private readonly secrets = new Map<string, { arn: string; name: string; value: string; created: number }>();
   private readonly denied = new Set<string>();
+  /** What a user held before its pending DELETE, for a revival that sends no password. */
+  private readonly beforeDelete = new WeakMap<UserState, UserValues>();
   private injections: Injection[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private bucket?: { capacity: number; refillPerSecond: number; tokens: number; at: number };
@@ -218,6 +267,7 @@ export class FakeMq {
     this.calls.length = 0;
     this.faultsInjected = 0;
     this.rateLimited = 0;
+    this.concurrencyConflicts = 0;
     const o = { ...DEFAULTS, ...this.options };
     Object.assign(this, {
       region: o.region,
@@ -228,6 +278,9 @@ export class FakeMq {
       rebootDelayMs: o.rebootDelayMs,
       accessDeniedAs: o.accessDeniedAs,
       latencyMs: o.latencyMs,
+      rebootStartsAfterMs: o.rebootStartsAfterMs,
+      updateOnPendingDelete: o.updateOnPendingDelete,
+      writeConflictWindowMs: o.writeConflictWindowMs,
     });
     this.throttle = o.throttle;
   }
@@ -254,6 +307,7 @@ export class FakeMq {
       state: spec.state ?? 'RUNNING',
       users: new Map(),
       reboots: 0,
+      completedReboots: 0,
     });
     return this.brokerArn(spec.brokerId);
   }
@@ -272,10 +326,11 @@ export class FakeMq {
     return this.brokers.get(brokerId)?.state;
   }
 
-  /** Sets the state outright; an ongoing reboot is abandoned without applying anything. */
+  /** Sets the state outright; an ongoing (or requested) reboot is abandoned without applying anything. */
   setBrokerState(brokerId: string, state: string): void {
     const broker = this.broker(brokerId);
     clearTimeout(broker.rebootTimer);
+    broker.rebootRequested = false;
     broker.state = state;
   }
 
@@ -283,11 +338,18 @@ export class FakeMq {
     return this.brokers.get(brokerId)?.reboots ?? 0;
   }
 
+  /** Reboots that went through REBOOT_IN_PROGRESS back to RUNNING with the pending changes applied. */
+  completedReboots(brokerId: string): number {
+    return this.brokers.get(brokerId)?.completedReboots ?? 0;
+  }
+
   /** Ends a reboot now (the only way out with rebootDelayMs 'never'). */
   finishReboot(brokerId: string): void {
     const broker = this.broker(brokerId);
     clearTimeout(broker.rebootTimer);
+    broker.rebootRequested = false;
     this.applyPendingChanges(brokerId);
+    if (broker.state === 'REBOOT_IN_PROGRESS') broker.completedReboots++;
     broker.state = 'RUNNING';
   }
 
@@ -319,6 +381,31 @@ export class FakeMq {
       username,
       applied: { consoleAccess: false, groups: [], replicationUser: false, password: 'seeded-password-1', ...v },
     });
+  }
+
+  /**
+   * A user someone else created through the API, with no reboot since: pending CREATE, nothing applied. Pending
+   * CREATE says nothing about who made it.
+   */
+  seedPendingCreate(brokerId: string, username: string, v: Partial<UserValues> = {}): void {
+    this.broker(brokerId).users.set(username, {
+      username,
+      pending: {
+        change: 'CREATE',
+        consoleAccess: false,
+        groups: [],
+        replicationUser: false,
+        password: 'seeded-password-1',
+        ...v,
+      },
+    });
+  }
+
+  /** The MQ calls (not GetSecretValue) recorded from position `from` on, optionally of one operation. */
+  mqCalls(from = 0, operation?: MqOperation): CallRecord[] {
+    return this.calls
+      .slice(from)
+      .filter((c) => c.operation !== 'GetSecretValue' && (operation === undefined || c.operation === operation));
   }
 
   // ---- secrets ----
@@ -401,18 +488,27 @@ export class FakeMq {
       this.faultsInjected++;
       call.fault = injection.fault;
       if (injection.delayMs) await this.sleep(injection.delayMs);
-      switch (injection.fault) {
-        case 'hang':
-          return; // stop() closes the socket
-        case 'drop':
-          req.socket.destroy();
-          return;
-        case 'lostResponse':
-          this.execute(route).catch(() => undefined);
-          req.socket.destroy();
-          return;
-        default:
-          return this.send(res, call, route, this.faultError(route.protocol, injection.fault));
+      try {
+        switch (injection.fault) {
+          case 'hang':
+            return; // stop() closes the socket
+          case 'drop':
+            req.socket.destroy();
+            return;
+          case 'lostResponse':
+            await this.execute(route).catch(() => undefined);
+            req.socket.destroy();
+            return;
+          case 'slow':
+            return this.send(res, call, route, await this.execute(route));
+          case 'internalAfterWrite':
+            await this.execute(route).catch(() => undefined);
+            return this.send(res, call, route, this.faultError(route.protocol, 'internal'));
+          default:
+            return this.send(res, call, route, this.faultError(route.protocol, injection.fault));
+        }
+      } finally {
+        injection.then?.();
       }
     }
     this.send(res, call, route, await this.execute(route));
@@ -448,7 +544,15 @@ export class FakeMq {
   }
 
   private record({ operation, brokerId, username, secretId, input }: Route): CallRecord {
-    const call: CallRecord = { operation, brokerId, username, secretId, input };
+    const call: CallRecord = {
+      operation,
+      brokerId,
+      username,
+      secretId,
+      input,
+      index: this.calls.length,
+      at: Date.now(),
+    };
     this.calls.push(call);
     return call;
   }
@@ -579,10 +683,22 @@ export class FakeMq {
     if (b.state !== 'RUNNING') {
       throw badRequest(`Broker [${b.id}] can only be rebooted when RUNNING; it is ${b.state}.`, 'broker-id');
     }
-    b.state = 'REBOOT_IN_PROGRESS';
     b.reboots++;
-    if (this.rebootDelayMs !== 'never') {
-      b.rebootTimer = setTimeout(() => this.brokers.get(b.id) === b && this.finishReboot(b.id), this.rebootDelayMs);
+    // Asked again while it still says RUNNING: accepted, and still one reboot.
+    if (b.rebootRequested) return {};
+    const start = () => {
+      if (this.brokers.get(b.id) !== b) return;
+      b.rebootRequested = false;
+      b.state = 'REBOOT_IN_PROGRESS';
+      if (this.rebootDelayMs !== 'never') {
+        b.rebootTimer = setTimeout(() => this.brokers.get(b.id) === b && this.finishReboot(b.id), this.rebootDelayMs);
+      }
+    };
+    if (this.rebootStartsAfterMs > 0) {
+      b.rebootRequested = true;
+      b.rebootTimer = setTimeout(start, this.rebootStartsAfterMs);
+    } else {
+      start();
     }
     return {};
   }
@@ -604,6 +720,14 @@ export class FakeMq {
       throw badRequest(`Broker [${b.id}] is ${b.state}; users can only be managed while it is RUNNING.`, 'broker-id');
     }
     if (op === 'ListUsers') return this.listUsers(b, input);
+    if (WRITES.has(op) && this.writeConflictWindowMs > 0) {
+      const now = Date.now();
+      if (b.lastWriteAt !== undefined && now - b.lastWriteAt < this.writeConflictWindowMs) {
+        this.concurrencyConflicts++;
+        throw conflict('The request conflicts with another request in progress. Retrying might resolve it.');
+      }
+      b.lastWriteAt = now;
+    }
     const user = b.users.get(username);
     if (op === 'CreateUser') return this.createUser(b, username, user, input);
     if (!user)
@@ -633,8 +757,7 @@ export class FakeMq {
           }),
         };
       case 'UpdateUser': {
-        // Not documented; a conflict is the answer least likely to hide a handler bug.
-        if (pending?.change === 'DELETE') throw conflict(`User [${username}] is pending deletion.`, 'username');
+        if (pending?.change === 'DELETE') return this.updatePendingDelete(user, input);
         const current = pending ?? user.applied!;
         // Omitted fields keep their value: undocumented, which is why the handler must always send them all.
         const next: UserValues = {
@@ -649,11 +772,33 @@ export class FakeMq {
       }
       case 'DeleteUser':
         // Even a pending CREATE stays listed, as pending DELETE, until the reboot.
+        if (pending?.change !== 'DELETE') {
+          const held = pending ?? user.applied;
+          if (held) this.beforeDelete.set(user, values(held));
+        }
         user.pending = { change: 'DELETE' };
         return {};
       default:
         throw new Error(`unhandled ${op}`);
     }
+  }
+
+  /** UpdateUser on a user pending DELETE: undocumented, so `updateOnPendingDelete` decides. */
+  private updatePendingDelete(user: UserState, input: Record<string, unknown>): object {
+    if (this.updateOnPendingDelete === 'conflict') {
+      throw conflict(`User [${user.username}] is pending deletion.`, 'username');
+    }
+    const current = user.applied ?? this.beforeDelete.get(user);
+    const next: UserValues = {
+      consoleAccess: (input.consoleAccess as boolean | undefined) ?? current?.consoleAccess ?? false,
+      groups: (input.groups as string[] | undefined) ?? current?.groups ?? [],
+      replicationUser: (input.replicationUser as boolean | undefined) ?? current?.replicationUser ?? false,
+      password: (input.password as string | undefined) ?? current?.password ?? '',
+    };
+    validate(next);
+    // 'keepDelete': accepted, and the deletion still happens at the next reboot.
+    if (this.updateOnPendingDelete === 'revive') user.pending = { change: user.applied ? 'UPDATE' : 'CREATE', ...next };
+    return {};
   }
 
   private createUser(b: Broker, username: string, user: UserState | undefined, input: Record<string, unknown>): object {
