@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { CustomResource, Duration, Lazy, Stack, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
+import { CustomResource, Duration, Lazy, Stack, Token, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { DeclaredUser, declareReboot } from './private/broker-registry';
 import { MQ_BROKER_REBOOT_RESOURCE_TYPE, type MqBrokerRebootResourceProperties } from './private/handler-props';
@@ -11,16 +11,18 @@ export interface MqBrokerRebootProps {
   readonly broker: amazonmq.IBrokerRef;
 
   /**
-   * How long the broker may take to return to RUNNING with the users' changes applied before the deploy
-   * fails. A reboot takes about five minutes; at most 110 minutes.
+   * How long the broker may take to return to RUNNING with the users' changes applied before the deploy fails.
+   *
+   * 1 to 110 minutes. A reboot takes about five minutes.
    *
    * @default Duration.minutes(15)
    */
   readonly timeout?: Duration;
 
   /**
-   * Any value; change it to reboot on the next deploy even when no user changed, for example to apply the
-   * deletion of a removed or renamed user now.
+   * A value whose change reboots the broker on the next deploy, even when no user changed.
+   *
+   * Any string. Bump it for example to apply the deletion of a removed or renamed user now.
    *
    * @default - reboots only when a covered user changed
    */
@@ -31,8 +33,10 @@ export interface MqBrokerRebootProps {
 const MAX_TIMEOUT = Duration.minutes(110);
 
 /**
- * Opts a broker in to applying user changes within the deploy: after this stack's MqUsers of `broker` were
- * created, changed or removed, the broker is rebooted once and the deploy waits until it is RUNNING again.
+ * Opts a broker in to applying user changes within the deploy.
+ *
+ * After this stack's MqUsers of `broker` were created or changed, the broker is rebooted once and the deploy
+ * waits until it is RUNNING again with their changes applied.
  *
  * A reboot applies every pending change of the broker, not only users: configuration revisions, engine
  * upgrades, instance changes. A single-instance broker is offline for about five minutes. Users removed or
@@ -40,7 +44,7 @@ const MAX_TIMEOUT = Duration.minutes(110);
  * at the next reboot (bump `revision` to reboot again). No reboot happens during a stack rollback.
  */
 export class MqBrokerReboot extends Construct {
-  /** The usernames this reboot covers, known at synth time (tokens stay tokens). */
+  /** The users this reboot covers, in a stable order (see `coverageOrder`). */
   private covered: DeclaredUser[] = [];
 
   constructor(scope: Construct, id: string, props: MqBrokerRebootProps) {
@@ -49,14 +53,18 @@ export class MqBrokerReboot extends Construct {
     if (!timeout.isUnresolved() && (timeout.toSeconds() < 60 || timeout.toSeconds() > MAX_TIMEOUT.toSeconds())) {
       throw new Error(
         `MqBrokerReboot ${this.node.path}: timeout ${timeout.toHumanString()} must be 1 to 110 minutes ` +
-          '(a reboot takes about five minutes; the Provider framework waits two hours at most)',
+          '(a reboot takes about five minutes; the Provider framework waits two hours at most): pass a timeout ' +
+          'in that range',
       );
     }
     const stack = Stack.of(this);
     const properties: MqBrokerRebootResourceProperties = {
       BrokerId: props.broker.brokerRef.brokerId,
-      Usernames: Lazy.list({ produce: () => this.covered.map((user) => user.username).sort() }),
+      Usernames: Lazy.list({ produce: () => this.covered.map((user) => user.username) }),
       UsersDigest: Lazy.string({ produce: () => usersDigest(stack, this.covered) }),
+      // Values that resolve only at deploy time (a parameter, an SSM value, a replaced secret) reach the reboot
+      // through each user's digest of its resolved state.
+      UserStates: Lazy.list({ produce: () => this.covered.map((user) => user.stateDigest) }),
       Revision: props.revision,
       TimeoutSeconds: timeout.toSeconds(),
     };
@@ -68,16 +76,28 @@ export class MqBrokerReboot extends Construct {
     });
     resource.node.addDependency(provider.allowReboot(props.broker));
     declareReboot(this, props.broker, {
+      scope: this,
       cover: (users) => {
-        this.covered = users;
+        this.covered = [...users].sort(coverageOrder);
         for (const user of users) resource.node.addDependency(user.resource);
       },
     });
   }
 }
 
-/** Changes exactly when a covered user's desired state changes; not with construct order or group order. */
+/**
+ * Changes exactly when a covered user's desired state, as far as it reaches the broker, changes: not with
+ * construct order or group order, and not with `adoptExisting` (how a user is taken over, not what it holds).
+ */
 function usersDigest(stack: Stack, users: DeclaredUser[]): string {
-  const states = users.map((user) => JSON.stringify(stack.resolve(user.properties))).sort();
+  const states = users
+    .map((user) => JSON.stringify(stack.resolve({ ...user.properties, AdoptExisting: undefined })))
+    .sort();
   return createHash('sha256').update(JSON.stringify(states)).digest('hex').slice(0, 32);
+}
+
+/** Literal usernames first, sorted; then usernames that are tokens, by the construct path of their MqUser. */
+function coverageOrder(a: DeclaredUser, b: DeclaredUser): number {
+  const key = (user: DeclaredUser) => (Token.isUnresolved(user.username) ? `1 ${user.path}` : `0 ${user.username}`);
+  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-import { Fn, Resource, Stack, Token, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
+import { Annotations, Fn, Resource, Stack, Token, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 
 // arn:${Partition}:mq:${Region}:${Account}:broker:${BrokerName}:${BrokerId}
@@ -6,8 +6,10 @@ const BROKER_ARN = /^arn:[a-z0-9-]+:mq:([a-z0-9-]+):(\d{12}):broker:[A-Za-z0-9_-
 const BROKER_ARN_FORMAT = 'arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>';
 
 /**
- * Brokers that MqUser can manage users on. Any `aws_amazonmq.IBrokerRef` works (a `CfnBroker` is one);
- * this class imports a broker that lives outside the app.
+ * Imports brokers that MqUser can manage users on.
+ *
+ * Any `aws_amazonmq.IBrokerRef` works (a `CfnBroker` is one); this class imports a broker by its ARN: one that
+ * lives outside the app, or one that another construct library models without implementing `IBrokerRef`.
  */
 export class MqBroker {
   /**
@@ -15,7 +17,8 @@ export class MqBroker {
    *
    * The broker ID is the ARN's eighth colon-separated field, also when the ARN is a token
    * (`Fn::Select` 7 of `Fn::Split`). A literal ARN must be a broker ARN of the stack's own account and
-   * region: the handler calls the Amazon MQ API of the region it is deployed to.
+   * region: the handler calls the Amazon MQ API of the region it is deployed to. In a stack without an
+   * explicit account or region, a literal ARN adds the warning `cdk-mq-user:brokerArnEnvironment`.
    *
    * @param scope the scope of the imported broker
    * @param id the construct id of the imported broker
@@ -41,22 +44,40 @@ class ImportedBroker extends Resource implements amazonmq.IBrokerRef {
 }
 
 function parseBrokerId(scope: Construct, brokerArn: string): string {
+  const path = scope.node.path;
   const match = BROKER_ARN.exec(brokerArn);
   if (!match) {
-    throw new Error(`brokerArn "${brokerArn}" is not an Amazon MQ broker ARN: expected ${BROKER_ARN_FORMAT}`);
+    throw new Error(
+      `MqBroker.fromBrokerArn ${path}: brokerArn "${brokerArn}" is not an Amazon MQ broker ARN: expected ` +
+        `${BROKER_ARN_FORMAT} (the broker's Arn attribute, or the ARN in the Amazon MQ console)`,
+    );
   }
   const [, region, account, brokerId] = match;
   const stack = Stack.of(scope);
+  const fix =
+    "MqUser manages users of brokers in its own stack's account and region only: declare the MqUser in a stack of the broker's account and region";
   if (!Token.isUnresolved(stack.account) && stack.account !== account) {
     throw new Error(
-      `brokerArn "${brokerArn}" is in account ${account} but stack ${stack.stackName} deploys to account ${stack.account}: ` +
-        "MqUser manages users of brokers in its own stack's account and region only",
+      `MqBroker.fromBrokerArn ${path}: brokerArn "${brokerArn}" is in account ${account} but stack ${stack.stackName} ` +
+        `deploys to account ${stack.account}: ${fix}`,
     );
   }
   if (!Token.isUnresolved(stack.region) && stack.region !== region) {
     throw new Error(
-      `brokerArn "${brokerArn}" is in region ${region} but stack ${stack.stackName} deploys to region ${stack.region}: ` +
-        "MqUser manages users of brokers in its own stack's account and region only",
+      `MqBroker.fromBrokerArn ${path}: brokerArn "${brokerArn}" is in region ${region} but stack ${stack.stackName} ` +
+        `deploys to region ${stack.region}: ${fix}`,
+    );
+  }
+  const unknown = [
+    Token.isUnresolved(stack.account) ? `account ${account}` : undefined,
+    Token.isUnresolved(stack.region) ? `region ${region}` : undefined,
+  ].filter((part) => part !== undefined);
+  if (unknown.length > 0) {
+    Annotations.of(scope).addWarningV2(
+      'cdk-mq-user:brokerArnEnvironment',
+      `brokerArn "${brokerArn}" is in ${unknown.join(' and ')}, but stack ${stack.stackName} does not say where it ` +
+        'deploys (no env): deployed anywhere else, its MqUsers fail (the handler calls Amazon MQ in its own account ' +
+        `and region). Set the stack's env to the broker's ${unknown.join(' and ')}, or pass the ARN as a parameter.`,
     );
   }
   return brokerId;

@@ -1,6 +1,8 @@
 import {
   Aws,
   Duration,
+  Lazy,
+  Resource,
   Stack,
   Tags,
   Token,
@@ -20,16 +22,19 @@ import {
   acknowledgeNag,
   functionVersionsFinding,
 } from './private/acknowledge';
-import { BROKERS_OF_ACCOUNT, describeOwnStack, handlerFunction, lambdaRole, logRetention } from './private/functions';
+import { BROKERS_OF_ACCOUNT, grantOwnStack, handlerFunction, lambdaRole, logRetention } from './private/functions';
 
 /**
- * Settings of the Lambda functions that manage a stack's MqUsers. Give them through
- * `MqUserProvider.getOrCreate(stack, props)` before the stack's first MqUser.
+ * Settings of the Lambda functions that manage a stack's MqUsers.
+ *
+ * Give them through `MqUserProvider.getOrCreate(stack, props)` before the stack's first MqUser.
  */
 export interface MqUserProviderProps {
   /**
-   * The longest one user's create, update or delete may take, retries included. The handler gives up with a
-   * clear reason a few seconds before it.
+   * The longest one user's create, update or delete may take, retries included: 30 seconds to 14 minutes.
+   *
+   * The handler gives up with a clear reason a few seconds before it. The Provider framework's own function
+   * stops at 15 minutes, so ours must answer before it.
    *
    * @default Duration.minutes(5)
    */
@@ -43,8 +48,9 @@ export interface MqUserProviderProps {
   readonly logRetention?: logs.RetentionDays;
 
   /**
-   * The VPC to run the functions in, for accounts that require Lambda functions in a VPC. They need a route
-   * to the Amazon MQ, Secrets Manager and CloudFormation APIs (NAT or interface endpoints).
+   * The VPC to run the functions in, for accounts that require Lambda functions in a VPC.
+   *
+   * They need a route to the Amazon MQ, Secrets Manager and CloudFormation APIs (NAT or interface endpoints).
    *
    * @default - not in a VPC
    */
@@ -76,15 +82,22 @@ const GENERATED_SECRET_TAG = 'cdk-mq-user:stack-id';
 // resolves at deploy time: 160 characters covers a CloudFormation-generated secret name with room to spare.
 const MANAGED_POLICY_BUDGET = 6_144 - 400;
 const TOKEN_ARN_ESTIMATE = 160;
+// The kms:Decrypt statement's fixed part (action, conditions), counted once per policy.
+const KMS_STATEMENT_SIZE = 250;
 
 /**
- * The Lambda functions behind every MqUser of one stack: a `custom_resources.Provider` around the
- * cdk-mq-user handler. One per stack, whatever the number of users and brokers.
+ * The Lambda functions behind every MqUser of one stack.
+ *
+ * A `custom_resources.Provider` around the cdk-mq-user handler: one per stack, whatever the number of users
+ * and brokers. Whoever may invoke these functions can manage any user of any broker of the account and region
+ * (README, "Security"): grant `lambda:InvokeFunction` on them to no one, and never share the service token.
  */
 export class MqUserProvider extends Construct {
   /**
-   * The provider of `scope`'s stack, created on first use. Pass `props` to configure it; that must happen
-   * before the stack's first MqUser, which creates the provider with default settings.
+   * Returns the provider of `scope`'s stack, and creates it on first use.
+   *
+   * Pass `props` to configure it; that must happen before the stack's first MqUser, which creates the
+   * provider with default settings.
    *
    * @param scope any construct of the stack
    * @param props settings of the functions
@@ -95,8 +108,9 @@ export class MqUserProvider extends Construct {
     if (existing instanceof MqUserProvider) {
       if (props !== undefined) {
         throw new Error(
-          `the MqUserProvider of stack ${stack.stackName} already exists (the stack's first MqUser or MqBrokerReboot ` +
-            'made it): call MqUserProvider.getOrCreate(stack, props) before them to configure it',
+          `MqUserProvider ${existing.node.path}: the MqUserProvider of stack ${stack.stackName} already exists (the ` +
+            "stack's first MqUser or MqBrokerReboot made it): call MqUserProvider.getOrCreate(stack, props) before " +
+            'them to configure it',
         );
       }
       return existing;
@@ -104,13 +118,22 @@ export class MqUserProvider extends Construct {
     return new MqUserProvider(stack, PROVIDER_ID, props ?? {});
   }
 
-  /** The service token of `Custom::MqUser` resources. */
+  /**
+   * The service token of `Custom::MqUser` resources.
+   *
+   * Never hand it to another stack: its resources would run with this provider's permissions.
+   */
   public readonly serviceToken: string;
 
-  /** The function that calls Amazon MQ. */
+  /** The function that calls Amazon MQ, which refuses events of other stacks. */
   public readonly handler: lambda.IFunction;
 
-  /** The role of the function that calls Amazon MQ. */
+  /**
+   * The role of the function that calls Amazon MQ.
+   *
+   * Add to it what your own customizations need; cdk-mq-user acknowledges cdk-nag findings of its own
+   * statements only, so a statement you add is checked like any other.
+   */
   public readonly handlerRole: iam.IRole;
 
   /**
@@ -122,28 +145,32 @@ export class MqUserProvider extends Construct {
 
   private generatedSecretsGrant?: IDependable;
   private readonly suppliedSecretGrants = new Map<string, IDependable>();
-  private readonly secretPolicies: Array<{ policy: iam.ManagedPolicy; statement: iam.PolicyStatement; size: number }> =
-    [];
+  private readonly secretPolicies: SecretsPolicy[] = [];
 
   private constructor(scope: Construct, id: string, props: MqUserProviderProps) {
     super(scope, id);
     const timeout = props.timeout;
     // The Provider framework's own function gives up after 15 minutes: ours must answer before it.
     if (timeout && !timeout.isUnresolved() && (timeout.toSeconds() < 30 || timeout.toSeconds() > 14 * 60)) {
-      throw new Error(`MqUserProvider timeout ${timeout.toHumanString()} must be 30 seconds to 14 minutes`);
+      throw new Error(
+        `MqUserProvider ${this.node.path}: timeout ${timeout.toHumanString()} must be 30 seconds to 14 minutes ` +
+          "(the Provider framework's own function stops at 15 minutes): pass a timeout in that range to " +
+          'MqUserProvider.getOrCreate',
+      );
     }
     this._settings = props;
     const retention = logRetention(props);
 
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
-    this.handlerRole = lambdaRole(this, 'HandlerRole', logGroup, props);
-    this.handlerRole.addToPrincipalPolicy(
+    const handlerRole = lambdaRole(this, 'HandlerRole', logGroup, props);
+    this.handlerRole = handlerRole;
+    handlerRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
         resources: [BROKERS_OF_ACCOUNT],
       }),
     );
-    this.handlerRole.addToPrincipalPolicy(describeOwnStack());
+    grantOwnStack(handlerRole, { listResources: true });
     this.handler = handlerFunction(this, 'Handler', {
       asset: 'mq-user-handler',
       handler: 'index.handler',
@@ -186,7 +213,9 @@ export class MqUserProvider extends Construct {
       acknowledgeNag(
         this.handlerRole,
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
-        "Only secrets tagged with this stack's ID (the condition); one statement for any number of generated secrets.",
+        "Only secretsmanager:GetSecretValue, only on secrets tagged cdk-mq-user:stack-id = this stack's ID (the " +
+          "condition): the stack's generated secrets, and a secret someone allowed to tag secrets tags so. One " +
+          'statement for any number of generated secrets.',
       );
     }
     this.generatedSecretsGrant ??= this.handlerRole.addToPrincipalPolicy(
@@ -209,22 +238,31 @@ export class MqUserProvider extends Construct {
     const granted = this.suppliedSecretGrants.get(key);
     if (granted) return granted;
 
-    const size = (Token.isUnresolved(arn) ? TOKEN_ARN_ESTIMATE : arn.length) + 3;
+    const foreignKey = secret.encryptionKey && !this.isOwnKey(secret.encryptionKey) ? secret.encryptionKey : undefined;
+    const keyArn = foreignKey ? this.foreignKeyArn(foreignKey) : undefined;
+    // IAM counts characters: the ARN in the secrets statement, and with a key from elsewhere the ARN again in
+    // the KMS condition, the key's ARN, and the KMS statement itself once per policy.
+    const arnSize = (Token.isUnresolved(arn) ? TOKEN_ARN_ESTIMATE : arn.length) + 3;
+    const keySize = keyArn ? (Token.isUnresolved(keyArn) ? TOKEN_ARN_ESTIMATE : keyArn.length) + 3 : 0;
+    const sizeIn = (policy: SecretsPolicy) =>
+      arnSize + (keyArn ? arnSize + keySize + (policy.kmsStatement ? 0 : KMS_STATEMENT_SIZE) : 0);
     let current = this.secretPolicies[this.secretPolicies.length - 1];
-    if (!current || current.size + size > MANAGED_POLICY_BUDGET) {
+    if (!current || current.size + sizeIn(current) > MANAGED_POLICY_BUDGET) {
       const statement = new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'] });
       const policy = new iam.ManagedPolicy(this, `SecretsPolicy${this.secretPolicies.length + 1}`, {
         description: `cdk-mq-user: the MqUser password secrets of stack ${Stack.of(this).stackName}`,
         statements: [statement],
         roles: [this.handlerRole],
       });
-      current = { policy, statement, size: 0 };
+      current = { policy, statement, size: 0, keyArns: new Set(), encryptedSecretArns: [] };
       this.secretPolicies.push(current);
     }
     current.statement.addResources(arn);
-    current.size += size;
-    if (secret.encryptionKey) {
-      // A customer-managed key: decrypt through Secrets Manager only.
+    current.size += sizeIn(current);
+    if (foreignKey && keyArn) {
+      this.grantForeignKeyDecrypt(current, keyArn, arn);
+    } else if (secret.encryptionKey) {
+      // A customer-managed key of this stack: its key policy names the role; decrypt through Secrets Manager only.
       secret.encryptionKey.grantDecrypt(
         new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.handlerRole),
       );
@@ -232,4 +270,66 @@ export class MqUserProvider extends Construct {
     this.suppliedSecretGrants.set(key, current.policy);
     return current.policy;
   }
+
+  /** A key made by this stack: its key policy can name the role without a cross-stack reference. */
+  private isOwnKey(key: kms.IKey): boolean {
+    return Resource.isOwnedResource(key) && Stack.of(key) === Stack.of(this);
+  }
+
+  /**
+   * What to name in the grant of a key from elsewhere: its ARN when that is a literal or a value of this stack
+   * (`Key.fromKeyArn`); the account's keys when it would be a reference to another stack. Such a reference is
+   * what made a key and secret of another stack a dependency cycle (that stack's key policy then named our role),
+   * and it would pin an export of the key's ARN in that stack.
+   */
+  private foreignKeyArn(key: kms.IKey): string {
+    if (!Token.isUnresolved(key.keyArn) || Stack.of(key) === Stack.of(this)) return key.keyArn;
+    const keysOfAccount = `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/*`;
+    return keysOfAccount;
+  }
+
+  /**
+   * `kms:Decrypt` through Secrets Manager only, for the secrets of `policy` only (Secrets Manager decrypts with
+   * the encryption context `SecretARN`): the principal's side of the grant. The key policy must let IAM
+   * policies of the account grant it (the default key policy does), or name the role; see the README.
+   */
+  private grantForeignKeyDecrypt(policy: SecretsPolicy, keyArn: string, secretArn: string): void {
+    if (!policy.kmsStatement) {
+      policy.kmsStatement = new iam.PolicyStatement({
+        actions: ['kms:Decrypt'],
+        conditions: {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+          StringLike: {
+            'kms:EncryptionContext:SecretARN': Lazy.list({ produce: () => policy.encryptedSecretArns }),
+          },
+        },
+      });
+      policy.policy.addStatements(policy.kmsStatement);
+    }
+    const resolvedKey = JSON.stringify(Stack.of(this).resolve(keyArn));
+    if (!policy.keyArns.has(resolvedKey)) {
+      policy.keyArns.add(resolvedKey);
+      policy.kmsStatement.addResources(keyArn);
+      if (Token.isUnresolved(keyArn) && keyArn.endsWith(':key/*')) {
+        acknowledgeNag(
+          policy.policy,
+          'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
+          'Only kms:Decrypt, only through Secrets Manager (kms:ViaService), only with the encryption context of ' +
+            "this policy's own secrets (kms:EncryptionContext:SecretARN): the keys of secrets from another stack, " +
+            'named without a cross-stack reference that would make a dependency cycle.',
+        );
+      }
+    }
+    policy.encryptedSecretArns.push(secretArn);
+  }
+}
+
+/** One managed policy of supplied secrets, with the KMS grant for the keys from elsewhere that encrypt them. */
+interface SecretsPolicy {
+  readonly policy: iam.ManagedPolicy;
+  readonly statement: iam.PolicyStatement;
+  size: number;
+  kmsStatement?: iam.PolicyStatement;
+  readonly keyArns: Set<string>;
+  readonly encryptedSecretArns: string[];
 }

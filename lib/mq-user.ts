@@ -19,20 +19,25 @@ import { normalizeGroups, validateUserProps } from './private/validate';
 /** Properties of an MqUser. */
 export interface MqUserProps {
   /**
-   * The Amazon MQ for ActiveMQ broker (simple authentication) that holds the user: a `CfnBroker`, or a
-   * broker from `MqBroker.fromBrokerArn`. Changing it replaces the user.
+   * The Amazon MQ for ActiveMQ broker (simple authentication) that holds the user.
+   *
+   * A `CfnBroker`, or a broker from `MqBroker.fromBrokerArn` (also the way to use a broker of another
+   * construct library: pass its ARN). Changing it replaces the user.
    */
   readonly broker: amazonmq.IBrokerRef;
 
   /**
-   * The username: 2 to 100 characters of A-Z a-z 0-9 - . _ ~. Amazon MQ asks for no personal data here
-   * (usernames reach logs). Changing it replaces the user.
+   * The name the user signs in with.
+   *
+   * 2 to 100 characters of `A-Z a-z 0-9 - . _ ~`, and not only dots. Amazon MQ asks for no personal data
+   * here (usernames reach logs). Changing it replaces the user.
    */
   readonly username: string;
 
   /**
-   * The ActiveMQ groups of the user: at most 20, each 2 to 100 characters of A-Z a-z 0-9 - . _ ~.
-   * Their order does not matter.
+   * The ActiveMQ groups of the user.
+   *
+   * At most 20, each 2 to 100 characters of `A-Z a-z 0-9 - . _ ~`. Their order and duplicates do not matter.
    *
    * @default - no groups
    */
@@ -55,8 +60,11 @@ export interface MqUserProps {
   readonly replicationUser?: boolean;
 
   /**
-   * The secret that holds the password: read by the handler at deploy time, never placed in the template.
-   * The password must be 12 to 250 characters with at least 4 distinct ones, and none of `,` `:` `=`.
+   * The secret that holds the password, read by the handler at deploy time and never placed in the template.
+   *
+   * The password must be 12 to 250 characters with at least 4 distinct ones, and none of `,` `:` `=`. A
+   * secret encrypted with a customer-managed KMS key needs a key policy that lets the handler's role decrypt
+   * through Secrets Manager (README, "Security").
    *
    * @default - a generated secret: JSON `{"username", "password"}`, 32 letters and digits
    */
@@ -70,17 +78,23 @@ export interface MqUserProps {
   readonly passwordField?: string;
 
   /**
-   * Any value; change it to make the next deploy read the secret again and set the password. CloudFormation
-   * cannot see a new value behind an unchanged secret ARN.
+   * A value whose change makes the next deploy read the secret again and set the password.
+   *
+   * Any string. CloudFormation cannot see a new value behind an unchanged secret ARN: bump it after changing
+   * the secret's value.
    *
    * @default - the password is set when the user is created, and when the secret or field changes
    */
   readonly passwordVersion?: string;
 
   /**
-   * Take over a user that already exists on the broker, converging it to this declaration (password
-   * included), instead of failing. The migration path for users created by hand, by the broker's own
-   * `users` list, or by an MqUser elsewhere that was retained.
+   * Whether to take over a user that already exists on the broker instead of failing.
+   *
+   * The existing user is converged to this declaration, password included. The migration path for users
+   * created by hand, by the broker's own `users` list, or by an MqUser elsewhere that was retained. The
+   * resource records that it adopted the user, so the rollback of the deploy that adopted it never deletes it;
+   * a user that did not exist is created and recorded as created, and that deploy's rollback removes it. The
+   * flag never reaches the broker: turning it off later writes nothing and reboots nothing.
    *
    * @default false
    */
@@ -88,7 +102,14 @@ export interface MqUserProps {
 
   /**
    * What happens to the user (and a generated secret) when the MqUser is removed from the stack or replaced.
-   * With `RemovalPolicy.RETAIN`, CloudFormation never asks the handler to delete it.
+   *
+   * - `DESTROY`: the user is deleted.
+   * - `RETAIN_ON_UPDATE_OR_DELETE` (CloudFormation's `RetainExceptOnCreate`): the user is kept, except when
+   *   the deploy that created it fails. Use it to move a user to another stack or construct.
+   * - `RETAIN`: the user is always kept, even after a failed first deploy; the user left behind then makes
+   *   every retry fail with "already exists" until an MqUser adopts it (`adoptExisting`).
+   *
+   * CloudFormation never asks the handler to delete a retained user.
    *
    * @default RemovalPolicy.DESTROY
    */
@@ -111,19 +132,28 @@ const GENERATED_PASSWORD_DIGEST = createHash('sha256')
  * Amazon MQ applies a user's creation, change or deletion at the broker's next reboot or maintenance window.
  */
 export class MqUser extends Construct {
-  /** The username; a token that makes its consumer depend on the user's creation. */
+  /**
+   * The username, as a token that makes its consumer depend on the user's creation.
+   *
+   * It resolves to `Fn::GetAtt` of the custom resource, not to the literal string.
+   */
   public readonly username: string;
 
-  /** The ID of the broker that holds the user. */
+  /**
+   * The ID of the broker that holds the user, as a token (`Fn::GetAtt` of the custom resource).
+   *
+   * It resolves at deploy time, not to the literal ID: compare or print `broker.brokerRef.brokerId` for that.
+   */
   public readonly brokerId: string;
 
-  /** The secret that holds the password: `passwordSecret`, or the generated one. */
+  /** The secret that holds the password, which is `passwordSecret` or the generated one. */
   public readonly secret: secretsmanager.ISecret;
 
   /**
-   * The user's pending change as the handler saw it right after its change (`CREATE`, `UPDATE`, `DELETE` or
-   * `NONE`; `UNKNOWN` when it could not read it): it takes effect at the broker's next reboot or maintenance
-   * window.
+   * The user's pending change as the handler saw it right after its change, as a token.
+   *
+   * `CREATE`, `UPDATE`, `DELETE` or `NONE`, known from what the handler read before writing; `UNKNOWN` after a
+   * rollback that left the user alone. It takes effect at the broker's next reboot or maintenance window.
    */
   public readonly pendingChange: string;
 
@@ -196,6 +226,9 @@ export class MqUser extends Construct {
       properties: { ...properties },
       removalPolicy,
     });
+    // What CDK users expect of `node.defaultChild`: the CloudFormation resource (for overrideLogicalId,
+    // addPropertyOverride, cfnOptions), not the CustomResource construct around it.
+    this.node.defaultChild = resource.node.defaultChild;
     provider._grantPasswordRead(resource, this.secret, generated);
     declareUser(props.broker, {
       username: props.username,
@@ -203,6 +236,7 @@ export class MqUser extends Construct {
       stack: Stack.of(this),
       resource,
       properties,
+      stateDigest: resource.getAttString('StateDigest'),
     });
 
     this.username = resource.getAttString('Username');

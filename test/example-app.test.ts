@@ -1,4 +1,4 @@
-import { execFileSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
@@ -7,6 +7,8 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
 
 const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const ROOT = path.join(__dirname, '..');
+const CDK_JSON = JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8'));
 
 describe('the example app', () => {
   test('declares users with groups, console access, a supplied and a generated secret, and no plaintext password', () => {
@@ -33,11 +35,11 @@ describe('the example app', () => {
     });
   });
 
-  test('synthesizes with `npx cdk synth`, offline and without an AWS account', () => {
+  test('synthesizes with `npx cdk synth`, offline, without an AWS account and without notices', () => {
     const out = mkdtempSync(path.join(tmpdir(), 'cdk-mq-user-synth-'));
     try {
-      execFileSync('npx', ['cdk', 'synth', '--quiet', '--output', out, '-c', `brokerArn=${BROKER_ARN}`], {
-        cwd: path.join(__dirname, '..'),
+      const synth = spawnSync('npx', ['cdk', 'synth', '--quiet', '--output', out, '-c', `brokerArn=${BROKER_ARN}`], {
+        cwd: ROOT,
         env: {
           ...process.env,
           AWS_ACCESS_KEY_ID: '',
@@ -45,16 +47,53 @@ describe('the example app', () => {
           AWS_PROFILE: '',
           AWS_EC2_METADATA_DISABLED: 'true',
         },
-        stdio: 'pipe',
+        encoding: 'utf8',
       });
+      expect(synth.status).toBe(0);
+      // With the flags `cdk init` writes, the CLI has nothing to say (it used to print "85 feature flags are
+      // not configured").
+      expect(synth.stderr).not.toMatch(/feature flag/i);
       const templates = readdirSync(out)
         .filter((f) => f.endsWith('.template.json'))
         .sort();
       expect(templates).toEqual(['MqUserExample.template.json', 'MqUserExistingBroker.template.json']);
       const example = JSON.parse(readFileSync(path.join(out, 'MqUserExample.template.json'), 'utf8'));
       expect(Object.values(example.Resources).filter((r: any) => r.Type === 'Custom::MqUser')).toHaveLength(3);
+      // The CLI's template is the example stack built with cdk.json's context: the flags are what changed it.
+      const withFlags = new App({ context: CDK_JSON.context, analyticsReporting: false });
+      const expected = Template.fromStack(new BrokerStack(withFlags, 'MqUserExample')).toJSON();
+      // What only the CLI adds: construct paths, asset locations, the version-reporting resource.
+      delete example.Resources.CDKMetadata;
+      delete example.Conditions;
+      for (const resource of Object.values<any>(example.Resources)) delete resource.Metadata;
+      expect(example).toEqual(expected);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 90_000);
+
+  test("ships every feature flag `cdk init` writes for the installed aws-cdk-lib, at `cdk init`'s value", () => {
+    const recommended = JSON.parse(
+      readFileSync(path.join(ROOT, 'node_modules', 'aws-cdk-lib', 'recommended-feature-flags.json'), 'utf8'),
+    );
+    expect(Object.keys(recommended).length).toBeGreaterThan(80);
+    for (const [flag, value] of Object.entries(recommended))
+      expect([flag, CDK_JSON.context[flag]]).toEqual([flag, value]);
+  });
+
+  test('the flags merge IAM statements (minimizePolicies) and leave the MqUser resources as they were', () => {
+    const plain = Template.fromStack(new BrokerStack(new App(), 'MqUserExample')).toJSON();
+    const flagged = Template.fromStack(
+      new BrokerStack(new App({ context: CDK_JSON.context }), 'MqUserExample'),
+    ).toJSON();
+    const ofType = (template: any, type: string) =>
+      Object.fromEntries(Object.entries(template.Resources).filter(([, r]: [string, any]) => r.Type === type));
+    expect(ofType(flagged, 'Custom::MqUser')).toEqual(ofType(plain, 'Custom::MqUser'));
+    expect(ofType(flagged, 'Custom::MqBrokerReboot')).toEqual(ofType(plain, 'Custom::MqBrokerReboot'));
+    expect(Object.keys(flagged.Resources).sort()).toEqual(Object.keys(plain.Resources).sort());
+    const statementCount = (template: any) =>
+      Object.values(ofType(template, 'AWS::IAM::Policy')).flatMap((p: any) => p.Properties.PolicyDocument.Statement)
+        .length;
+    expect(statementCount(flagged)).toBeLessThan(statementCount(plain));
+  });
 });

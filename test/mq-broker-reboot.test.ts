@@ -1,4 +1,12 @@
-import { App, Duration, Stack, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import {
+  App,
+  CfnParameter,
+  Duration,
+  NestedStack,
+  Stack,
+  aws_amazonmq as amazonmq,
+  aws_secretsmanager as secretsmanager,
+} from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 
@@ -143,6 +151,75 @@ describe('MqBrokerReboot', () => {
     test('does not change with the order of the groups', () => {
       expect(digest({ groups: ['b-group', 'a-group', 'a-group'] })).toBe(base);
     });
+
+    test('does not change with adoptExisting, which never reaches the broker', () => {
+      expect(digest({ adoptExisting: true })).toBe(base);
+    });
+  });
+
+  test("lists each covered user's deploy-time state digest, in the order of the usernames", () => {
+    const stack = newStack();
+    const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
+    const zed = new MqUser(stack, 'A', { broker, username: 'zed' });
+    const tokenB = new MqUser(stack, 'TokenB', { broker, username: new CfnParameter(stack, 'NameB').valueAsString });
+    const tokenA = new MqUser(stack, 'TokenA', { broker, username: new CfnParameter(stack, 'NameA').valueAsString });
+    const amy = new MqUser(stack, 'Z', { broker, username: 'amy' });
+    new MqBrokerReboot(stack, 'ApplyUsers', { broker });
+    const [, reboot] = rebootResources(Template.fromStack(stack))[0];
+    // Literal usernames sorted, then token usernames by construct path.
+    expect(reboot.Properties.Usernames).toEqual(['amy', 'zed', { Ref: 'NameA' }, { Ref: 'NameB' }]);
+    expect(reboot.Properties.UserStates).toEqual(
+      [amy, zed, tokenA, tokenB].map((user) => ({ 'Fn::GetAtt': [logicalIdOf(stack, user), 'StateDigest'] })),
+    );
+  });
+
+  test('warns, with a stable id, when the broker has no MqUser in the stack', () => {
+    const stack = newStack();
+    const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
+    new MqUser(stack, 'Elsewhere', { broker: MqBroker.fromBrokerArn(stack, 'Other', OTHER_ARN), username: 'other' });
+    new MqBrokerReboot(stack, 'ApplyUsers', { broker });
+    Annotations.fromStack(stack).hasWarning(
+      '/Stack/ApplyUsers',
+      Match.stringLikeRegexp(
+        'covers no user: stack Stack declares no MqUser of broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9.*' +
+          '\\[ack: cdk-mq-user:rebootWithoutUsers\\]',
+      ),
+    );
+
+    const covered = newStack();
+    const coveredBroker = MqBroker.fromBrokerArn(covered, 'Broker', BROKER_ARN);
+    new MqUser(covered, 'User', { broker: coveredBroker, username: 'orders-service' });
+    new MqBrokerReboot(covered, 'ApplyUsers', { broker: coveredBroker });
+    expect(Annotations.fromStack(covered).findWarning('*', Match.stringLikeRegexp('rebootWithoutUsers'))).toEqual([]);
+  });
+
+  test("tells its functions their stack's ID and lets them read the stack's status, and in a nested stack the root's", () => {
+    const root = newStack(new App(), 'Root');
+    const nested = new NestedStack(root, 'Users');
+    const broker = MqBroker.fromBrokerArn(nested, 'Broker', BROKER_ARN);
+    new MqUser(nested, 'User', { broker, username: 'orders-service' });
+    new MqBrokerReboot(nested, 'ApplyUsers', { broker });
+    const template = Template.fromStack(nested);
+    for (const handler of ['index.onEvent', 'index.isComplete']) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Handler: handler,
+        Environment: { Variables: { CDK_MQ_USER_STACK_ID: { Ref: 'AWS::StackId' } } },
+      });
+    }
+    const rebootPolicies = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.startsWith('CdkMqUserRebootProviderHandlerRole'))
+      .flatMap(
+        ([, p]) => (p as { Properties: { PolicyDocument: { Statement: any[] } } }).Properties.PolicyDocument.Statement,
+      )
+      .filter((statement) => JSON.stringify(statement.Action).includes('cloudformation:'));
+    expect(rebootPolicies).toEqual([
+      { Action: 'cloudformation:DescribeStacks', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } },
+      {
+        Action: 'cloudformation:DescribeStacks',
+        Effect: 'Allow',
+        Resource: { 'Fn::Join': ['', expect.arrayContaining([':stack/Root/*'])] },
+      },
+    ]);
   });
 
   test('fails when a broker gets a second reboot in one stack', () => {
@@ -150,7 +227,8 @@ describe('MqBrokerReboot', () => {
     const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
     new MqBrokerReboot(stack, 'First', { broker });
     expect(() => new MqBrokerReboot(stack, 'Second', { broker })).toThrow(
-      'broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 already has an MqBrokerReboot in stack Stack: declare one per broker per stack',
+      'MqBrokerReboot Stack/Second: broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 already has an MqBrokerReboot in ' +
+        "stack Stack (Stack/First): declare one per broker per stack, it covers all the stack's MqUsers of that broker",
     );
   });
 

@@ -1,12 +1,15 @@
 import {
   App,
   CfnParameter,
+  CfnResource,
   Duration,
+  NestedStack,
   RemovalPolicy,
   SecretValue,
   Stack,
   aws_amazonmq as amazonmq,
   aws_ec2 as ec2,
+  aws_kms as kms,
   aws_logs as logs,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
@@ -146,16 +149,34 @@ describe('the custom resource', () => {
   });
 
   test.each([
-    [undefined, 'Delete'],
-    [RemovalPolicy.DESTROY, 'Delete'],
-    [RemovalPolicy.RETAIN, 'Retain'],
-  ])('applies removalPolicy %s to the user and its generated secret', (removalPolicy, expected) => {
+    [undefined, 'Delete', 'Delete'],
+    [RemovalPolicy.DESTROY, 'Delete', 'Delete'],
+    [RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, 'RetainExceptOnCreate', 'Retain'],
+    [RemovalPolicy.RETAIN, 'Retain', 'Retain'],
+  ])('applies removalPolicy %s to the user and its generated secret', (removalPolicy, deletion, replace) => {
     const stack = newStack();
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', removalPolicy });
     const template = Template.fromStack(stack);
     for (const type of ['Custom::MqUser', 'AWS::SecretsManager::Secret']) {
-      template.hasResource(type, { DeletionPolicy: expected, UpdateReplacePolicy: expected });
+      template.hasResource(type, { DeletionPolicy: deletion, UpdateReplacePolicy: replace });
     }
+  });
+
+  test('makes the CloudFormation resource its default child, so that overrideLogicalId works', () => {
+    const stack = newStack();
+    const user = new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
+    expect(user.node.defaultChild).toBeInstanceOf(CfnResource);
+    (user.node.defaultChild as CfnResource).overrideLogicalId('OldLogicalId');
+    expect(Template.fromStack(stack).toJSON().Resources.OldLogicalId.Type).toBe('Custom::MqUser');
+  });
+
+  test('exposes the broker ID as a token of the custom resource, not as the literal ID', () => {
+    const stack = newStack();
+    const user = new MqUser(stack, 'User', {
+      broker: MqBroker.fromBrokerArn(stack, 'B', BROKER_ARN),
+      username: 'orders-service',
+    });
+    expect(stack.resolve(user.brokerId)).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^User/), 'BrokerId'] });
   });
 });
 
@@ -193,9 +214,37 @@ describe('MqBroker.fromBrokerArn', () => {
       BROKER_ARN.replace(REGION, 'eu-west-1'),
       'is in region eu-west-1 but stack Stack deploys to region us-east-1',
     ],
-  ])('fails for %s', (_case, arn, message) => {
+  ])('fails for %s, naming the construct path and the fix', (_case, arn, message) => {
     const stack = newStack();
-    expect(() => MqBroker.fromBrokerArn(stack, 'B', arn)).toThrow(message);
+    expect(() => MqBroker.fromBrokerArn(stack, 'B', arn)).toThrow(`MqBroker.fromBrokerArn Stack/B: brokerArn "${arn}"`);
+    expect(() => MqBroker.fromBrokerArn(stack, 'B2', arn)).toThrow(message);
+  });
+
+  test('warns, with a stable id, when a literal ARN meets a stack that does not say where it deploys', () => {
+    const stack = new Stack(new App(), 'Agnostic');
+    // A user on the broker, as in real use (an empty stack would also fail the built-in template validation).
+    new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'B', BROKER_ARN), username: 'orders-service' });
+    Annotations.fromStack(stack).hasWarning(
+      '/Agnostic/B',
+      Match.stringLikeRegexp(
+        `brokerArn "${BROKER_ARN}" is in account ${ACCOUNT} and region ${REGION}, but stack Agnostic does not say ` +
+          'where it deploys.*\\[ack: cdk-mq-user:brokerArnEnvironment\\]',
+      ),
+    );
+  });
+
+  test("does not warn when the stack deploys to the broker's account and region, or the ARN is a token", () => {
+    const stack = newStack();
+    new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'B', BROKER_ARN), username: 'orders-service' });
+    const agnostic = new Stack(new App(), 'Agnostic');
+    const tokenArn = new CfnParameter(agnostic, 'BrokerArn').valueAsString;
+    new MqUser(agnostic, 'User', {
+      broker: MqBroker.fromBrokerArn(agnostic, 'B', tokenArn),
+      username: 'orders-service',
+    });
+    for (const s of [stack, agnostic]) {
+      expect(Annotations.fromStack(s).findWarning('*', Match.stringLikeRegexp('brokerArnEnvironment'))).toEqual([]);
+    }
   });
 });
 
@@ -310,20 +359,182 @@ describe('the provider', () => {
     expect(eniGrants).toHaveLength(2);
     for (const role of resourcesOfType(template, 'AWS::IAM::Role'))
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    // In a policy of its own (so that its acknowledgement covers nothing else), which each function waits for:
+    // Lambda checks the permission when it creates a function in a VPC.
+    const eniPolicies = Object.keys(template.findResources('AWS::IAM::Policy')).filter((id) =>
+      id.includes('NetworkInterfacesPolicy'),
+    );
+    expect(eniPolicies).toHaveLength(2);
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function')) as Array<{ DependsOn: string[] }>) {
+      expect(fn.DependsOn.filter((dep) => eniPolicies.includes(dep))).toHaveLength(1);
+    }
   });
 
   test.each([Duration.seconds(10), Duration.minutes(15)])('fails for a handler timeout of %s', (timeout) => {
     expect(() => MqUserProvider.getOrCreate(newStack(), { timeout })).toThrow(
-      /timeout .* must be 30 seconds to 14 minutes/,
+      /^MqUserProvider Stack\/CdkMqUserProvider: timeout .* must be 30 seconds to 14 minutes .*: pass a timeout in that range/,
     );
+  });
+
+  test.each([Duration.seconds(30), Duration.minutes(14)])('accepts a handler timeout of %s', (timeout) => {
+    const stack = newStack();
+    MqUserProvider.getOrCreate(stack, { timeout });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Timeout: timeout.toSeconds(),
+    });
   });
 
   test('fails when configured after the first user', () => {
     const stack = newStack();
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service' });
     expect(() => MqUserProvider.getOrCreate(stack, { timeout: Duration.minutes(2) })).toThrow(
-      "the MqUserProvider of stack Stack already exists (the stack's first MqUser or MqBrokerReboot made it): call MqUserProvider.getOrCreate(stack, props) before them to configure it",
+      "MqUserProvider Stack/CdkMqUserProvider: the MqUserProvider of stack Stack already exists (the stack's first MqUser or MqBrokerReboot made it): call MqUserProvider.getOrCreate(stack, props) before them to configure it",
     );
+  });
+
+  test("tells each function its own stack's ID, so that the handler can refuse other stacks' events", () => {
+    const template = build(1, 1);
+    const functions = resourcesOfType(template, 'AWS::Lambda::Function');
+    const ours = functions.filter((f) => f.Properties.Handler === 'index.handler');
+    expect(ours).toHaveLength(1);
+    expect(ours[0].Properties.Environment).toEqual({ Variables: { CDK_MQ_USER_STACK_ID: { Ref: 'AWS::StackId' } } });
+  });
+
+  test('lets the handler read the status and the resources of its own stack only', () => {
+    const template = build(1, 1);
+    const statements = resourcesOfType(template, 'AWS::IAM::Policy')
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s) => JSON.stringify(s.Action).includes('cloudformation:'));
+    expect(statements).toEqual([
+      {
+        Action: ['cloudformation:DescribeStacks', 'cloudformation:ListStackResources'],
+        Effect: 'Allow',
+        Resource: { Ref: 'AWS::StackId' },
+      },
+    ]);
+  });
+
+  test('in a nested stack, lets the handler also read the status of the root stack, by its name', () => {
+    const parent = newStack(new App(), 'Root');
+    const nested = new NestedStack(parent, 'Users');
+    new MqUser(nested, 'User', { broker: MqBroker.fromBrokerArn(nested, 'B', BROKER_ARN), username: 'orders-service' });
+    const statements = resourcesOfType(Template.fromStack(nested), 'AWS::IAM::Policy')
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s) => JSON.stringify(s.Action).includes('cloudformation:'));
+    expect(statements).toEqual([
+      {
+        Action: ['cloudformation:DescribeStacks', 'cloudformation:ListStackResources'],
+        Effect: 'Allow',
+        Resource: { Ref: 'AWS::StackId' },
+      },
+      {
+        Action: 'cloudformation:DescribeStacks',
+        Effect: 'Allow',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':cloudformation:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':stack/Root/*',
+            ],
+          ],
+        },
+      },
+    ]);
+  });
+});
+
+describe('customer-managed keys of supplied secrets', () => {
+  const KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+
+  function kmsStatements(template: Template) {
+    return [...resourcesOfType(template, 'AWS::IAM::ManagedPolicy'), ...resourcesOfType(template, 'AWS::IAM::Policy')]
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s) => JSON.stringify(s.Action).includes('kms:'));
+  }
+
+  test('grants kms:Decrypt on an imported key, through Secrets Manager and for that secret only', () => {
+    const stack = newStack();
+    const secretArn = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:team/orders-AbCdEf`;
+    const passwordSecret = secretsmanager.Secret.fromSecretAttributes(stack, 'Secret', {
+      secretCompleteArn: secretArn,
+      encryptionKey: kms.Key.fromKeyArn(stack, 'Key', KEY_ARN),
+    });
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', passwordSecret });
+    expect(kmsStatements(Template.fromStack(stack))).toEqual([
+      {
+        Action: 'kms:Decrypt',
+        Effect: 'Allow',
+        Resource: KEY_ARN,
+        Condition: {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` },
+          StringLike: { 'kms:EncryptionContext:SecretARN': [secretArn] },
+        },
+      },
+    ]);
+  });
+
+  test('grants a key and secret of another stack of the app without a dependency cycle', () => {
+    const app = new App();
+    const keys = newStack(app, 'Keys');
+    const passwordSecret = new secretsmanager.Secret(keys, 'Secret', { encryptionKey: new kms.Key(keys, 'Key') });
+    const users = newStack(app, 'Users');
+    new MqUser(users, 'User', {
+      broker: MqBroker.fromBrokerArn(users, 'B', BROKER_ARN),
+      username: 'orders-service',
+      passwordSecret,
+    });
+    expect(() => app.synth()).not.toThrow();
+    // The key stack does not reference the users' stack: no key policy names the handler role.
+    expect(JSON.stringify(Template.fromStack(keys).toJSON())).not.toContain('CdkMqUserProvider');
+    expect(kmsStatements(Template.fromStack(users))).toEqual([
+      {
+        Action: 'kms:Decrypt',
+        Effect: 'Allow',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':kms:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':key/*',
+            ],
+          ],
+        },
+        Condition: {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` },
+          StringLike: { 'kms:EncryptionContext:SecretARN': [{ 'Fn::ImportValue': expect.stringMatching(/^Keys:/) }] },
+        },
+      },
+    ]);
+  });
+
+  test('grants a key of its own stack in the key policy, through Secrets Manager only', () => {
+    const stack = newStack();
+    const passwordSecret = new secretsmanager.Secret(stack, 'Secret', { encryptionKey: new kms.Key(stack, 'Key') });
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', passwordSecret });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'kms:Decrypt',
+            Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` } },
+            Principal: { AWS: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CdkMqUserProviderHandlerRole'), 'Arn'] } },
+          }),
+        ]),
+      },
+    });
   });
 });
 
@@ -415,6 +626,12 @@ describe('validation', () => {
       'consoleAccess and replicationUser cannot both be true',
     ],
     ['passwordField comes without passwordSecret', { passwordField: 'pw' }, 'passwordField "pw" needs passwordSecret'],
+    [
+      'the username is two dots',
+      { username: '..' },
+      'MqUser Stack/User: username ".." must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~, and not only dots',
+    ],
+    ['the username is only dots', { username: '.....' }, 'username "....." must be 2 to 100 characters'],
   ])('fails when %s', (_case, props, message) => {
     const stack = newStack();
     expect(() => new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', ...props })).toThrow(
@@ -444,7 +661,28 @@ describe('validation', () => {
     new MqUser(a, 'User', { broker: MqBroker.fromBrokerArn(a, 'Shared', BROKER_ARN), username: 'orders-service' });
     new MqUser(b, 'User', { broker: MqBroker.fromBrokerArn(b, 'Shared', BROKER_ARN), username: 'orders-service' });
     expect(() => app.synth()).toThrow(
-      'username "orders-service" is declared twice on broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 (A/User and B/User): a broker has one user per username',
+      '[B/User] username "orders-service" is declared twice on broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 (A/User and B/User): a broker has one user per username; remove one of the two MqUsers or give it another username',
+    );
+  });
+
+  test('accepts usernames with dots that are not only dots', () => {
+    const stack = newStack();
+    new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders.service.' });
+    new MqUser(stack, 'Dots', { broker: activeMq(stack, 'B2'), username: '.~' });
+    Template.fromStack(stack).resourceCountIs('Custom::MqUser', 2);
+  });
+
+  test('warns, with a stable id, when one token username is used twice on a broker', () => {
+    const stack = newStack();
+    const broker = activeMq(stack);
+    const username = new CfnParameter(stack, 'Username').valueAsString;
+    new MqUser(stack, 'U1', { broker, username });
+    new MqUser(stack, 'U2', { broker, username });
+    new MqUser(stack, 'U3', { broker, username: new CfnParameter(stack, 'Other').valueAsString });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('sameTokenUsername'));
+    expect(warnings.map((w) => w.id)).toEqual(['/Stack/U2']);
+    expect(warnings[0].entry.data).toMatch(
+      /same deploy-time value as that of Stack\/U1 \(\{"Ref":"Username"\}\) on broker Stack\/Broker/,
     );
   });
 
@@ -479,7 +717,7 @@ describe('validation', () => {
     const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'Shared', 'shared');
     for (let i = 0; i < 250; i++) new MqUser(stack, `U${i}`, { broker, username: `user-${i}`, passwordSecret: secret });
     expect(() => Template.fromStack(stack)).toThrow(
-      "broker Stack/Broker would have 251 users (250 MqUsers and 1 in the broker's own users list); Amazon MQ allows at most 250 per broker",
+      "[Stack/Broker] broker Stack/Broker would have 251 users (250 MqUsers and 1 in the broker's own users list); Amazon MQ allows at most 250 per broker: move users to another broker",
     );
   });
 
@@ -506,7 +744,9 @@ describe('validation', () => {
           username: 'orders-service',
           removalPolicy: RemovalPolicy.SNAPSHOT,
         }),
-    ).toThrow('MqUser Stack/User: removalPolicy SNAPSHOT does not apply to a user: use DESTROY or RETAIN');
+    ).toThrow(
+      'MqUser Stack/User: removalPolicy SNAPSHOT does not apply to a user: use DESTROY, RETAIN_ON_UPDATE_OR_DELETE or RETAIN',
+    );
   });
 
   test('skips the checks that need a value hidden by a token', () => {

@@ -3,10 +3,13 @@ import { tmpdir } from 'os';
 import * as path from 'path';
 import {
   App,
+  NestedStack,
   Stack,
   Validations,
   aws_amazonmq as amazonmq,
   aws_ec2 as ec2,
+  aws_iam as iam,
+  aws_kms as kms,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider } from '../lib';
@@ -73,6 +76,27 @@ function vpcApp(app: App) {
   new MqBrokerReboot(stack, 'ApplyUsers', { broker });
 }
 
+/** A nested stack of users whose secrets and keys live in another stack: the grants this needs, checked too. */
+function nestedApp(app: App) {
+  const keys = new Stack(app, 'Keys');
+  const secret = new secretsmanager.Secret(keys, 'Secret', {
+    encryptionKey: new kms.Key(keys, 'Key', { enableKeyRotation: true }),
+  });
+  Validations.of(secret).acknowledge({ id: 'AwsSolutions::AwsSolutions-SMG4', reason: 'A test secret: no rotation.' });
+  const root = new Stack(app, 'Root');
+  const nested = new NestedStack(root, 'Users');
+  const broker = MqBroker.fromBrokerArn(nested, 'Broker', BROKER_ARN);
+  new MqUser(nested, 'User', { broker, username: 'nested-user', passwordSecret: secret });
+  new MqBrokerReboot(nested, 'ApplyUsers', { broker });
+}
+
+const suppressed = (report: Report) =>
+  report.pluginReports.flatMap((p) =>
+    (p.suppressedViolations ?? []).flatMap((v) =>
+      v.violatingConstructs.map((c) => ({ rule: v.ruleName, path: c.constructPath, reason: v.reason })),
+    ),
+  );
+
 describe('cdk-nag AwsSolutions', () => {
   test('finds nothing unacknowledged in the example app', () => {
     const { report, error } = validate(exampleApp, true);
@@ -84,6 +108,61 @@ describe('cdk-nag AwsSolutions', () => {
     const { report, error } = validate(vpcApp, true);
     expect(error).toBeUndefined();
     expect(findings(report)).toEqual([]);
+  });
+
+  test('finds nothing unacknowledged in a nested stack whose secret and key live in another stack', () => {
+    const { report, error } = validate(nestedApp, true);
+    expect(error).toBeUndefined();
+    expect(findings(report)).toEqual([]);
+  });
+
+  test("acknowledges Resource::* in a VPC only on the network-interface policies and the waiter's own role", () => {
+    const { report } = validate(vpcApp, true);
+    const wildcards = suppressed(report).filter((s) => s.rule.endsWith('[Resource::*]'));
+    expect(wildcards.length).toBeGreaterThan(0);
+    for (const { path } of wildcards) {
+      expect(path).toMatch(
+        /\/(HandlerRole|FrameworkRole|FrameworkOnEventRole|FrameworkWaiterRole)\/NetworkInterfacesPolicy\/Resource$|\/waiter-state-machine\//,
+      );
+    }
+    expect(wildcards.map((w) => w.path)).toContain(
+      'MqUserInVpc/CdkMqUserProvider/HandlerRole/NetworkInterfacesPolicy/Resource',
+    );
+  });
+
+  test.each([
+    ['in a VPC', true],
+    ['outside a VPC', false],
+  ])('still reports a Resource::* statement a user adds to the public handlerRole, %s', (_case, inVpc) => {
+    const { report } = validate((app) => {
+      const stack = new Stack(app, 'Custom');
+      if (inVpc) {
+        const vpc = new ec2.Vpc(stack, 'Vpc', {
+          natGateways: 0,
+          subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+        });
+        Validations.of(vpc).acknowledge({ id: 'AwsSolutions::AwsSolutions-VPC7', reason: 'A test VPC: no flow logs.' });
+        MqUserProvider.getOrCreate(stack, { vpc });
+      }
+      MqUserProvider.getOrCreate(stack).handlerRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['s3:ListAllMyBuckets'], resources: ['*'] }),
+      );
+      new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN), username: 'custom' });
+    }, true);
+    expect(findings(report)).toEqual([
+      'AwsSolutions AwsSolutions-IAM5[Resource::*] Custom/CdkMqUserProvider/HandlerRole/DefaultPolicy/Resource',
+    ]);
+  });
+
+  test('says in the acknowledgement of broker:* what the deputy risk is and how it is fenced', () => {
+    const { report } = validate(exampleApp, true);
+    const brokers = suppressed(report).filter((s) => s.rule.includes(':broker:*'));
+    expect(brokers.length).toBeGreaterThan(0);
+    for (const { reason } of brokers) {
+      expect(reason).toMatch(/confused deputy/);
+      expect(reason).toMatch(/refuses events whose StackId is not its own stack's/);
+      expect(reason).toMatch(/lambda:InvokeFunction/);
+    }
   });
 
   test('acknowledges only on our own constructs, each with a reason', () => {

@@ -33,8 +33,13 @@ export const BROKERS_FINDING =
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:mq:<AWS::Region>:<AWS::AccountId>:broker:*]';
 
 export const BROKERS_REASON =
-  'Users of every broker of the account and region: CloudFormation deletes replaced and removed users in its ' +
-  'cleanup phase, after this policy was updated, so naming only the current brokers would fail those deletes.';
+  'mq:CreateUser/UpdateUser/DeleteUser/DescribeUser/DescribeBroker on every broker of the account and region ' +
+  '(never another region or account): CloudFormation deletes replaced and removed users in its cleanup phase, after ' +
+  'this policy was updated, so naming only the current brokers would fail those deletes. The risk is a confused ' +
+  'deputy: whoever can invoke this function or the Provider framework function could manage any user there. ' +
+  "The fence: the handler refuses events whose StackId is not its own stack's, and no one else may get " +
+  'lambda:InvokeFunction on these functions or the service token (README, "Security").';
 
 export const INVOKE_REASON =
-  'The CDK Provider framework grants invoke on the function and its versions (`:*`); only this function.';
+  "The CDK Provider framework's grant to its own role: lambda:InvokeFunction on one function of this provider " +
+  'and its versions and aliases (`<arn>:*`), nothing else.';

@@ -11,10 +11,14 @@ export interface DeclaredUser {
   readonly resource: IConstruct;
   /** Its properties, tokens unresolved. */
   readonly properties: object;
+  /** `Fn::GetAtt <resource>.StateDigest`: the user's state as the handler resolved it at deploy time. */
+  readonly stateDigest: string;
 }
 
 /** What an `MqBrokerReboot` needs to learn at synth time: the users it covers. */
 export interface RebootDeclaration {
+  /** The `MqBrokerReboot`, for its annotations and messages. */
+  readonly scope: IConstruct;
   cover(users: DeclaredUser[]): void;
 }
 
@@ -25,43 +29,54 @@ interface BrokerUsers {
 
 // Per app (the root construct) and per stack, never global: WeakMaps let each App go with its registry.
 const appRegistries = new WeakMap<IConstruct, Map<string, BrokerUsers>>();
-const stackReboots = new WeakMap<Stack, Map<string, RebootDeclaration>>();
+const stackReboots = new WeakMap<Stack, Map<string, RebootDeclaration & { broker: amazonmq.IBrokerRef }>>();
 
 /**
- * Records an MqUser on its broker. At synth time the app fails if a broker gets one username twice, or more
- * users than Amazon MQ allows (counting the `CfnBroker`'s own `users`).
+ * Records an MqUser on its broker. At synth time the app fails if a broker gets one username twice (reported
+ * on the second MqUser), or more users than Amazon MQ allows, counting the `CfnBroker`'s own `users` (reported
+ * on the broker): each error names the construct it belongs to.
  */
 export function declareUser(broker: amazonmq.IBrokerRef, user: DeclaredUser): void {
   const brokers = appRegistry(user.resource.node.root);
   const key = brokerKey(broker);
-  const entry = brokers.get(key) ?? { broker, users: [] };
-  brokers.set(key, entry);
-  entry.users.push(user);
+  let entry = brokers.get(key);
+  if (!entry) {
+    const created: BrokerUsers = { broker, users: [] };
+    broker.node.addValidation({ validate: () => checkBrokerSize(created) });
+    brokers.set(key, created);
+    entry = created;
+  }
+  const declared = entry;
+  declared.users.push(user);
+  (user.resource.node.scope ?? user.resource).node.addValidation({
+    validate: () => checkUsernameOnce(declared, user),
+  });
   watchStack(user.stack);
 }
 
 /** Records the reboot opt-in of `broker` in `stack`: one per broker per stack. */
 export function declareReboot(scope: Construct, broker: amazonmq.IBrokerRef, reboot: RebootDeclaration): void {
   const stack = Stack.of(scope);
-  const reboots = stackReboots.get(stack) ?? new Map<string, RebootDeclaration>();
+  const reboots = stackReboots.get(stack) ?? new Map<string, RebootDeclaration & { broker: amazonmq.IBrokerRef }>();
   stackReboots.set(stack, reboots);
   const key = brokerKey(broker);
-  if (reboots.has(key)) {
+  const existing = reboots.get(key);
+  if (existing) {
     throw new Error(
-      `broker ${brokerLabel(broker)} already has an MqBrokerReboot in stack ${stack.stackName}: declare one per broker per stack`,
+      `MqBrokerReboot ${scope.node.path}: broker ${brokerLabel(broker)} already has an MqBrokerReboot in stack ` +
+        `${stack.stackName} (${existing.scope.node.path}): declare one per broker per stack, it covers all the ` +
+        "stack's MqUsers of that broker",
     );
   }
-  reboots.set(key, reboot);
+  reboots.set(key, { scope: reboot.scope, cover: (users) => reboot.cover(users), broker });
   watchStack(stack);
 }
 
 function appRegistry(root: IConstruct): Map<string, BrokerUsers> {
   let brokers = appRegistries.get(root);
   if (!brokers) {
-    const created = new Map<string, BrokerUsers>();
-    root.node.addValidation({ validate: () => [...created.values()].flatMap(checkBroker) });
-    appRegistries.set(root, created);
-    brokers = created;
+    brokers = new Map<string, BrokerUsers>();
+    appRegistries.set(root, brokers);
   }
   return brokers;
 }
@@ -82,8 +97,10 @@ function watchStack(stack: Stack): void {
       const reboots = stackReboots.get(stack);
       for (const [key, { users }] of brokers) {
         const ours = users.filter((user) => user.stack === stack);
+        warnSameTokenUsername(stack, brokers.get(key)!.broker, ours);
         const reboot = reboots?.get(key);
         if (reboot) {
+          if (ours.length === 0) warnRebootWithoutUsers(stack, reboot.broker, reboot);
           reboot.cover(ours);
         } else if (ours.length > 0) {
           Annotations.of(ours[0].resource.node.scope ?? stack).addInfoV2(
@@ -95,34 +112,62 @@ function watchStack(stack: Stack): void {
         }
       }
       for (const [key, reboot] of reboots ?? []) {
-        if (!brokers.has(key)) reboot.cover([]);
+        if (brokers.has(key)) continue;
+        warnRebootWithoutUsers(stack, reboot.broker, reboot);
+        reboot.cover([]);
       }
     },
   };
   Aspects.of(stack).add(aspect);
 }
 
-function checkBroker({ broker, users }: BrokerUsers): string[] {
-  const errors: string[] = [];
-  const seen = new Map<string, string>();
-  for (const user of users.filter((u) => !Token.isUnresolved(u.username))) {
-    const first = seen.get(user.username);
-    if (first) {
-      errors.push(
-        `username "${user.username}" is declared twice on broker ${brokerLabel(broker)} (${first} and ${user.path}): ` +
-          'a broker has one user per username',
-      );
-    }
-    seen.set(user.username, user.path);
-  }
+/** The second MqUser of a literal username on one broker fails, naming the first. */
+function checkUsernameOnce({ broker, users }: BrokerUsers, user: DeclaredUser): string[] {
+  if (Token.isUnresolved(user.username)) return [];
+  const first = users.find((other) => other.username === user.username);
+  if (!first || first === user) return [];
+  return [
+    `username "${user.username}" is declared twice on broker ${brokerLabel(broker)} (${first.path} and ${user.path}): ` +
+      'a broker has one user per username; remove one of the two MqUsers or give it another username',
+  ];
+}
+
+function checkBrokerSize({ broker, users }: BrokerUsers): string[] {
   const ownUsers = cfnBrokerUsernames(broker)?.length ?? 0;
-  if (users.length + ownUsers > MAX_USERS_PER_BROKER) {
-    errors.push(
-      `broker ${brokerLabel(broker)} would have ${users.length + ownUsers} users (${users.length} MqUsers and ` +
-        `${ownUsers} in the broker's own users list); Amazon MQ allows at most ${MAX_USERS_PER_BROKER} per broker`,
+  if (users.length + ownUsers <= MAX_USERS_PER_BROKER) return [];
+  return [
+    `broker ${brokerLabel(broker)} would have ${users.length + ownUsers} users (${users.length} MqUsers and ` +
+      `${ownUsers} in the broker's own users list); Amazon MQ allows at most ${MAX_USERS_PER_BROKER} per broker: ` +
+      'move users to another broker',
+  ];
+}
+
+/** Two MqUsers of one broker whose usernames are the same unresolved value: one deploy-time username, twice. */
+function warnSameTokenUsername(stack: Stack, broker: amazonmq.IBrokerRef, users: DeclaredUser[]): void {
+  const seen = new Map<string, DeclaredUser>();
+  for (const user of users.filter((u) => Token.isUnresolved(u.username))) {
+    const expression = JSON.stringify(stack.resolve(user.username));
+    const first = seen.get(expression);
+    if (!first) {
+      seen.set(expression, user);
+      continue;
+    }
+    Annotations.of(user.resource.node.scope ?? user.resource).addWarningV2(
+      'cdk-mq-user:sameTokenUsername',
+      `the username of this MqUser is the same deploy-time value as that of ${first.path} (${expression}) on broker ` +
+        `${brokerLabel(broker)}: a broker has one user per username, so the deploy would fail or both would manage ` +
+        'one user. Give each MqUser its own username.',
     );
   }
-  return errors;
+}
+
+function warnRebootWithoutUsers(stack: Stack, broker: amazonmq.IBrokerRef, reboot: RebootDeclaration): void {
+  Annotations.of(reboot.scope).addWarningV2(
+    'cdk-mq-user:rebootWithoutUsers',
+    `this MqBrokerReboot covers no user: stack ${stack.stackName} declares no MqUser of broker ${brokerLabel(broker)}, ` +
+      "and it applies only this stack's MqUsers of its broker. Declare the broker's MqUsers in this stack, or " +
+      'remove the MqBrokerReboot (its revision would still reboot the broker).',
+  );
 }
 
 /** The broker as a `CfnBroker` of this app, when it is one. */

@@ -1,8 +1,9 @@
 import * as path from 'path';
-import { Aws, Duration, aws_iam as iam, aws_lambda as lambda, aws_logs as logs } from 'aws-cdk-lib';
+import { Aws, Duration, Stack, aws_iam as iam, aws_lambda as lambda, aws_logs as logs } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { MqUserProviderProps } from '../mq-user-provider';
 import { acknowledgeNag } from './acknowledge';
+import { STACK_ID_ENV } from './env';
 
 /** The prebuilt handler bundles, shipped in the npm package (`npm run bundle` writes them). */
 export const ASSETS = path.join(__dirname, '..', '..', 'assets');
@@ -31,30 +32,64 @@ export function lambdaRole(
     }),
   );
   if (settings.vpc) {
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'ec2:CreateNetworkInterface',
-          'ec2:DescribeNetworkInterfaces',
-          'ec2:DeleteNetworkInterface',
-          'ec2:AssignPrivateIpAddresses',
-          'ec2:UnassignPrivateIpAddresses',
-        ],
-        resources: ['*'],
-      }),
-    );
+    // A policy of its own, so that the acknowledgement of its `Resource: *` covers this statement only, never a
+    // statement someone adds to the role. A child of the role: the functions that use the role depend on it.
+    const networkInterfaces = new iam.Policy(role, 'NetworkInterfacesPolicy', {
+      statements: [
+        new iam.PolicyStatement({
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      ],
+      roles: [role],
+    });
     acknowledgeNag(
-      role,
+      networkInterfaces,
       'AwsSolutions-IAM5[Resource::*]',
-      'Lambda needs these EC2 network interface actions to run in a VPC; DescribeNetworkInterfaces has no resource-level permissions.',
+      'Only the five EC2 network-interface actions Lambda needs to place a function in a VPC: ' +
+        'ec2:DescribeNetworkInterfaces supports no resource-level permissions, and the interfaces do not exist ' +
+        'before Lambda creates them. This policy holds nothing else.',
     );
   }
   return role;
 }
 
-/** Lets `role` tell whether its own stack is rolling back. */
-export function describeOwnStack(): iam.PolicyStatement {
-  return new iam.PolicyStatement({ actions: ['cloudformation:DescribeStacks'], resources: [Aws.STACK_ID] });
+/**
+ * Lets `role` read its own stack's status (is it rolling back?) and, with `listResources`, its resources (does
+ * another resource of the stack hold a user?). In a nested stack also the status of the root stack, whose
+ * rollback deletes the nested stack with a status of its own (`DELETE_IN_PROGRESS`).
+ */
+export function grantOwnStack(role: iam.Role, options: { listResources: boolean }): void {
+  const actions = ['cloudformation:DescribeStacks'];
+  if (options.listResources) actions.push('cloudformation:ListStackResources');
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [Aws.STACK_ID] }));
+  const root = rootStack(Stack.of(role));
+  if (root !== Stack.of(role)) {
+    // The root's ID is not known in the nested stack's template: its name is, and a stack's ARN is
+    // stack/<name>/<uuid>. Only DescribeStacks, which reveals the root's status and outputs.
+    const rootArn = `arn:${Aws.PARTITION}:cloudformation:${Aws.REGION}:${Aws.ACCOUNT_ID}:stack/${root.stackName}/*`;
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['cloudformation:DescribeStacks'], resources: [rootArn] }),
+    );
+    acknowledgeNag(
+      role,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/${root.stackName}/*]`,
+      `Only cloudformation:DescribeStacks, only on the root stack ${root.stackName} of this nested stack (any ` +
+        "generation of it: its ID is not known in the nested stack's template), to tell its rollback apart.",
+    );
+  }
+}
+
+function rootStack(stack: Stack): Stack {
+  let current = stack;
+  while (current.nestedStackParent) current = current.nestedStackParent;
+  return current;
 }
 
 export interface HandlerOptions {
@@ -82,6 +117,8 @@ export function handlerFunction(scope: Construct, id: string, options: HandlerOp
     vpc: options.settings.vpc,
     vpcSubnets: options.settings.vpcSubnets,
     securityGroups: options.settings.securityGroups,
+    // The handlers refuse events of any other stack (the confused-deputy fence).
+    environment: { [STACK_ID_ENV]: Aws.STACK_ID },
   });
 }
 

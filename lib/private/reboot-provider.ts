@@ -11,7 +11,7 @@ import {
 import { Construct, IDependable } from 'constructs';
 import { MqUserProvider } from '../mq-user-provider';
 import { INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './acknowledge';
-import { describeOwnStack, handlerFunction, lambdaRole, logRetention } from './functions';
+import { grantOwnStack, handlerFunction, lambdaRole, logRetention } from './functions';
 
 // The construct ID under the stack: the service token of every deployed reboot derives from it. Never rename.
 const PROVIDER_ID = 'CdkMqUserRebootProvider';
@@ -46,7 +46,7 @@ export class MqBrokerRebootProvider extends Construct {
     // Only the opted-in brokers (`_allowReboot`): this permission takes a broker offline, and no cleanup
     // or rollback ever needs it on a broker that is no longer declared.
     this.rebootGrant = role.addToPrincipalPolicy(this.rebootStatement).policyDependable!;
-    role.addToPrincipalPolicy(describeOwnStack());
+    grantOwnStack(role, { listResources: false });
     const common = { asset: 'mq-broker-reboot-handler', role, logGroup, timeout: Duration.minutes(1), settings };
     const onEvent = handlerFunction(this, 'OnEventHandler', {
       ...common,
@@ -98,7 +98,9 @@ export class MqBrokerRebootProvider extends Construct {
     acknowledgeNag(
       waiter,
       'AwsSolutions-IAM5[Resource::*]',
-      'Step Functions log delivery (logs:CreateLogDelivery and friends) supports no resource-level permissions.',
+      "Only the waiter state machine's own role, written by the Provider framework: the CloudWatch Logs delivery " +
+        'actions Step Functions needs for execution logs (logs:CreateLogDelivery and friends), which support no ' +
+        'resource-level permissions.',
     );
     acknowledgeNag(
       waiter,

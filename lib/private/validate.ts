@@ -1,5 +1,5 @@
 import { RemovalPolicy, Token } from 'aws-cdk-lib';
-import { MAX_GROUPS, NAME_PATTERN, NAME_RULE } from './rules';
+import { MAX_GROUPS, NAME_PATTERN, NAME_RULE, USERNAME_PATTERN, USERNAME_RULE } from './rules';
 
 /**
  * Synth-time checks of MqUser's own props. Each returns the messages of the rules broken; values that are
@@ -15,8 +15,8 @@ export function validateUserProps(props: {
   removalPolicy: RemovalPolicy;
 }): string[] {
   const errors: string[] = [];
-  if (!Token.isUnresolved(props.username) && !NAME_PATTERN.test(props.username)) {
-    errors.push(`username "${props.username}" must be ${NAME_RULE}`);
+  if (!Token.isUnresolved(props.username) && !USERNAME_PATTERN.test(props.username)) {
+    errors.push(`username "${props.username}" must be ${USERNAME_RULE}`);
   }
   if (props.groups.length > MAX_GROUPS) {
     errors.push(`groups has ${props.groups.length} entries; Amazon MQ allows at most ${MAX_GROUPS} groups per user`);
@@ -41,7 +41,7 @@ export function validateUserProps(props: {
     }
   }
   if (props.removalPolicy === RemovalPolicy.SNAPSHOT) {
-    errors.push('removalPolicy SNAPSHOT does not apply to a user: use DESTROY or RETAIN');
+    errors.push('removalPolicy SNAPSHOT does not apply to a user: use DESTROY, RETAIN_ON_UPDATE_OR_DELETE or RETAIN');
   }
   return errors;
 }

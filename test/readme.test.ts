@@ -1,0 +1,150 @@
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import * as ts from 'typescript';
+import { App, Resource, Stack, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { Construct } from 'constructs';
+
+const ROOT = path.join(__dirname, '..');
+const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+const LIB = path.join(ROOT, 'lib');
+
+/** The first ```ts block of the README after `marker`, as written. */
+function snippetAfter(marker: string): string {
+  const start = README.indexOf(marker);
+  expect(start).toBeGreaterThanOrEqual(0);
+  const match = /```ts\n([\s\S]*?)```/.exec(README.slice(start));
+  expect(match).not.toBeNull();
+  return match![1];
+}
+
+/**
+ * Type checks `snippet` as the body of a stack's constructor (`this` is the stack, `broker` is given, with the
+ * type `brokerType`), then runs it on `stack`. Its own imports stay imports; `MqBroker` and `MqUser` come from
+ * the library's sources, like `from 'cdk-mq-user'` in the README.
+ */
+function compileAndRun(snippet: string, brokerType: string, stack: Stack, broker: unknown): void {
+  const lines = snippet.split('\n');
+  const imports = lines.filter((line) => line.startsWith('import '));
+  const body = lines.filter((line) => !line.startsWith('import ')).join('\n');
+  const source = [
+    `import { aws_amazonmq as amazonmq, Stack } from 'aws-cdk-lib';`,
+    `import { Node } from 'constructs';`,
+    `import { MqBroker, MqUser } from ${JSON.stringify(LIB)};`,
+    ...imports,
+    `export function run(this: Stack, broker: ${brokerType}): void {`,
+    body,
+    '}',
+  ].join('\n');
+
+  const file = path.join(ROOT, '.test-out', 'readme-snippet.ts');
+  const options: ts.CompilerOptions = {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.CommonJS,
+    moduleResolution: ts.ModuleResolutionKind.Node10,
+    strict: true,
+    skipLibCheck: true,
+    esModuleInterop: true,
+    noEmit: true,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const readFile = host.readFile.bind(host);
+  host.readFile = (name) => (path.resolve(name) === file ? source : readFile(name));
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => path.resolve(name) === file || fileExists(name);
+  const program = ts.createProgram([file], options, host);
+  const problems = ts
+    .getPreEmitDiagnostics(program)
+    .filter((d) => d.file?.fileName && path.resolve(d.file.fileName) === file)
+    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  expect(problems).toEqual([]);
+
+  const js = ts.transpileModule(source, { compilerOptions: { ...options, noEmit: false } }).outputText;
+  const module = { exports: {} as { run?: (this: Stack, broker: unknown) => void } };
+  new Function('require', 'module', 'exports', js)(require, module, module.exports);
+  module.exports.run!.call(stack, broker);
+}
+
+function newStack(): Stack {
+  return new Stack(new App(), 'Stack', { env: { account: '111111111111', region: 'us-east-1' } });
+}
+
+function activeMq(scope: Construct, id: string): amazonmq.CfnBroker {
+  return new amazonmq.CfnBroker(scope, id, {
+    brokerName: id,
+    engineType: 'ACTIVEMQ',
+    engineVersion: '5.18',
+    deploymentMode: 'SINGLE_INSTANCE',
+    hostInstanceType: 'mq.t3.micro',
+    publiclyAccessible: false,
+    users: [],
+  });
+}
+
+/**
+ * The shape of `@cdklabs/cdk-amazonmq`'s ActiveMQ brokers that the README relies on: a `Resource` whose
+ * `CfnBroker` is its child `Resource`, with `arn` its `Arn` attribute. It does not implement `IBrokerRef`.
+ */
+class ActiveMqBrokerStandIn extends Resource {
+  public readonly arn: string;
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.arn = activeMq(this, 'Resource').attrArn;
+  }
+}
+
+describe('the README', () => {
+  test("the recipe that keeps a moved user's logical ID compiles, runs and keeps it", () => {
+    const stack = newStack();
+    compileAndRun(
+      snippetAfter('Within one stack you can instead keep the logical ID'),
+      'amazonmq.IBrokerRef',
+      stack,
+      activeMq(stack, 'Broker'),
+    );
+    const resources = Template.fromStack(stack).toJSON().Resources;
+    expect(resources.OrdersService1A2B3C4D).toMatchObject({
+      Type: 'Custom::MqUser',
+      Properties: { Username: 'orders-service' },
+    });
+  });
+
+  test('both ways to use a broker of @cdklabs/cdk-amazonmq compile and reach the broker', () => {
+    const stack = newStack();
+    const broker = new ActiveMqBrokerStandIn(stack, 'OrdersBrokerL2');
+    compileAndRun(snippetAfter('### Brokers of `@cdklabs/cdk-amazonmq`'), '{ node: Node; arn: string }', stack, broker);
+    const template = Template.fromStack(stack);
+    const cfnBroker = stack.getLogicalId(broker.node.defaultChild as amazonmq.CfnBroker);
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service', BrokerId: { Ref: cfnBroker } });
+    template.hasResourceProperties('Custom::MqUser', {
+      Username: 'billing-service',
+      BrokerId: { 'Fn::Select': [7, { 'Fn::Split': [':', { 'Fn::GetAtt': [cfnBroker, 'Arn'] }] }] },
+    });
+  });
+});
+
+describe('API.md', () => {
+  test('every public doc comment starts with a complete sentence, which jsii takes as the summary', () => {
+    // `.jsii` is what API.md is generated from (`npm run jsii` runs before jest in `npm test`).
+    const assembly = JSON.parse(readFileSync(path.join(ROOT, '.jsii'), 'utf8')) as {
+      types: Record<string, JsiiType>;
+    };
+    const summaries: Array<[string, string | undefined]> = [];
+    for (const [fqn, type] of Object.entries(assembly.types)) {
+      summaries.push([fqn, type.docs?.summary]);
+      for (const member of [...(type.properties ?? []), ...(type.methods ?? [])]) {
+        summaries.push([`${fqn}.${member.name}`, member.docs?.summary]);
+      }
+    }
+    expect(summaries.length).toBeGreaterThan(30);
+    const cut = summaries.filter(([, summary]) => !summary || !/[^;:,]\.$/.test(summary) || summary.endsWith(' - .'));
+    expect(cut).toEqual([]);
+  });
+});
+
+interface JsiiType {
+  readonly docs?: { readonly summary?: string };
+  readonly properties?: Array<{ readonly name: string; readonly docs?: { readonly summary?: string } }>;
+  readonly methods?: Array<{ readonly name: string; readonly docs?: { readonly summary?: string } }>;
+}
