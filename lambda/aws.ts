@@ -2,7 +2,12 @@
  * The handler's only door to AWS: every call goes through `withRetry` with the context its errors need.
  * Tests replace the SDK clients underneath (aws-sdk-client-mock) or point them at a local endpoint.
  */
-import { CloudFormationClient, DescribeStacksCommand, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CloudFormationClient,
+  DescribeStackEventsCommand,
+  DescribeStacksCommand,
+  ListStackResourcesCommand,
+} from '@aws-sdk/client-cloudformation';
 import {
   CreateUserCommand,
   DeleteUserCommand,
@@ -72,6 +77,7 @@ export function isNotFound(error: unknown): boolean {
 
 /** Asked at most once per invocation, whichever `Aws` view asks. */
 interface StackCache {
+  status?: Promise<{ status: string; rootId?: string }>;
   rollingBack?: Promise<boolean | undefined>;
 }
 
@@ -228,14 +234,26 @@ export class Aws {
     );
   }
 
-  async secretString(secretArn: string, user: UserIdentity): Promise<string> {
+  async secretString(secretArn: string, user: UserIdentity, versionStage?: string): Promise<string> {
     const out = await withRetry({ operation: 'GetSecretValue', ...user, secretArn }, this.deadline, (abortSignal) =>
-      sdk().secrets.send(new GetSecretValueCommand({ SecretId: secretArn }), { abortSignal }),
+      sdk().secrets.send(new GetSecretValueCommand({ SecretId: secretArn, VersionStage: versionStage }), {
+        abortSignal,
+      }),
     );
     if (out.SecretString === undefined) {
       throw new Error(`secret ${secretArn} holds no SecretString: binary secrets cannot hold an Amazon MQ password`);
     }
     return out.SecretString;
+  }
+
+  /** The secret string of the version carrying `versionStage`, or `undefined` when no version carries it. */
+  async secretStringAt(secretArn: string, user: UserIdentity, versionStage: string): Promise<string | undefined> {
+    try {
+      return await this.secretString(secretArn, user, versionStage);
+    } catch (error) {
+      if (error instanceof CallError && error.errorName === 'ResourceNotFoundException') return undefined;
+      throw error;
+    }
   }
 
   /** The stack whose rollback bounds the waits of `userCall`; set by the handler once it knows the event. */
@@ -248,7 +266,7 @@ export class Aws {
    * rolls back (the rollback of the nested stack's creation) counts as rolling back.
    */
   isRollingBack(stackId: string): Promise<boolean | undefined> {
-    this.cache.rollingBack ??= this.stackStatus(stackId)
+    this.cache.rollingBack ??= this.ownStatus(stackId)
       .then(async ({ status, rootId }) => {
         if (ROLLING_BACK.test(status)) return true;
         if (status !== 'DELETE_IN_PROGRESS' || !rootId || rootId === stackId) return false;
@@ -261,12 +279,63 @@ export class Aws {
     return this.cache.rollingBack;
   }
 
+  /** Whether the stack itself is being deleted (`DELETE_IN_PROGRESS`); `undefined` when its status is unknown. */
+  isBeingDeleted(stackId: string): Promise<boolean | undefined> {
+    return this.ownStatus(stackId).then(
+      ({ status }) => status === 'DELETE_IN_PROGRESS',
+      () => undefined,
+    );
+  }
+
+  /** The stack's own status, asked once per invocation. */
+  private ownStatus(stackId: string): Promise<{ status: string; rootId?: string }> {
+    this.cache.status ??= this.stackStatus(stackId);
+    return this.cache.status;
+  }
+
   private async stackStatus(stackId: string): Promise<{ status: string; rootId?: string }> {
     const out = await withRetry({ operation: 'DescribeStacks' }, this.deadline, (abortSignal) =>
       sdk().cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }), { abortSignal }),
     );
     const stack = out.Stacks?.[0];
     return { status: stack?.StackStatus ?? '', rootId: stack?.RootId };
+  }
+
+  /**
+   * Whether the stack's own history shows `logicalId` completing with `physicalId` within the stack's current
+   * operation: DescribeStackEvents, newest first, down to the operation's start (the stack's own
+   * `UPDATE_IN_PROGRESS`). `false` when the history says otherwise or is too long to read.
+   */
+  async completedInCurrentOperation(stackId: string, logicalId: string, physicalId: string): Promise<boolean> {
+    let nextToken: string | undefined;
+    for (let page = 0; page < MAX_EVENT_PAGES; page++) {
+      const token = nextToken;
+      const out = await withRetry({ operation: 'DescribeStackEvents' }, this.deadline, (abortSignal) =>
+        sdk().cloudFormation.send(new DescribeStackEventsCommand({ StackName: stackId, NextToken: token }), {
+          abortSignal,
+        }),
+      );
+      for (const event of out.StackEvents ?? []) {
+        const status = event.ResourceStatus ?? '';
+        if (
+          event.LogicalResourceId === logicalId &&
+          event.PhysicalResourceId === physicalId &&
+          (status === 'CREATE_COMPLETE' || status === 'UPDATE_COMPLETE')
+        ) {
+          return true;
+        }
+        if (
+          event.ResourceType === 'AWS::CloudFormation::Stack' &&
+          event.PhysicalResourceId === stackId &&
+          (status === 'UPDATE_IN_PROGRESS' || status === 'CREATE_IN_PROGRESS')
+        ) {
+          return false;
+        }
+      }
+      nextToken = out.NextToken;
+      if (!nextToken) return false;
+    }
+    return false;
   }
 
   /** The stack's resources as CloudFormation holds them now (ListStackResources, all pages). */
@@ -295,6 +364,8 @@ export class Aws {
 }
 
 const ROLLING_BACK = /ROLLBACK.*IN_PROGRESS$/;
+// An operation of a stack with 500 resources logs a few thousand events; beyond that, no proof.
+const MAX_EVENT_PAGES = 50;
 
 /** The broker kept refusing user calls while it rebooted, until the handler had to stop waiting. */
 export class BrokerBusyError extends Error {

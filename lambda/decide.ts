@@ -59,18 +59,22 @@ export type Holder = { readonly logicalId: string } | 'none' | 'unknown';
 /**
  * The resource of the stack that now holds `user` (a swap or a move within the stack, or the same resource
  * under a new physical ID), other than the entry of the resource being deleted itself. Two resources may show
- * the same physical ID string (both adopted the user): the logical ID tells them apart.
+ * the same physical ID string (both adopted the user): the logical ID tells them apart. A resource shown as
+ * being deleted still holds the user unless the whole stack is being deleted: what ListStackResources shows for
+ * a resource whose replaced physical resource is deleted in a cleanup phase is undocumented.
  */
 export function findHolder(
   resources: StackResource[],
   self: { readonly logicalId?: string; readonly physicalId: string },
   user: UserIdentity,
+  stackBeingDeleted = false,
 ): Holder {
   for (const resource of resources) {
     if (resource.type !== 'Custom::MqUser') continue;
     if (resource.logicalId === self.logicalId && resource.physicalId === self.physicalId) continue;
-    // One being deleted will delete its own user; one whose create failed holds the framework's marker.
-    if (resource.status.startsWith('DELETE_')) continue;
+    // Gone, or deleting its own user along with the stack; one whose create failed holds the framework's marker.
+    if (resource.status === 'DELETE_COMPLETE' || resource.status === 'DELETE_SKIPPED') continue;
+    if (stackBeingDeleted && resource.status.startsWith('DELETE_')) continue;
     if (sameIdentity(parsePhysicalResourceId(resource.physicalId), user)) return { logicalId: resource.logicalId };
   }
   return 'none';

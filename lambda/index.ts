@@ -7,7 +7,7 @@ import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '..
 import { Aws, DesiredUser, UserState, mayHaveSucceeded } from './aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
 import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
-import { failure, log, resetSensitive, warn } from './log';
+import { failure, log, registerSensitive, resetSensitive, warn } from './log';
 import { extractPassword } from './password';
 import {
   Owner,
@@ -22,6 +22,7 @@ import {
   stateDigest,
 } from './properties';
 import { CallError, Deadline, backoffMs, retryTiming, sleep } from './retry';
+import { LABELS } from './secret-labels';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from './retry';
@@ -77,8 +78,17 @@ async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown):
     { logicalResourceId: event.LogicalResourceId, physicalResourceId: incoming, reason: (error as Error).message },
   );
   const props = tryParse(event.ResourceProperties);
+  // The rollback of this resource's own move answers with the ID it held before, so that CloudFormation's cleanup
+  // deletes the user the failed deploy created; answering with the incoming ID would keep that user forever.
+  const current = parsePhysicalResourceId(incoming);
+  const restored =
+    event.RequestType === 'Update' &&
+    props !== undefined &&
+    current?.previous !== undefined &&
+    !sameIdentity(current, identityOf(props)) &&
+    (await isOwnMoveRolledBack(aws, event, identityOf(props), current).catch(() => false));
   return {
-    PhysicalResourceId: incoming,
+    PhysicalResourceId: restored ? current!.previous! : incoming,
     ...(props ? { Data: attributes(props, 'UNKNOWN') } : {}),
   };
 }
@@ -113,13 +123,14 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
     return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: made.pendingChange });
   }
   const previous = tryParse(event.OldResourceProperties);
+  // A rotated password belongs to the rotation function once the user exists: a deploy never resets it.
   const password =
-    previous && !passwordSourceChanged(previous, props)
+    props.RotationEnabled || (previous && !passwordSourceChanged(previous, props))
       ? undefined
       : await readPasswordToRestore(aws, event, props, user);
-  const desired = desiredState(props, password);
-  const write = needsWrite(desired, before!);
+  const write = needsWrite(desiredState(props, password), before!);
   if (write) {
+    const desired = desiredState(props, password ?? (await keepRotatedPassword(aws, props, user)));
     log('updating the user in place', { ...user, groups: props.Groups, passwordSet: password !== undefined });
     await aws.updateUser(user, desired);
   } else {
@@ -141,10 +152,9 @@ async function replace(
   current: UserRecord | undefined,
 ): Promise<UserResponse> {
   log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
-  const previous = current?.previous ? parsePhysicalResourceId(current.previous) : undefined;
-  const targetIsPrevious = sameIdentity(previous, user);
   // Asked only where it matters: a restore needs it as part of the proof, reading a password does for rollbacks.
-  const rollingBack = targetIsPrevious || !props.AdoptExisting ? await aws.isRollingBack(event.StackId) : false;
+  const rollingBack = !props.AdoptExisting || current?.previous ? await aws.isRollingBack(event.StackId) : false;
+  const targetIsPrevious = rollingBack === true && (await isOwnMoveRolledBack(aws, event, user, current));
   await ensureSupportedBroker(aws, user.brokerId);
   const password = await readPasswordToRestore(aws, event, props, user);
   const outcome = await takeUser(aws, props, user, password, {
@@ -162,6 +172,29 @@ async function replace(
     return respond(props, { physicalId: event.PhysicalResourceId ?? '', pendingChange: 'UNKNOWN' });
   }
   return respond(props, outcome);
+}
+
+/**
+ * Whether this Update is the rollback of this resource's own rename or broker move to `user`: the incoming
+ * physical ID records `user` as its previous one, and the stack's history shows the resource completing with the
+ * incoming ID within the current operation. The history matters: `previous` stays in the physical ID after the
+ * move completed, and a later forward rename back to that name (while the status already says "rolling back")
+ * looks the same otherwise.
+ */
+async function isOwnMoveRolledBack(
+  aws: Aws,
+  event: UserEvent,
+  user: UserIdentity,
+  current: UserRecord | undefined,
+): Promise<boolean> {
+  const previous = current?.previous ? parsePhysicalResourceId(current.previous) : undefined;
+  if (!sameIdentity(previous, user) || !event.LogicalResourceId || !event.PhysicalResourceId) return false;
+  return aws
+    .completedInCurrentOperation(event.StackId, event.LogicalResourceId, event.PhysicalResourceId)
+    .catch((error: Error) => {
+      warn("could not read the stack's events: the restore is not proven", { ...user, reason: error.message });
+      return false;
+    });
 }
 
 interface Taken {
@@ -209,9 +242,14 @@ async function takeUser(
       : 'rollback: restoring the user this resource held before its rename or move',
     { ...user },
   );
-  const desired = desiredState(props, password);
-  const write = needsWrite(desired, before!);
-  if (write) await aws.updateUser(user, desired);
+  // Restoring the user this resource held before: under rotation its password is the rotation's, untouched by
+  // the failed deploy; an adopted user gets the declared password, it is unknown otherwise.
+  const keepRotated = takeover === 'restore' && props.RotationEnabled;
+  const write = needsWrite(desiredState(props, keepRotated ? undefined : password), before!);
+  if (write) {
+    const sent = keepRotated ? await keepRotatedPassword(aws, props, user) : password;
+    await aws.updateUser(user, desiredState(props, sent));
+  }
   return {
     physicalId: takeover === 'adopt' ? record('adopted') : move.restoreId!,
     pendingChange: pendingAfterWrite(before, write),
@@ -333,8 +371,9 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const rollingBack = await aws.isRollingBack(event.StackId);
   let holder: Holder = 'none';
   if (!(record.owner === 'adopted' && rollingBack !== false)) {
+    const stackBeingDeleted = (await aws.isBeingDeleted(event.StackId)) === true;
     holder = await aws.stackResources(event.StackId).then(
-      (resources) => findHolder(resources, { logicalId: event.LogicalResourceId, physicalId }, user),
+      (resources) => findHolder(resources, { logicalId: event.LogicalResourceId, physicalId }, user, stackBeingDeleted),
       (error: Error) => {
         warn("could not read the stack's resources", { reason: error.message });
         return 'unknown' as const;
@@ -373,6 +412,37 @@ async function ensureSupportedBroker(aws: Aws, brokerId: string): Promise<void> 
       `broker ${brokerId} uses ${broker.authenticationStrategy} authentication: its users sign in through LDAP, ` +
         'and MqUser needs a broker with simple authentication',
     );
+  }
+}
+
+/**
+ * Under rotation, the password to send along when a deploy writes to a user: the one it holds or has pending.
+ * Amazon MQ may drop a pending password change when UpdateUser omits `Password` (undocumented), and a deploy must
+ * never reset a rotated password, so the handler never omits it and never sends another. The rotation function's
+ * labels say which it is (lambda/rotation.ts): the version last sent for this user on this broker
+ * (`MQUSER_SENT`), else the current or previous credentials that name it, else the current password (a user never
+ * rotated holds the password both users were created with). `undefined` without rotation: nothing to keep.
+ */
+async function keepRotatedPassword(aws: Aws, props: UserProperties, user: UserIdentity): Promise<string | undefined> {
+  if (!props.RotationEnabled) return undefined;
+  for (const stage of [LABELS.sent, LABELS.current, LABELS.previous]) {
+    const secretString = await aws.secretStringAt(props.PasswordSecretArn, user, stage);
+    if (secretString === undefined) continue;
+    registerSensitive(secretString);
+    const json = parseObject(secretString);
+    if (json?.username !== user.username) continue;
+    if (stage === LABELS.sent && typeof json.stagedFor === 'string' && json.stagedFor !== user.brokerId) continue;
+    return extractPassword(secretString, props);
+  }
+  return readPassword(aws, props, user);
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined; // JSON.parse's message would quote the secret: never surface it
   }
 }
 

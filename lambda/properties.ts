@@ -12,7 +12,7 @@ export class PropertyError extends Error {
 
 /** The properties after parsing: every flag decided (absent flags are false). */
 export type UserProperties = MqUserResourceProperties &
-  Required<Pick<MqUserResourceProperties, 'ConsoleAccess' | 'ReplicationUser' | 'AdoptExisting'>>;
+  Required<Pick<MqUserResourceProperties, 'ConsoleAccess' | 'ReplicationUser' | 'AdoptExisting' | 'RotationEnabled'>>;
 
 /**
  * Parses `ResourceProperties` as CloudFormation delivers them (every scalar a string, `true` as "true")
@@ -36,6 +36,7 @@ export function parseProperties(raw: Raw<MqUserResourceProperties> | undefined):
     PasswordVersion: optionalString(raw, 'PasswordVersion'),
     GeneratedPasswordSettings: optionalString(raw, 'GeneratedPasswordSettings'),
     AdoptExisting: parseBoolean(raw, 'AdoptExisting'),
+    RotationEnabled: parseBoolean(raw, 'RotationEnabled'),
   };
 }
 

@@ -62,31 +62,37 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       );
       return respond('SKIPPED_ROLLBACK');
     }
+    const revisionChanged = event.RequestType === 'Update' && previous?.Revision !== props.Revision;
+    const broker = await aws.describeBroker(props.BrokerId);
+    if (broker.state === 'REBOOT_IN_PROGRESS') {
+      // Amazon MQ lists no users while it reboots. isComplete waits for this reboot, then the settle period, and
+      // reboots again if a covered user is still pending.
+      log('the broker is already rebooting: waiting for it, then rebooting again if a covered user is still pending', {
+        brokerId: props.BrokerId,
+      });
+      return respond('WAITING');
+    }
+    if (broker.state !== 'RUNNING') {
+      throw new Error(`broker ${props.BrokerId} is ${broker.state}: Amazon MQ reboots a broker only from RUNNING`);
+    }
     // The broker's own state decides, not the template: a deploy that only removes users, or changes settings
     // that never reach the broker, leaves nothing pending, and removed users are deleted only after this.
-    const revisionChanged = event.RequestType === 'Update' && previous?.Revision !== props.Revision;
-    const pending = await aws.pendingChanges(props.BrokerId);
+    const pending = await pendingUnlessRebooting(aws, props.BrokerId);
+    if (pending === 'REBOOTING') {
+      log('the broker started rebooting meanwhile: waiting for it', { brokerId: props.BrokerId });
+      return respond('WAITING');
+    }
     const covered = props.Usernames.filter((username) => pending.has(username));
     if (covered.length === 0 && !revisionChanged) {
       log('no covered user has a pending change: not rebooting', { brokerId: props.BrokerId });
       return respond('NONE');
     }
     const hadPending = covered.length > 0;
-    const broker = await aws.describeBroker(props.BrokerId);
-    if (broker.state === 'RUNNING') {
-      if (await rebootUnlessBusy(aws, props.BrokerId)) {
-        log("rebooting the broker to apply its users' pending changes", { brokerId: props.BrokerId, users: covered });
-        return respond('REBOOTED', hadPending);
-      }
-      return respond('WAITING', hadPending);
+    if (await rebootUnlessBusy(aws, props.BrokerId)) {
+      log("rebooting the broker to apply its users' pending changes", { brokerId: props.BrokerId, users: covered });
+      return respond('REBOOTED', hadPending);
     }
-    if (broker.state === 'REBOOT_IN_PROGRESS') {
-      log('the broker is already rebooting: waiting for it, then rebooting again if a covered user is still pending', {
-        brokerId: props.BrokerId,
-      });
-      return respond('WAITING', hadPending);
-    }
-    throw new Error(`broker ${props.BrokerId} is ${broker.state}: Amazon MQ reboots a broker only from RUNNING`);
+    return respond('WAITING', hadPending);
   } catch (error) {
     throw failure(error);
   }
@@ -109,8 +115,8 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
       );
     }
     let stillPending: string[] = [];
-    if (broker.state === 'RUNNING') {
-      const pending = await aws.pendingChanges(props.BrokerId);
+    const pending = broker.state === 'RUNNING' ? await pendingUnlessRebooting(aws, props.BrokerId) : 'REBOOTING';
+    if (pending !== 'REBOOTING') {
       stillPending = props.Usernames.filter((username) => pending.has(username));
       // RebootBroker is asynchronous: the broker may say RUNNING for a while after it. Changes that were pending
       // and are gone prove the reboot happened; without them (a revision reboot), only the settle period does.
@@ -161,6 +167,20 @@ function tryParse(raw: RebootEvent['OldResourceProperties']): MqBrokerRebootReso
     return parseRebootProperties(raw);
   } catch {
     return undefined; // an unreadable old format: look at the broker, as a change would
+  }
+}
+
+/**
+ * The broker's pending changes, or `REBOOTING` when it left RUNNING between DescribeBroker and ListUsers (Amazon
+ * MQ refuses user calls, ListUsers included, with a 400 while it reboots).
+ */
+async function pendingUnlessRebooting(aws: Aws, brokerId: string): Promise<Map<string, string> | 'REBOOTING'> {
+  try {
+    return await aws.pendingChanges(brokerId);
+  } catch (error) {
+    if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
+    if ((await aws.describeBroker(brokerId)).state !== 'REBOOT_IN_PROGRESS') throw error;
+    return 'REBOOTING';
   }
 }
 

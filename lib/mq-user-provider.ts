@@ -144,6 +144,8 @@ export class MqUserProvider extends Construct {
   public readonly _settings: MqUserProviderProps;
 
   private generatedSecretsGrant?: IDependable;
+  /** The handler's statements on every broker and on the tagged secrets: the acknowledged wildcards. */
+  private readonly lifecyclePolicy: iam.Policy;
   private readonly suppliedSecretGrants = new Map<string, IDependable>();
   private readonly secretPolicies: SecretsPolicy[] = [];
 
@@ -164,12 +166,17 @@ export class MqUserProvider extends Construct {
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention });
     const handlerRole = lambdaRole(this, 'HandlerRole', logGroup, props);
     this.handlerRole = handlerRole;
-    handlerRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
-        resources: [BROKERS_OF_ACCOUNT],
-      }),
-    );
+    // The statements with wildcards the lifecycle needs live in a policy of their own, and only that policy
+    // acknowledges their cdk-nag findings: a statement a user adds to handlerRole is checked like any other.
+    this.lifecyclePolicy = new iam.Policy(this, 'LifecyclePolicy', {
+      roles: [handlerRole],
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['mq:CreateUser', 'mq:UpdateUser', 'mq:DeleteUser', 'mq:DescribeUser', 'mq:DescribeBroker'],
+          resources: [BROKERS_OF_ACCOUNT],
+        }),
+      ],
+    });
     grantOwnStack(handlerRole, { listResources: true });
     this.handler = handlerFunction(this, 'Handler', {
       asset: 'mq-user-handler',
@@ -180,6 +187,8 @@ export class MqUserProvider extends Construct {
       timeout: props.timeout ?? Duration.minutes(5),
       settings: props,
     });
+    // Every user's event reaches the handler only once it may call Amazon MQ and read its secret.
+    this.handler.node.addDependency(this.lifecyclePolicy);
 
     const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
     const frameworkRole = lambdaRole(this, 'FrameworkRole', frameworkLogs, props);
@@ -193,7 +202,7 @@ export class MqUserProvider extends Construct {
     });
     this.serviceToken = provider.serviceToken;
 
-    acknowledgeNag(this.handlerRole, BROKERS_FINDING, BROKERS_REASON);
+    acknowledgeNag(this.lifecyclePolicy, BROKERS_FINDING, BROKERS_REASON);
     acknowledgeNag(frameworkRole, functionVersionsFinding(this.handler), INVOKE_REASON);
   }
 
@@ -211,20 +220,23 @@ export class MqUserProvider extends Construct {
     Tags.of(secret).add(GENERATED_SECRET_TAG, Aws.STACK_ID);
     if (!this.generatedSecretsGrant) {
       acknowledgeNag(
-        this.handlerRole,
+        this.lifecyclePolicy,
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
         "Only secretsmanager:GetSecretValue, only on secrets tagged cdk-mq-user:stack-id = this stack's ID (the " +
           "condition): the stack's generated secrets, and a secret someone allowed to tag secrets tags so. One " +
           'statement for any number of generated secrets.',
       );
     }
-    this.generatedSecretsGrant ??= this.handlerRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
-        conditions: { StringEquals: { [`aws:ResourceTag/${GENERATED_SECRET_TAG}`]: Aws.STACK_ID } },
-      }),
-    ).policyDependable!;
+    if (!this.generatedSecretsGrant) {
+      this.lifecyclePolicy.addStatements(
+        new iam.PolicyStatement({
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
+          conditions: { StringEquals: { [`aws:ResourceTag/${GENERATED_SECRET_TAG}`]: Aws.STACK_ID } },
+        }),
+      );
+      this.generatedSecretsGrant = this.lifecyclePolicy;
+    }
     return this.generatedSecretsGrant;
   }
 

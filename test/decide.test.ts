@@ -122,7 +122,11 @@ describe('findHolder', () => {
       [resource('Other', physicalId({}, 'adopted'), 'UPDATE_IN_PROGRESS')],
       { logicalId: 'Other' },
     ],
-    ['an MqUser being deleted', [resource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')], 'none'],
+    [
+      'an MqUser shown DELETE_IN_PROGRESS while the stack is not being deleted (a cleanup phase)',
+      [resource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')],
+      { logicalId: 'Other' },
+    ],
     ['an MqUser already deleted', [resource('Other', physicalId({}, 'adopted'), 'DELETE_COMPLETE')], 'none'],
     [
       'an MqUser of the same name on another broker',
@@ -152,6 +156,12 @@ describe('findHolder', () => {
     ],
   ])('%s -> %j', (_case, resources, expected) => {
     expect(findHolder(resources, self, user)).toEqual(expected);
+  });
+
+  test('ignores resources being deleted when the whole stack is being deleted', () => {
+    const deleting = [resource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')];
+    expect(findHolder(deleting, self, user, true)).toBe('none');
+    expect(findHolder(deleting, self, user, false)).toEqual({ logicalId: 'Other' });
   });
 
   test('counts another resource whose physical ID is the very one being deleted (a move within the stack)', () => {

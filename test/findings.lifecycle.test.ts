@@ -197,27 +197,30 @@ describe('issue 8', () => {
     expect(mq.user(BROKER, 'fresh-user')).toBeUndefined();
   });
 
-  test('finding 3: swapping two usernames with adoptExisting keeps both users', async () => {
-    const app = (first: string, second: string) =>
-      synth((s) => {
-        user(s, 'UserA', first, { groups: ['group-a'], adoptExisting: true });
-        user(s, 'UserB', second, { groups: ['group-b'], adoptExisting: true });
-      });
-    const stack = cfn.stack('Orders');
-    expect(await stack.deploy(app('swap-one', 'swap-two'))).toEqual({ status: 'CREATE_COMPLETE' });
-    mq.applyPendingChanges(BROKER);
-    expect(await stack.deploy(app('swap-two', 'swap-one'))).toEqual({ status: 'UPDATE_COMPLETE' });
-    mq.applyPendingChanges(BROKER);
-    expect(mq.user(BROKER, 'swap-one')?.applied).toMatchObject({ groups: ['group-b'] });
-    expect(mq.user(BROKER, 'swap-two')?.applied).toMatchObject({ groups: ['group-a'] });
-    // A later deploy (no change) and a destroy still find and remove both.
-    expect(await stack.deploy(app('swap-two', 'swap-one'))).toEqual({ status: 'UPDATE_COMPLETE' });
-    expectKept('swap-one');
-    expectKept('swap-two');
-    expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
-    expectRemoved('swap-one');
-    expectRemoved('swap-two');
-  });
+  test.each(['current', 'deleting'] as const)(
+    'finding 3: swapping two usernames with adoptExisting keeps both users (a swapped resource in the cleanup shows as %s)',
+    async (cleanupView) => {
+      const app = (first: string, second: string) =>
+        synth((s) => {
+          user(s, 'UserA', first, { groups: ['group-a'], adoptExisting: true });
+          user(s, 'UserB', second, { groups: ['group-b'], adoptExisting: true });
+        });
+      const stack = cfn.stack('Orders');
+      expect(await stack.deploy(app('swap-one', 'swap-two'))).toEqual({ status: 'CREATE_COMPLETE' });
+      mq.applyPendingChanges(BROKER);
+      expect(await stack.deploy(app('swap-two', 'swap-one'), { cleanupView })).toEqual({ status: 'UPDATE_COMPLETE' });
+      mq.applyPendingChanges(BROKER);
+      expect(mq.user(BROKER, 'swap-one')?.applied).toMatchObject({ groups: ['group-b'] });
+      expect(mq.user(BROKER, 'swap-two')?.applied).toMatchObject({ groups: ['group-a'] });
+      // A later deploy (no change) and a destroy still find and remove both.
+      expect(await stack.deploy(app('swap-two', 'swap-one'))).toEqual({ status: 'UPDATE_COMPLETE' });
+      expectKept('swap-one');
+      expectKept('swap-two');
+      expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
+      expectRemoved('swap-one');
+      expectRemoved('swap-two');
+    },
+  );
 
   test('finding 3: a user moved between two constructs of one stack in one deploy is kept', async () => {
     const stack = cfn.stack('Orders');
@@ -518,6 +521,52 @@ describe('ownership beyond the findings', () => {
       expect.objectContaining({ stackName: child!.name, requestType: 'Delete', outcome: 'SUCCESS' }),
     );
     expectKept('legacy');
+  });
+
+  test('review: a stale previous ID is no proof: a forward rename back onto a foreign user, status already rollback, leaves it untouched', async () => {
+    const stack = cfn.stack('Orders');
+    await stack.deploy(synth((s) => user(s, 'Orders', 'old-name', { groups: ['ours'] })));
+    mq.applyPendingChanges(BROKER);
+    expect(await stack.deploy(synth((s) => user(s, 'Orders', 'new-name', { groups: ['ours'] })))).toEqual({
+      status: 'UPDATE_COMPLETE',
+    });
+    mq.applyPendingChanges(BROKER); // the cleanup's deletion of old-name applies
+    mq.seedUser(BROKER, 'old-name', FOREIGN); // later, someone else creates old-name
+    const result = await stack.deploy(
+      synth((s) => user(s, 'Orders', 'old-name', { groups: ['ours'] })),
+      { cancelUpdateOnStart: logicalIdOf(stack) }, // the status says rollback while the rename runs
+    );
+    expect(result.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    expect(mq.user(BROKER, 'old-name')).toEqual({ username: 'old-name', applied: FOREIGN });
+    expectKept('new-name');
+    expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
+    expect(mq.user(BROKER, 'old-name')).toEqual({ username: 'old-name', applied: FOREIGN });
+    expectRemoved('new-name');
+  });
+
+  test('review: the rollback of a rename while the broker refuses calls restores the old ID; the cleanup Delete of the new user logs what it could not do', async () => {
+    const app = (username: string, groups = ['g1']) =>
+      synth((s) => {
+        user(s, 'Stuck', username, { groups });
+        rebootOf(s, { timeoutSeconds: 1 });
+      });
+    const stack = cfn.stack('Orders');
+    expect(await stack.deploy(app('name-a'))).toEqual({ status: 'CREATE_COMPLETE' });
+    mq.rebootDelayMs = 'never';
+    mq.callsOutsideRunning = 'reject';
+    const result = await stack.deploy(app('name-b'), SHORT);
+    expect(result.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    // The resource holds name-a again, so the rollback's cleanup was asked to delete name-b. The broker still
+    // refused user calls then: the Delete logged what it left and answered SUCCESS (never wedge).
+    expect(stack.physicalId(logicalIdOf(stack))).toMatch(/\/name-a\?/);
+    expect(cfn.transcript.join('\n')).toMatch(/rollback: could not delete the user.*name-b/);
+    expect(mq.user(BROKER, 'name-b')?.pending?.change).toBe('CREATE');
+    mq.setBrokerState(BROKER, 'RUNNING');
+    mq.rebootDelayMs = 10;
+    mq.callsOutsideRunning = 'accept';
+    expect(await stack.deploy(app('name-a', ['g2']))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
+    expectRemoved('name-a');
   });
 
   test('every event delivered twice: the second delivery changes nothing that the first did', async () => {

@@ -1,6 +1,6 @@
 import { App, Stack, aws_ec2 as ec2, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider } from '../lib';
+import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 
 // The README's table "What each construct adds to a stack" states these counts: keep them in step.
 const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
@@ -28,20 +28,20 @@ function vpcOf(stack: Stack): ec2.IVpc {
 }
 
 describe('what each construct adds to a stack', () => {
-  test('the user provider: 8 fixed resources (2 functions, 2 roles, 2 inline policies, 2 log groups)', () => {
+  test('the user provider: 9 fixed resources (2 functions, 2 roles, 3 inline policies, 2 log groups)', () => {
     const counts = resources((stack) => MqUserProvider.getOrCreate(stack));
     expect(counts).toEqual({
       'AWS::Lambda::Function': 2,
       'AWS::IAM::Role': 2,
-      'AWS::IAM::Policy': 2,
+      'AWS::IAM::Policy': 3,
       'AWS::Logs::LogGroup': 2,
     });
   });
 
-  test('the user provider in a VPC: 12 (a network-interface policy and a security group per function)', () => {
+  test('the user provider in a VPC: 13 (a network-interface policy and a security group per function)', () => {
     const counts = resources((stack) => MqUserProvider.getOrCreate(stack, { vpc: vpcOf(stack) }));
-    expect(total(counts)).toBe(12);
-    expect(counts['AWS::IAM::Policy']).toBe(4);
+    expect(total(counts)).toBe(13);
+    expect(counts['AWS::IAM::Policy']).toBe(5);
     expect(counts['AWS::EC2::SecurityGroup']).toBe(2);
   });
 
@@ -103,5 +103,69 @@ describe('what each construct adds to a stack', () => {
       if (reboot) new MqBrokerReboot(stack, 'Reboot', { broker });
     };
     expect(total(resources(build(true))) - total(resources(build(false)))).toBe(26);
+  });
+
+  test('rotation: 5 fixed resources per stack, and 3 per rotated user (its alternate, schedule and secret policy)', () => {
+    const users = (rotated: number) => (stack: Stack) => {
+      const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
+      for (let i = 0; i < 3; i++) {
+        const user = new MqUser(stack, `U${i}`, { broker, username: `user-${i}` });
+        if (i < rotated) user.addRotation({ applyBy: i === 0 ? MqUserRotationApply.REBOOT : undefined });
+      }
+    };
+    const none = resources(users(0));
+    const one = resources(users(1));
+    const two = resources(users(2));
+    const added = (after: Record<string, number>, before: Record<string, number>) =>
+      Object.fromEntries(
+        Object.keys(after)
+          .filter((type) => after[type] !== (before[type] ?? 0))
+          .map((type) => [type, after[type] - (before[type] ?? 0)]),
+      );
+    expect(added(one, none)).toEqual({
+      // the stack's rotation function (CdkMqUserRotation)
+      'AWS::Lambda::Function': 1,
+      'AWS::IAM::Role': 1,
+      'AWS::IAM::Policy': 1,
+      'AWS::Logs::LogGroup': 1,
+      'AWS::Lambda::Permission': 1,
+      // the rotated user
+      'Custom::MqUser': 1,
+      'AWS::SecretsManager::RotationSchedule': 1,
+      'AWS::SecretsManager::ResourcePolicy': 1,
+    });
+    expect(added(two, one)).toEqual({
+      'Custom::MqUser': 1,
+      'AWS::SecretsManager::RotationSchedule': 1,
+      'AWS::SecretsManager::ResourcePolicy': 1,
+    });
+  });
+
+  test('rotation in a VPC: 7 fixed resources (a network-interface policy and a security group)', () => {
+    const build = (rotate: boolean) => (stack: Stack) => {
+      MqUserProvider.getOrCreate(stack, { vpc: vpcOf(stack) });
+      const user = new MqUser(stack, 'User', {
+        broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN),
+        username: 'orders-service',
+      });
+      if (rotate) user.addRotation();
+    };
+    expect(total(resources(build(true))) - total(resources(build(false)))).toBe(7 + 3);
+  });
+
+  test('fits 97 rotated users in a stack, 93 with the reboot opt-in (README, "How many users fit")', () => {
+    const count = (rotated: number, reboot: boolean) =>
+      total(
+        resources((stack) => {
+          const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
+          for (let i = 0; i < rotated; i++) new MqUser(stack, `U${i}`, { broker, username: `user-${i}` }).addRotation();
+          if (reboot) new MqBrokerReboot(stack, 'Reboot', { broker });
+        }),
+      );
+    expect(count(97, false)).toBeLessThanOrEqual(500);
+    expect(count(93, true)).toBeLessThanOrEqual(500);
+    // One more, and synth itself refuses the stack.
+    expect(() => count(98, false)).toThrow(/500/);
+    expect(() => count(94, true)).toThrow(/500/);
   });
 });

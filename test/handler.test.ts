@@ -1,5 +1,6 @@
 import {
   CloudFormationClient,
+  DescribeStackEventsCommand,
   DescribeStacksCommand,
   ListStackResourcesCommand,
   type StackResourceSummary,
@@ -117,6 +118,33 @@ function expectMqCalls(expected: Partial<Record<keyof typeof MQ_COMMANDS, number
   }
   const total = Object.values(expected).reduce((sum, n) => sum + (n ?? 0), 0);
   expect(mq.calls()).toHaveLength(total);
+}
+
+/** A stack event as DescribeStackEvents returns it. */
+function stackEvent(logicalId: string, physicalId: string, status: string, type = 'Custom::MqUser') {
+  return {
+    StackId: STACK_ID,
+    EventId: `${logicalId}-${status}`,
+    StackName: 'Orders',
+    LogicalResourceId: logicalId,
+    PhysicalResourceId: physicalId,
+    ResourceType: type,
+    ResourceStatus: status as never,
+    Timestamp: new Date(),
+  };
+}
+
+/** The history of a rollback of this resource's rename: it completed with `incoming` in the current operation. */
+function history(incoming: string) {
+  cloudFormation.on(DescribeStackEventsCommand).resolves({
+    StackEvents: [
+      stackEvent('Orders', STACK_ID, 'UPDATE_ROLLBACK_IN_PROGRESS', 'AWS::CloudFormation::Stack'),
+      stackEvent('Sibling', 'sibling', 'UPDATE_FAILED', 'AWS::SNS::Topic'),
+      stackEvent(LOGICAL_ID, incoming, 'UPDATE_COMPLETE'),
+      stackEvent(LOGICAL_ID, physicalId(), 'UPDATE_IN_PROGRESS'),
+      stackEvent('Orders', STACK_ID, 'UPDATE_IN_PROGRESS', 'AWS::CloudFormation::Stack'),
+    ],
+  });
 }
 
 function stackStatus(status: string, rootId?: string) {
@@ -660,6 +688,103 @@ describe('Update', () => {
     expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
   });
 
+  describe('a rotated password (RotationEnabled)', () => {
+    const STAGED = 'Staged-Passw0rd-for-Orders';
+    const PREVIOUS = 'Previous-Passw0rd-for-Orders';
+    const ALTERNATE = 'orders-service_clone';
+    /** The secret's versions by staging label, as the rotation function leaves them. */
+    function versions(byStage: Record<string, object>) {
+      secrets.on(GetSecretValueCommand).callsFake(async (input: { VersionStage?: string }) => {
+        const value = byStage[input.VersionStage ?? 'AWSCURRENT'];
+        if (!value) {
+          throw new ResourceNotFoundException({
+            message: `Secrets Manager can't find the specified secret value for staging label: ${input.VersionStage}`,
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return { ARN: SECRET_ARN, SecretString: JSON.stringify(value) };
+      });
+    }
+    const rotated = { RotationEnabled: true, PasswordVersion: '1' };
+
+    afterEach(() => {
+      for (const line of logs) expect(line).not.toContain(STAGED);
+      for (const line of logs) expect(line).not.toContain(PREVIOUS);
+    });
+
+    test.each([
+      ['passwordVersion', { PasswordVersion: '2' }],
+      ['secret', { PasswordSecretArn: OTHER_SECRET_ARN }],
+      ['field', { PasswordField: 'password' }],
+    ])('never sets a new password when its %s changes: the rotation owns it', async (_what, change) => {
+      versions({ AWSCURRENT: { username: 'orders-service', password: PASSWORD } });
+      mq.on(DescribeUserCommand).resolves(holding());
+      await run(updateEvent(rotated, { ...rotated, ...change }));
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
+    });
+
+    test('sends the staged password it has pending along with a groups change, never omitting it', async () => {
+      // Amazon MQ may drop a pending password change when UpdateUser omits Password (undocumented).
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: BROKER_ID },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).resolves(holding({ Groups: ['something-else'] }));
+      await run(updateEvent(rotated, rotated));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Groups: GROUPS, Password: STAGED });
+    });
+
+    test('ignores a staged password sent to another broker and sends the one the previous credentials hold', async () => {
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: OTHER_BROKER_ID },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+        AWSPREVIOUS: { username: 'orders-service', password: PREVIOUS },
+      });
+      mq.on(DescribeUserCommand).resolves(holding({ Groups: ['something-else'] }));
+      await run(updateEvent(rotated, rotated));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PREVIOUS });
+    });
+
+    test('sends the current password when the current credentials name the user', async () => {
+      versions({
+        MQUSER_SENT: { username: ALTERNATE, password: STAGED, stagedFor: BROKER_ID },
+        AWSCURRENT: { username: 'orders-service', password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).resolves(holding({ Groups: ['something-else'] }));
+      await run(updateEvent(rotated, rotated));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+    });
+
+    test('sends the password both users were created with when no rotation has named the user yet', async () => {
+      versions({ AWSCURRENT: { username: ALTERNATE, password: PASSWORD } });
+      mq.on(DescribeUserCommand).resolves(holding({ Groups: ['something-else'] }));
+      await run(updateEvent(rotated, rotated));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
+    });
+
+    test('sets the current password when it creates a rotated user again (deleted out of band)', async () => {
+      mq.on(DescribeUserCommand).rejects(notFound());
+      await run(updateEvent(rotated, rotated));
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: PASSWORD });
+    });
+
+    test('restores the previous user of a rolled-back rename with the password it holds', async () => {
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      versions({
+        AWSCURRENT: { username: 'orders-v1', password: PASSWORD },
+        AWSPREVIOUS: { username: 'orders-v1_clone', password: PREVIOUS },
+      });
+      const old = { Username: 'orders-v1', ...rotated };
+      const current = physicalId({ Username: 'orders-service' }, 'created', physicalId(old));
+      history(current);
+      mq.on(DescribeUserCommand).resolves(holding({ Groups: ['something-else'] }));
+      const response = await run(updateEvent(rotated, old, current));
+      expect(response.PhysicalResourceId).toBe(physicalId(old));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { Username: 'orders-v1', Password: PASSWORD });
+    });
+  });
+
   describe('writes only where something changes', () => {
     test('sends no UpdateUser when only adoptExisting changed and the user holds the declared state', async () => {
       mq.on(DescribeUserCommand).resolves(holding());
@@ -787,6 +912,7 @@ describe('Update', () => {
         stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
         mq.on(DescribeUserCommand).resolves(live());
         const incoming = physicalId({ Username: 'orders-v2' }, 'created', previous);
+        history(incoming);
         const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
         expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
         expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
@@ -795,6 +921,51 @@ describe('Update', () => {
         expect(logs.join('\n')).toContain('rollback: restoring the user this resource held before');
       },
     );
+
+    test('touches nothing when the recorded previous user is stale: the move completed in an earlier operation', async () => {
+      // A rename orders-service -> orders-v2 completed long ago; someone else made orders-service since. Now a
+      // forward rename back runs while the status already says rollback (a sibling failed): no proof.
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      mq.on(DescribeUserCommand).resolves(live());
+      const incoming = physicalId({ Username: 'orders-v2' }, 'created', physicalId());
+      cloudFormation.on(DescribeStackEventsCommand).resolves({
+        StackEvents: [
+          stackEvent(LOGICAL_ID, incoming, 'UPDATE_IN_PROGRESS'),
+          stackEvent('Orders', STACK_ID, 'UPDATE_IN_PROGRESS', 'AWS::CloudFormation::Stack'),
+          stackEvent(LOGICAL_ID, incoming, 'UPDATE_COMPLETE'), // the earlier operation
+        ],
+      });
+      const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
+      expect(response.PhysicalResourceId).toBe(incoming);
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('reads the stack history page by page for the proof', async () => {
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      mq.on(DescribeUserCommand).resolves(live());
+      const incoming = physicalId({ Username: 'orders-v2' }, 'created', physicalId());
+      cloudFormation
+        .on(DescribeStackEventsCommand)
+        .resolvesOnce({ StackEvents: [stackEvent('Sibling', 'x', 'UPDATE_FAILED')], NextToken: 'page-2' })
+        .resolves({ StackEvents: [stackEvent(LOGICAL_ID, incoming, 'UPDATE_COMPLETE')] });
+      const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
+      expect(response.PhysicalResourceId).toBe(physicalId());
+      expect(cloudFormation).toHaveReceivedCommandWith(DescribeStackEventsCommand, { NextToken: 'page-2' });
+    });
+
+    test('answers a failed rollback of its own rename with the previous ID, so that the cleanup deletes the new user', async () => {
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      mq.on(DescribeBrokerCommand).resolves({ EngineType: 'ACTIVEMQ', BrokerState: 'REBOOT_IN_PROGRESS' });
+      mq.on(DescribeUserCommand).rejects(badRequest('Broker is rebooting'));
+      Object.assign(retryTiming, { rollbackBrokerWaitMs: 30 });
+      const incoming = physicalId({ Username: 'orders-v2' }, 'created', physicalId());
+      history(incoming);
+      const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
+      expect(response.PhysicalResourceId).toBe(physicalId());
+      expect(logs.join('\n')).toContain('rollback: could not restore the user');
+    });
 
     test.each([
       ['records no previous ID', physicalId({ Username: 'orders-v2' })],
@@ -1053,7 +1224,7 @@ describe('Delete', () => {
     test.each([
       ['on another broker', userResource('Other', physicalId({ BrokerId: OTHER_BROKER_ID }, 'adopted'))],
       ['with another username', userResource('Other', physicalId({ Username: 'orders-v2' }))],
-      ['being deleted itself', userResource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')],
+      ['already deleted', userResource('Other', physicalId({}, 'adopted'), 'DELETE_COMPLETE')],
       [
         'with the failed-Create marker',
         userResource('Other', 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED'),
@@ -1065,6 +1236,22 @@ describe('Delete', () => {
     ])('deletes the user when the only other resource naming it is %s', async (_case, resource) => {
       stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
       stackResources([resource]);
+      await run(deleteEvent(physicalId()));
+      expectMqCalls({ DeleteUser: 1 });
+    });
+
+    test('keeps the user when another resource naming it is shown DELETE_IN_PROGRESS in a cleanup phase', async () => {
+      // What ListStackResources shows for a resource whose replaced physical resource is being deleted is
+      // undocumented: a swap partner may show DELETE_IN_PROGRESS while it still holds the user.
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources([userResource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')]);
+      await run(deleteEvent(physicalId()));
+      expectMqCalls({});
+    });
+
+    test('deletes the user when the stack itself is being deleted, whatever another deleting resource shows', async () => {
+      stackStatus('DELETE_IN_PROGRESS');
+      stackResources([userResource('Other', physicalId({}, 'adopted'), 'DELETE_IN_PROGRESS')]);
       await run(deleteEvent(physicalId()));
       expectMqCalls({ DeleteUser: 1 });
     });

@@ -15,6 +15,7 @@ describe('parseProperties', () => {
       ...DEFAULT_PROPERTIES,
       ConsoleAccess: true,
       PasswordVersion: '3',
+      RotationEnabled: false,
     });
   });
 

@@ -152,6 +152,16 @@ describe('onEvent', () => {
     expect(response.Data.Action).toBe('WAITING');
   });
 
+  test('waits when the broker starts rebooting between DescribeBroker and ListUsers', async () => {
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce({ BrokerState: 'RUNNING', EngineType: 'ACTIVEMQ' })
+      .resolves({ BrokerState: 'REBOOT_IN_PROGRESS', EngineType: 'ACTIVEMQ' });
+    mq.on(ListUsersCommand).rejects(refusedReboot());
+    const response = await onEvent(rebootEvent('Update', { old: { UsersDigest: 'older' } }), lambdaContext());
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    expect(response.Data.Action).toBe('WAITING');
+  });
+
   test('waits, not fails, when a concurrent reboot makes RebootBroker answer 400', async () => {
     // Another stack read RUNNING too and rebooted first.
     mq.on(DescribeBrokerCommand)
@@ -219,6 +229,24 @@ describe('isComplete', () => {
       IsComplete: false,
     });
     expect(mq).not.toHaveReceivedCommand(ListUsersCommand);
+  });
+
+  test('keeps waiting when the broker starts rebooting between DescribeBroker and ListUsers', async () => {
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce({ BrokerState: 'RUNNING', EngineType: 'ACTIVEMQ' })
+      .resolves({ BrokerState: 'REBOOT_IN_PROGRESS', EngineType: 'ACTIVEMQ' });
+    mq.on(ListUsersCommand).rejects(refusedReboot());
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(10_000) }), lambdaContext())).resolves.toEqual({
+      IsComplete: false,
+    });
+  });
+
+  test('fails when ListUsers is refused while the broker stays RUNNING', async () => {
+    brokerIn('RUNNING');
+    mq.on(ListUsersCommand).rejects(refusedReboot());
+    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(10_000) }), lambdaContext())).rejects.toThrow(
+      /ListUsers on broker/,
+    );
   });
 
   test('is complete when the broker is RUNNING and the covered users that were pending are applied', async () => {

@@ -67,7 +67,8 @@ export function lambdaRole(
  */
 export function grantOwnStack(role: iam.Role, options: { listResources: boolean }): void {
   const actions = ['cloudformation:DescribeStacks'];
-  if (options.listResources) actions.push('cloudformation:ListStackResources');
+  // The user handler reads the stack's resources (who holds a user) and its events (what this operation did).
+  if (options.listResources) actions.push('cloudformation:ListStackResources', 'cloudformation:DescribeStackEvents');
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [Aws.STACK_ID] }));
   const root = rootStack(Stack.of(role));
   if (root !== Stack.of(role)) {

@@ -27,7 +27,21 @@ export interface MqUserResourceProperties {
   readonly GeneratedPasswordSettings?: string;
   /** Converge a user that already exists instead of failing. Absent means false. */
   readonly AdoptExisting?: boolean;
+  /**
+   * The password is rotated (`MqUser.addRotation`): the rotation function owns it after the user's creation, so
+   * an Update never sets it. Absent means false.
+   */
+  readonly RotationEnabled?: boolean;
+  /**
+   * The version of this format whose attributes other resources read. A new value makes CloudFormation send every
+   * existing user one Update, which writes nothing to the broker and answers the new attributes: without it, a user
+   * deployed by 0.1 would never gain `StateDigest`, and `MqBrokerReboot`'s `Fn::GetAtt` of it would fail.
+   */
+  readonly FormatVersion?: string;
 }
+
+/** The current `FormatVersion`: `2` since 0.2 added `StateDigest`. */
+export const MQ_USER_FORMAT_VERSION = '2';
 
 /** What the handler returns in `Data`: available through `Fn::GetAtt`. */
 export interface MqUserResourceAttributes {

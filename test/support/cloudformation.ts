@@ -30,8 +30,14 @@
  * - each Lambda function runs with its own resolved environment variables (per invocation, so that
  *   concurrent stacks do not see each other's) and its own module instance per stack;
  * - an event delivered twice (`redeliver`): the handler runs again with the same event, the first answer wins.
- * Native resources it knows: AWS::AmazonMQ::Broker and AWS::SecretsManager::Secret (made in the fake);
- * every other native resource is taken as created.
+ * Native resources it knows: AWS::AmazonMQ::Broker and AWS::SecretsManager::Secret (made in the fake, with the
+ * template's Tags; a change of Tags alone updates them in place, any other change regenerates the value, as
+ * CloudFormation does), AWS::Lambda::Function (given an ARN; `lambdaFunction()` loads its bundle for a caller that
+ * plays another service, e.g. Secrets Manager's rotation), and AWS::SecretsManager::RotationSchedule (turns rotation
+ * on for the secret with the function's ARN and rules, and, like Secrets Manager with RotateImmediatelyOnUpdate's
+ * default, asks for an immediate rotation: queued in `rotationRequests` once the deploy succeeded, for the rotation
+ * driver to run, since Secrets Manager rotates asynchronously after the resource is created); every other native
+ * resource is taken as created.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -121,12 +127,18 @@ export interface EmulatorOptions {
   readonly rollbackStatus?: 'onFirstFailure' | 'afterInFlight';
   /**
    * Timing knobs of the bundles: for each object a bundle exports under one of these names (`retryTiming`,
-   * `rebootTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
+   * `rebootTiming`, `rotationTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
    * A bundle that does not export the object is left alone.
    */
   readonly timings?: Record<string, Record<string, number>>;
   /** ListStackResources page size (CloudFormation's is 100). */
   readonly listPageSize?: number;
+  /**
+   * What ListStackResources shows for a resource while its replaced physical resource is deleted in the cleanup
+   * phase (the reference is silent): its new physical ID as `UPDATE_COMPLETE` ('current', the default), or the new
+   * physical ID as `DELETE_IN_PROGRESS` ('deleting'). Cleanup deletes run concurrently, as CloudFormation runs them.
+   */
+  readonly cleanupView?: 'current' | 'deleting';
 }
 
 export interface DeployOptions extends EmulatorOptions {
@@ -145,7 +157,7 @@ export interface DeployOptions extends EmulatorOptions {
   }) => boolean;
 }
 
-export type StackApi = 'DescribeStacks' | 'ListStackResources';
+export type StackApi = 'DescribeStacks' | 'ListStackResources' | 'DescribeStackEvents';
 
 export interface StackApiInjection {
   /** Without it, both APIs. */
@@ -172,6 +184,25 @@ interface ResourceView {
   status: string;
 }
 
+/** A rotation Secrets Manager would start now: a RotationSchedule was created (or updated, RotateImmediatelyOnUpdate). */
+export interface RotationRequest {
+  readonly stack: EmulatedStack;
+  readonly secretArn: string;
+  readonly lambdaArn: string;
+  readonly reason: 'created' | 'updated';
+}
+
+/** A Lambda function of a deployed stack, loaded from its asset (one module instance per stack). */
+export interface EmulatedFunction {
+  readonly logicalId: string;
+  readonly arn: string;
+  readonly module: Json;
+  readonly handler: (event: Json, context: Json) => Promise<Json>;
+  readonly env: Record<string, string>;
+  /** The function's `Timeout`, in ms. */
+  readonly timeoutMs: number;
+}
+
 /** Per invocation: the Lambda function's environment, and where its console output goes. */
 const invocationContext = new AsyncLocalStorage<{ env: Record<string, string>; transcript: string[] }>();
 
@@ -195,6 +226,8 @@ export class CloudFormation {
   readonly calls: StackApiCall[] = [];
   /** SSM parameter store, for `AWS::SSM::Parameter::Value<String>` parameters. */
   readonly ssm = new Map<string, string>([['/cdk-bootstrap/hnb659fds/version', '30']]);
+  /** Immediate rotations asked for by RotationSchedules of successful deploys, oldest first (a driver takes them). */
+  readonly rotationRequests: RotationRequest[] = [];
   private readonly stacks = new Map<string, EmulatedStack>();
   private injections: StackApiInjection[] = [];
   private readonly active = new Set<{ overlapped: boolean }>();
@@ -239,6 +272,14 @@ export class CloudFormation {
     return stack;
   }
 
+  /**
+   * Runs `fn` as one invocation of a Lambda function: `process.env` answers with `env` first and console output goes
+   * to the transcript (for callers that invoke functions themselves, e.g. the rotation driver).
+   */
+  runAs<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+    return invocationContext.run({ env, transcript: this.transcript }, fn);
+  }
+
   /** @internal Marks the start of an invocation; the returned flag says whether another ran meanwhile. */
   begin(): { overlapped: boolean; end: () => void } {
     const me = { overlapped: this.active.size > 0 };
@@ -281,7 +322,7 @@ export class CloudFormation {
     const action = params.get('Action') ?? '';
     const stackName = params.get('StackName') ?? undefined;
     const record = (status: number) => this.calls.push({ operation: action, stack: stackName, status });
-    if (action !== 'DescribeStacks' && action !== 'ListStackResources') {
+    if (action !== 'DescribeStacks' && action !== 'ListStackResources' && action !== 'DescribeStackEvents') {
       record(400);
       return [400, errorXml('Sender', 'InvalidAction', `Could not find operation ${action}`)];
     }
@@ -314,6 +355,9 @@ export class CloudFormation {
     }
     record(200);
     if (action === 'DescribeStacks') return [200, stack.describeXml()];
+    if (action === 'DescribeStackEvents') {
+      return [200, stack.eventsXml(params.get('NextToken') ?? undefined, this.options.listPageSize ?? 100)];
+    }
     return [200, stack.listResourcesXml(params.get('NextToken') ?? undefined, this.options.listPageSize ?? 100)];
   }
 
@@ -338,9 +382,15 @@ export class EmulatedStack {
   >();
   private deployed = new Map<string, Deployed>();
   private readonly view = new Map<string, ResourceView>();
+  /** The stack's events, oldest first, as DescribeStackEvents shows them (newest first). */
+  private readonly events: Array<{ logicalId: string; physicalId?: string; type: string; status: string; at: number }> =
+    [];
   private readonly nestedStacks = new Map<string, EmulatedStack>();
   private readonly parameterValues = new Map<string, { given: string; value?: string | string[] }>();
   private readonly handlerCache = new Map<string, Handlers & { modules: Json[] }>();
+  private readonly functionCache = new Map<string, EmulatedFunction>();
+  /** The assembly and template of the last deploy that succeeded (for `lambdaFunction`). */
+  private lastDeployed?: { dir: string; template: Template };
   private deployOptions: DeployOptions = {};
   private cancelled = false;
 
@@ -530,7 +580,15 @@ export class EmulatedStack {
       const removed = [...before.entries()].filter(([id]) => !wanted.has(id));
       if (!creating && (cleanup.length > 0 || removed.length > 0))
         this.setStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
-      for (const [logicalId, old] of cleanup) await this.deleteResource(logicalId, old);
+      await Promise.all(
+        cleanup.map(async ([logicalId, old]) => {
+          const current = this.view.get(logicalId);
+          const deleting = merged.cleanupView === 'deleting' && current !== undefined;
+          if (deleting) this.view.set(logicalId, { ...current, status: 'DELETE_IN_PROGRESS' });
+          await this.deleteResource(logicalId, old);
+          if (deleting) this.view.set(logicalId, current);
+        }),
+      );
       for (const [logicalId, old] of reverseDependencyOrder(removed)) {
         this.deployed.delete(logicalId);
         this.view.set(logicalId, { type: old.type, physicalId: old.physicalId, status: 'DELETE_IN_PROGRESS' });
@@ -544,7 +602,11 @@ export class EmulatedStack {
         if (native.type === 'AWS::SecretsManager::Secret' && !retainedOnDelete(native.deletionPolicy)) {
           this.cfn.mq.deleteSecret(native.physicalId);
         }
+        if (native.type === 'AWS::SecretsManager::RotationSchedule' && this.cfn.mq.secretValue(native.physicalId))
+          this.cfn.mq.setRotation(native.physicalId, undefined);
       }
+      this.lastDeployed = { dir: assemblyDir, template };
+      this.applyRotationSchedules(template);
       this.setStatus(creating ? 'CREATE_COMPLETE' : 'UPDATE_COMPLETE');
       return { status: this.status };
     }
@@ -729,6 +791,10 @@ export class EmulatedStack {
     }
     this.deployed.clear();
     for (const native of this.natives.values()) {
+      if (native.type === 'AWS::SecretsManager::RotationSchedule' && this.cfn.mq.secretValue(native.physicalId))
+        this.cfn.mq.setRotation(native.physicalId, undefined);
+    }
+    for (const native of this.natives.values()) {
       if (native.type === 'AWS::SecretsManager::Secret' && !retainedOnDelete(native.deletionPolicy))
         this.cfn.mq.deleteSecret(native.physicalId);
     }
@@ -858,8 +924,19 @@ export class EmulatedStack {
     const transcript = this.cfn.transcript;
     const firstCall = this.cfn.mq.calls.length;
     const span = this.cfn.begin();
+    const verb = String(event.RequestType).toUpperCase();
+    if (!redelivered)
+      this.resourceEvent(event.LogicalResourceId, event.ResourceType, `${verb}_IN_PROGRESS`, event.PhysicalResourceId);
     const record = (outcome: 'SUCCESS' | 'FAILED', extra: Partial<Invocation>) => {
       span.end();
+      if (!redelivered) {
+        this.resourceEvent(
+          event.LogicalResourceId,
+          event.ResourceType,
+          `${verb}_${outcome === 'SUCCESS' ? 'COMPLETE' : 'FAILED'}`,
+          extra.returnedPhysicalId ?? event.PhysicalResourceId,
+        );
+      }
       this.cfn.invocations.push({
         stackName: this.name,
         logicalId: event.LogicalResourceId,
@@ -913,7 +990,47 @@ export class EmulatedStack {
   }
 
   private setStatus(status: string) {
+    if (status !== this.status) {
+      this.events.push({
+        logicalId: this.name,
+        physicalId: this.stackId,
+        type: 'AWS::CloudFormation::Stack',
+        status,
+        at: Date.now(),
+      });
+    }
     this.status = status;
+  }
+
+  /** @internal Records a resource event, as CloudFormation does around each handler invocation. */
+  resourceEvent(logicalId: string, type: string, status: string, physicalId?: string): void {
+    this.events.push({ logicalId, physicalId, type, status, at: Date.now() });
+  }
+
+  /** @internal DescribeStackEvents' answer: one page, newest first. */
+  eventsXml(nextToken: string | undefined, pageSize: number): string {
+    const all = [...this.events].reverse();
+    const start = nextToken ? Number(Buffer.from(nextToken, 'base64').toString('utf8').split('|')[1]) : 0;
+    const page = all.slice(start, start + pageSize);
+    const members = page
+      .map(
+        (e, i) =>
+          `<member><StackId>${xml(this.stackId)}</StackId><EventId>${start + i}</EventId>` +
+          `<StackName>${xml(this.name)}</StackName><LogicalResourceId>${xml(e.logicalId)}</LogicalResourceId>` +
+          (e.physicalId !== undefined ? `<PhysicalResourceId>${xml(e.physicalId)}</PhysicalResourceId>` : '') +
+          `<ResourceType>${xml(e.type)}</ResourceType><Timestamp>${new Date(e.at).toISOString()}</Timestamp>` +
+          `<ResourceStatus>${e.status}</ResourceStatus></member>`,
+      )
+      .join('');
+    const token =
+      start + pageSize < all.length
+        ? `<NextToken>${Buffer.from(`${this.stackId}|${start + pageSize}`).toString('base64')}</NextToken>`
+        : '';
+    return (
+      '<DescribeStackEventsResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStackEventsResult>' +
+      `<StackEvents>${members}</StackEvents>${token}</DescribeStackEventsResult>` +
+      `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStackEventsResponse>`
+    );
   }
 
   /**
@@ -949,6 +1066,7 @@ export class EmulatedStack {
       const props = resource.Properties ?? {};
       const existing = this.natives.get(logicalId);
       if (resource.Type === 'AWS::SecretsManager::Secret') {
+        const { Tags: _tags, ...valueProps } = props;
         if (!existing) {
           const arn = this.generateSecret(logicalId, props);
           this.natives.set(logicalId, {
@@ -959,10 +1077,16 @@ export class EmulatedStack {
           });
           changes.push({ logicalId });
         } else if (JSON.stringify(existing.properties) !== JSON.stringify(props)) {
+          const { Tags: _oldTags, ...oldValueProps } = existing.properties ?? {};
           changes.push({ logicalId, previous: existing.properties });
-          this.generateSecret(logicalId, props, existing.physicalId);
+          // Tags update in place; any other change makes CloudFormation generate the value again.
+          if (JSON.stringify(oldValueProps) !== JSON.stringify(valueProps))
+            this.generateSecret(logicalId, props, existing.physicalId);
+          else this.cfn.mq.tagSecret(existing.physicalId, this.tags(props.Tags));
           existing.properties = props;
         }
+      } else if (resource.Type === 'AWS::SecretsManager::RotationSchedule') {
+        continue; // after the deploy: see applyRotationSchedules
       } else if (existing) {
         continue;
       } else if (resource.Type === 'AWS::AmazonMQ::Broker') {
@@ -974,6 +1098,9 @@ export class EmulatedStack {
           authenticationStrategy: props.AuthenticationStrategy,
         });
         this.natives.set(logicalId, { type: resource.Type, physicalId: brokerId, arn });
+      } else if (resource.Type === 'AWS::Lambda::Function') {
+        const arn = `arn:aws:lambda:us-east-1:${ACCOUNT}:function:${this.name}-${logicalId}`.slice(0, 140);
+        this.natives.set(logicalId, { type: resource.Type, physicalId: `${this.name}-${logicalId}`, arn });
       } else {
         this.natives.set(logicalId, { type: resource.Type, physicalId: logicalId });
       }
@@ -981,6 +1108,109 @@ export class EmulatedStack {
       this.view.set(logicalId, { type: native.type, physicalId: native.physicalId, status: 'CREATE_COMPLETE' });
     }
     return changes;
+  }
+
+  /**
+   * RotationSchedules, once the deploy succeeded (they depend on the users they rotate): rotation is turned on with
+   * the function's ARN and rules; a new schedule, or a changed one with RotateImmediatelyOnUpdate (default true),
+   * asks for an immediate rotation (`cfn.rotationRequests`). A schedule removed from the template turns rotation off.
+   */
+  private applyRotationSchedules(template: Template): void {
+    for (const [logicalId, resource] of Object.entries(template.Resources)) {
+      if (resource.Type !== 'AWS::SecretsManager::RotationSchedule') continue;
+      const props = this.resolve(resource.Properties ?? {});
+      const existing = this.natives.get(logicalId);
+      if (existing && JSON.stringify(existing.properties) === JSON.stringify(props)) continue;
+      const secretArn = String(props.SecretId);
+      const lambdaArn = String(props.RotationLambdaARN);
+      const rules = props.RotationRules ?? {};
+      const rate = /^rate\((\d+) days?\)$/.exec(String(rules.ScheduleExpression ?? ''));
+      this.cfn.mq.setRotation(secretArn, {
+        lambdaArn,
+        automaticallyAfterDays:
+          rules.AutomaticallyAfterDays !== undefined
+            ? Number(rules.AutomaticallyAfterDays)
+            : rate
+              ? Number(rate[1])
+              : undefined,
+        scheduleExpression: rules.ScheduleExpression,
+      });
+      this.natives.set(logicalId, { type: resource.Type, physicalId: secretArn, properties: props });
+      this.view.set(logicalId, {
+        type: resource.Type,
+        physicalId: secretArn,
+        status: existing ? 'UPDATE_COMPLETE' : 'CREATE_COMPLETE',
+      });
+      const immediately = String(props.RotateImmediatelyOnUpdate ?? 'true') !== 'false';
+      if (!existing || immediately)
+        this.cfn.rotationRequests.push({ stack: this, secretArn, lambdaArn, reason: existing ? 'updated' : 'created' });
+    }
+  }
+
+  /** The template's `Tags` list (`[{Key, Value}]`) as a map, resolved; unresolvable values are left out. */
+  private tags(tags: Json): Record<string, string> {
+    const result: Record<string, string> = {};
+    for (const tag of Array.isArray(tags) ? tags : []) {
+      try {
+        result[String(this.resolve(tag.Key))] = String(this.resolve(tag.Value));
+      } catch {
+        // A tag that names a resource not made yet: left out.
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Loads a Lambda function of the last deployed template (by logical ID or ARN), as Lambda would run it: its own
+   * copy of the bundle per stack (module state not shared with other stacks), its resolved `Environment.Variables`,
+   * its `Timeout`. The exported timing knobs (`retryTiming`, `rebootTiming`, `rotationTiming`) are set from the
+   * emulator's `timings`. `MQ_USER_TEST_BUNDLES=<dir>` runs `<dir>/<asset folder name>/index.js` when it exists.
+   */
+  lambdaFunction(logicalIdOrArn: string): EmulatedFunction {
+    const last = this.lastDeployed;
+    if (!last) throw new Error(`${this.name} was never deployed`);
+    const logicalId =
+      Object.keys(last.template.Resources).find(
+        (id) =>
+          last.template.Resources[id].Type === 'AWS::Lambda::Function' &&
+          (id === logicalIdOrArn || this.natives.get(id)?.arn === logicalIdOrArn),
+      ) ?? '';
+    if (!logicalId) throw new Error(`no Lambda function ${logicalIdOrArn} in ${this.name}`);
+    let loaded = this.functionCache.get(`${last.dir}|${logicalId}`);
+    if (!loaded) {
+      const fn = last.template.Resources[logicalId].Properties;
+      const assetHash = String(fn.Code?.S3Key ?? '').replace(/\.zip$/, '');
+      const [file, exported] = String(fn.Handler).split('.');
+      const assetDir = path.join(last.dir, `asset.${assetHash}`);
+      let source = path.join(assetDir, `${file}.js`);
+      const override = process.env.MQ_USER_TEST_BUNDLES;
+      if (override) {
+        const bundleName = String(fn.Environment?.Variables?.MQ_USER_BUNDLE ?? 'mq-user-rotation');
+        const candidate = path.join(override, bundleName, 'index.js');
+        if (fs.existsSync(candidate)) source = candidate;
+      }
+      if (!fs.existsSync(source)) throw new Error(`no bundle ${source} for ${logicalId}`);
+      const copy = path.join(assetDir, '.emulated', this.stackId.split('/')[2], `${logicalId}-${file}.js`);
+      if (!fs.existsSync(copy)) {
+        fs.mkdirSync(path.dirname(copy), { recursive: true });
+        fs.copyFileSync(source, copy);
+      }
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const module = require(copy);
+      const handler = module[exported];
+      if (typeof handler !== 'function') throw new Error(`${source} exports no function ${exported}`);
+      loaded = {
+        logicalId,
+        arn: this.natives.get(logicalId)?.arn ?? logicalId,
+        module,
+        handler,
+        env: this.resolveEnv(fn.Environment?.Variables),
+        timeoutMs: Number(fn.Timeout ?? 3) * 1000,
+      };
+      this.functionCache.set(`${last.dir}|${logicalId}`, loaded);
+    }
+    applyTimings(loaded.module, { ...this.cfn.options.timings, ...this.deployOptions.timings });
+    return loaded;
   }
 
   /** A new random value for a generated secret (at `arn`, or a new secret); returns its ARN. */
@@ -994,7 +1224,7 @@ export class EmulatedStack {
         })
       : password;
     this.cfn.generatedSecrets.push(password, value);
-    return this.cfn.mq.putSecret(arn ?? `${this.name}-${logicalId}`, value);
+    return this.cfn.mq.putSecret(arn ?? `${this.name}-${logicalId}`, value, { tags: this.tags(props.Tags) });
   }
 
   /** Resolves the intrinsic functions our templates use. */
@@ -1121,7 +1351,7 @@ function errorXml(type: string, code: string, message: string): string {
 
 function applyTimings(module: Json, timings: EmulatorOptions['timings']): void {
   module.__emulatorOriginalTimings ??= Object.fromEntries(
-    ['retryTiming', 'rebootTiming']
+    ['retryTiming', 'rebootTiming', 'rotationTiming']
       .filter((name) => module[name] && typeof module[name] === 'object')
       .map((name) => [name, { ...module[name] }]),
   );
@@ -1195,13 +1425,13 @@ function stringify(value: Json): Json {
   return value === undefined || value === null ? value : String(value);
 }
 
-function contextFor(timeoutMs: number) {
+export function contextFor(timeoutMs: number) {
   const end = Date.now() + timeoutMs;
   return { getRemainingTimeInMillis: () => Math.max(0, end - Date.now()) };
 }
 
 /** Lambda kills a function at its timeout; the framework then reports the failure. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const killed = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`Task timed out after ${(ms / 1000).toFixed(2)} seconds`)), ms);
