@@ -11,7 +11,7 @@ const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
-const bundles = ['mq-user-handler', 'mq-broker-reboot-handler'].map((name) =>
+const bundles = ['mq-user-handler', 'mq-broker-reboot-handler', 'mq-user-rotation'].map((name) =>
   path.join(root, 'assets', name, 'index.js'),
 );
 if (bundles.some((bundle) => !fs.existsSync(bundle))) {

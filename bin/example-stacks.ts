@@ -2,6 +2,7 @@
  * The example app's stacks, kept apart from `app.ts` so that tests can build them in-process.
  */
 import {
+  Duration,
   SecretValue,
   Stack,
   StackProps,
@@ -23,7 +24,9 @@ export class BrokerStack extends Stack {
     });
     Validations.of(adminSecret).acknowledge({
       id: 'AwsSolutions::AwsSolutions-SMG4',
-      reason: 'Amazon MQ applies a changed broker user password only at the next reboot: no automatic rotation.',
+      reason:
+        "The broker's own admin user (its users list, not an MqUser, so addRotation does not apply): Amazon MQ " +
+        'applies a changed password only at the next reboot or maintenance window, and nothing here rotates it.',
     });
     const broker = new amazonmq.CfnBroker(this, 'Broker', {
       brokerName: 'orders',
@@ -44,19 +47,29 @@ export class BrokerStack extends Stack {
       ],
     });
 
-    // A service user with a generated password (in its own secret, `user.secret`).
-    new MqUser(this, 'OrdersService', {
+    // A service user with a generated password (in its own secret, `user.secret`), rotated every 30 days without
+    // a reboot: the broker's maintenance window applies each new password before clients are handed it. Its
+    // clients read the secret again at least every 30 days (README, "Rotating passwords").
+    const ordersService = new MqUser(this, 'OrdersService', {
       broker,
       username: 'orders-service',
       groups: ['orders-producers', 'orders-consumers'],
     });
+    ordersService.addRotation();
 
-    // An operator who may use the ActiveMQ Web Console.
-    new MqUser(this, 'Operator', {
+    // An operator who may use the ActiveMQ Web Console. A person signs in with it, so its password is not
+    // rotated under them: the owner says so to cdk-nag, rather than the library on their behalf.
+    const operator = new MqUser(this, 'Operator', {
       broker,
       username: 'operator',
       groups: ['operators'],
       consoleAccess: true,
+    });
+    Validations.of(operator.secret).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-SMG4',
+      reason:
+        'A person signs in to the web console with this user: its password is changed on request with ' +
+        'passwordVersion, not rotated under them (addRotation would).',
     });
 
     // A user whose password lives in a secret managed elsewhere, as JSON {"password": "..."}.
@@ -79,6 +92,13 @@ export class ExistingBrokerStack extends Stack {
   constructor(scope: Construct, id: string, brokerArn: string, props?: StackProps) {
     super(scope, id, props);
     const broker = MqBroker.fromBrokerArn(this, 'SharedBroker', brokerArn);
-    new MqUser(this, 'ReportingService', { broker, username: 'reporting-service', groups: ['reporting'] });
+    const reporting = new MqUser(this, 'ReportingService', {
+      broker,
+      username: 'reporting-service',
+      groups: ['reporting'],
+    });
+    // A policy of "a new password every 30 days": with MAINTENANCE_WINDOW the credentials change every second
+    // rotation, so rotate every 15 days (README, "Rotating passwords").
+    reporting.addRotation({ automaticallyAfter: Duration.days(15) });
   }
 }

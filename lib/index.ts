@@ -1,4 +1,5 @@
 export * from './mq-broker';
 export * from './mq-user';
+export * from './mq-user-rotation';
 export * from './mq-user-provider';
 export * from './mq-broker-reboot';

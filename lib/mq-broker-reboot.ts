@@ -79,7 +79,10 @@ export class MqBrokerReboot extends Construct {
       scope: this,
       cover: (users) => {
         this.covered = [...users].sort(coverageOrder);
-        for (const user of users) resource.node.addDependency(user.resource);
+        for (const user of users) {
+          resource.node.addDependency(user.resource);
+          for (const waiting of user.afterReboot) waiting.node.addDependency(resource);
+        }
       },
     });
   }

@@ -1,20 +1,25 @@
 import { createHash } from 'crypto';
 import {
   Annotations,
+  Aws,
   CustomResource,
+  Duration,
+  Lazy,
   RemovalPolicy,
   Stack,
+  Tags,
   Token,
   aws_amazonmq as amazonmq,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { MqUserProvider } from './mq-user-provider';
-import { acknowledgeNag } from './private/acknowledge';
-import { asCfnBroker, brokerLabel, cfnBrokerUsernames, declareUser } from './private/broker-registry';
-import { MQ_USER_RESOURCE_TYPE, type MqUserResourceProperties } from './private/handler-props';
-import { WEB_CONSOLE_GROUP } from './private/rules';
-import { normalizeGroups, validateUserProps } from './private/validate';
+import { MqUserRotationApply, MqUserRotationOptions } from './mq-user-rotation';
+import { DeclaredUser, asCfnBroker, brokerLabel, cfnBrokerUsernames, declareUser } from './private/broker-registry';
+import { MQ_USER_FORMAT_VERSION, MQ_USER_RESOURCE_TYPE, type MqUserResourceProperties } from './private/handler-props';
+import { MqUserRotationFunction } from './private/rotation-function';
+import { ALTERNATE_SUFFIX, ROTATION_TAGS, WEB_CONSOLE_GROUP } from './private/rules';
+import { normalizeGroups, validateRotation, validateUserProps } from './private/validate';
 
 /** Properties of an MqUser. */
 export interface MqUserProps {
@@ -66,7 +71,7 @@ export interface MqUserProps {
    * secret encrypted with a customer-managed KMS key needs a key policy that lets the handler's role decrypt
    * through Secrets Manager (README, "Security").
    *
-   * @default - a generated secret: JSON `{"username", "password"}`, 32 letters and digits
+   * @default - a generated secret: JSON `{"username", "password"}`, 32 letters and digits; `addRotation` can rotate it
    */
   readonly passwordSecret?: secretsmanager.ISecret;
 
@@ -81,7 +86,8 @@ export interface MqUserProps {
    * A value whose change makes the next deploy read the secret again and set the password.
    *
    * Any string. CloudFormation cannot see a new value behind an unchanged secret ARN: bump it after changing
-   * the secret's value.
+   * the secret's value. Not with `addRotation` (the rotation owns the password; rotate with
+   * `aws secretsmanager rotate-secret` instead).
    *
    * @default - the password is set when the user is created, and when the secret or field changes
    */
@@ -126,10 +132,16 @@ const GENERATED_PASSWORD_DIGEST = createHash('sha256')
   .digest('hex')
   .slice(0, 16);
 
+/** What `addRotation` made. */
+interface Rotation {
+  readonly alternate: CustomResource;
+}
+
 /**
  * A user of an Amazon MQ for ActiveMQ broker, created, updated and deleted with the stack.
  *
  * Amazon MQ applies a user's creation, change or deletion at the broker's next reboot or maintenance window.
+ * `addRotation` rotates the password of a generated secret with a second, alternate user.
  */
 export class MqUser extends Construct {
   /**
@@ -156,6 +168,12 @@ export class MqUser extends Construct {
    * rollback that left the user alone. It takes effect at the broker's next reboot or maintenance window.
    */
   public readonly pendingChange: string;
+
+  private readonly props: MqUserProps;
+  private readonly properties: MqUserResourceProperties;
+  private readonly resource: CustomResource;
+  private readonly declared: DeclaredUser;
+  private rotation?: Rotation;
 
   constructor(scope: Construct, id: string, props: MqUserProps) {
     super(scope, id);
@@ -199,15 +217,10 @@ export class MqUser extends Construct {
         },
         removalPolicy,
       });
-    if (generated) {
-      acknowledgeNag(
-        this.secret,
-        'AwsSolutions-SMG4',
-        'Rotation is unsupported by design: Amazon MQ applies a new password only at the next reboot, so a rotated ' +
-          'secret would hold a password the broker does not accept yet. Roll passwords with passwordVersion.',
-      );
-    }
+    // A generated secret without rotation is reported by cdk-nag's AwsSolutions-SMG4 like any other: rotating it
+    // (addRotation) or acknowledging the finding is the owner's choice, not ours to make on their behalf.
 
+    this.props = props;
     const properties: MqUserResourceProperties = {
       BrokerId: props.broker.brokerRef.brokerId,
       Username: props.username,
@@ -219,7 +232,11 @@ export class MqUser extends Construct {
       PasswordVersion: props.passwordVersion,
       GeneratedPasswordSettings: generated ? GENERATED_PASSWORD_DIGEST : undefined,
       AdoptExisting: props.adoptExisting || undefined,
+      // Absent until addRotation: templates of users without rotation stay as they were.
+      RotationEnabled: Lazy.any({ produce: () => (this.rotation ? true : undefined) }) as unknown as boolean,
+      FormatVersion: MQ_USER_FORMAT_VERSION,
     };
+    this.properties = properties;
     const resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,
       resourceType: MQ_USER_RESOURCE_TYPE,
@@ -230,18 +247,114 @@ export class MqUser extends Construct {
     // addPropertyOverride, cfnOptions), not the CustomResource construct around it.
     this.node.defaultChild = resource.node.defaultChild;
     provider._grantPasswordRead(resource, this.secret, generated);
-    declareUser(props.broker, {
+    this.resource = resource;
+    this.declared = {
       username: props.username,
       path: this.node.path,
       stack: Stack.of(this),
       resource,
       properties,
       stateDigest: resource.getAttString('StateDigest'),
-    });
+      afterReboot: [],
+    };
+    declareUser(props.broker, this.declared);
 
     this.username = resource.getAttString('Username');
     this.brokerId = resource.getAttString('BrokerId');
     this.pendingChange = resource.getAttString('PendingChange');
+  }
+
+  /**
+   * The username of the rotation's alternate user (`<username>_clone`), as a token of its custom resource.
+   *
+   * `undefined` until `addRotation` is called. The generated secret names either user: read `username` from the
+   * secret, never assume one of them.
+   */
+  public get alternateUsername(): string | undefined {
+    return this.rotation?.alternate.getAttString('Username');
+  }
+
+  /**
+   * Rotates the password of the generated secret with Secrets Manager, and returns the rotation schedule.
+   *
+   * Adds a second user, `<username>_clone` (the alternate), with the same groups and flags; each rotation sets a
+   * new password on the user that clients are not using, and moves `AWSCURRENT` to it only once the broker has
+   * applied it. So the credentials labelled `AWSCURRENT` always work, and the previous ones keep working until
+   * the next rotation (clients must read the secret again within one interval). Needs a generated secret (no
+   * `passwordSecret`) and no `passwordVersion`; the username may have at most 94 characters and must not end in
+   * `_clone`. Call it once. See the README, "Rotating passwords".
+   *
+   * @param options the interval and how a new password reaches the broker
+   */
+  public addRotation(options: MqUserRotationOptions = {}): secretsmanager.RotationSchedule {
+    const props = this.props;
+    const applyBy = options.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW;
+    const automaticallyAfter = options.automaticallyAfter ?? Duration.days(30);
+    if (this.rotation) {
+      throw new Error(
+        `MqUser ${this.node.path}: addRotation was already called on this MqUser: call it once (it returns the ` +
+          'rotation schedule)',
+      );
+    }
+    const errors = validateRotation({
+      username: props.username,
+      hasPasswordSecret: props.passwordSecret !== undefined,
+      passwordVersion: props.passwordVersion,
+      automaticallyAfter,
+      maintenanceWindow: applyBy === MqUserRotationApply.MAINTENANCE_WINDOW,
+      brokerUsernames: cfnBrokerUsernames(props.broker) ?? [],
+      brokerLabel: brokerLabel(props.broker),
+    });
+    if (errors.length > 0) throw new Error(`MqUser ${this.node.path}: ${errors.join('; ')}`);
+
+    const stack = Stack.of(this);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+    const alternateUsername = `${props.username}${ALTERNATE_SUFFIX}`;
+    // Everything the primary has but the name, and never AdoptExisting: an alternate is always this resource's own.
+    const alternateProperties: MqUserResourceProperties = {
+      ...this.properties,
+      Username: alternateUsername,
+      AdoptExisting: undefined,
+      RotationEnabled: true,
+    };
+    const alternate = new CustomResource(this, 'AlternateResource', {
+      serviceToken: MqUserProvider.getOrCreate(this).serviceToken,
+      resourceType: MQ_USER_RESOURCE_TYPE,
+      properties: { ...alternateProperties },
+      removalPolicy,
+    });
+    MqUserProvider.getOrCreate(this)._grantPasswordRead(alternate, this.secret, true);
+    const declared: DeclaredUser = {
+      username: alternateUsername,
+      path: alternate.node.path,
+      stack,
+      resource: alternate,
+      properties: alternateProperties,
+      stateDigest: alternate.getAttString('StateDigest'),
+      alternateOf: this.node.path,
+      afterReboot: [],
+    };
+    declareUser(props.broker, declared);
+    this.rotation = { alternate };
+
+    // Tags never regenerate a secret (a changed generateSecretString would): the function reads them.
+    Tags.of(this.secret).add(ROTATION_TAGS.brokerId, props.broker.brokerRef.brokerId);
+    Tags.of(this.secret).add(ROTATION_TAGS.mode, applyBy);
+    Tags.of(this.secret).add(ROTATION_TAGS.stackId, Aws.STACK_ID);
+
+    const rotationFunction = MqUserRotationFunction.getOrCreate(this);
+    rotationFunction.allow(props.broker, applyBy);
+    const schedule = new secretsmanager.RotationSchedule(this, 'Rotation', {
+      secret: this.secret,
+      rotationLambda: rotationFunction.reference,
+      automaticallyAfter,
+    });
+    // Secrets Manager rotates as soon as the schedule exists: both users and the invoke permission must be there,
+    // and the deploy's reboot (MqBrokerReboot) done.
+    schedule.node.addDependency(this.resource, alternate, rotationFunction.permission);
+    this.declared.afterReboot.push(schedule);
+    declared.afterReboot.push(schedule);
+    return schedule;
   }
 
   /** What can be told about the broker at synth time: its engine, its authentication, its own users. */

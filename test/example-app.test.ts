@@ -14,7 +14,8 @@ describe('the example app', () => {
   test('declares users with groups, console access, a supplied and a generated secret, and no plaintext password', () => {
     const stack = new BrokerStack(new App(), 'MqUserExample');
     const template = Template.fromStack(stack);
-    template.resourceCountIs('Custom::MqUser', 3);
+    // Three MqUsers, and the alternate of the rotated one.
+    template.resourceCountIs('Custom::MqUser', 4);
     template.hasResourceProperties('Custom::MqUser', { Username: 'operator', ConsoleAccess: true });
     template.hasResourceProperties('Custom::MqUser', { Username: 'billing-service', PasswordField: 'password' });
     template.hasResourceProperties('Custom::MqUser', {
@@ -25,6 +26,26 @@ describe('the example app', () => {
       Properties: { Users: Array<{ Password: unknown }> };
     };
     expect(JSON.stringify(broker.Properties.Users[0].Password)).toContain('{{resolve:secretsmanager:');
+  });
+
+  test('rotates the password of orders-service every 30 days, applied by the maintenance window', () => {
+    const template = Template.fromStack(new BrokerStack(new App(), 'MqUserExample'));
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service', RotationEnabled: true });
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service_clone', RotationEnabled: true });
+    for (const username of ['operator', 'billing-service'])
+      template.hasResourceProperties('Custom::MqUser', { Username: username, RotationEnabled: Match.absent() });
+    template.resourceCountIs('AWS::SecretsManager::RotationSchedule', 1);
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      SecretId: { Ref: Match.stringLikeRegexp('^OrdersServiceSecretordersservice') },
+      RotationRules: { ScheduleExpression: 'rate(30 days)' },
+    });
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Tags: Match.arrayWith([{ Key: 'cdk-mq-user:rotation', Value: 'MAINTENANCE_WINDOW' }]),
+    });
+    // The broker's reboot opt-in covers the alternate too, and the first rotation waits for that reboot.
+    template.hasResourceProperties('Custom::MqBrokerReboot', {
+      Usernames: ['billing-service', 'operator', 'orders-service', 'orders-service_clone'],
+    });
   });
 
   test('declares a user on an existing broker from its ARN', () => {
@@ -58,7 +79,7 @@ describe('the example app', () => {
         .sort();
       expect(templates).toEqual(['MqUserExample.template.json', 'MqUserExistingBroker.template.json']);
       const example = JSON.parse(readFileSync(path.join(out, 'MqUserExample.template.json'), 'utf8'));
-      expect(Object.values(example.Resources).filter((r: any) => r.Type === 'Custom::MqUser')).toHaveLength(3);
+      expect(Object.values(example.Resources).filter((r: any) => r.Type === 'Custom::MqUser')).toHaveLength(4);
       // The CLI's template is the example stack built with cdk.json's context: the flags are what changed it.
       const withFlags = new App({ context: CDK_JSON.context, analyticsReporting: false });
       const expected = Template.fromStack(new BrokerStack(withFlags, 'MqUserExample')).toJSON();

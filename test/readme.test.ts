@@ -2,7 +2,7 @@ import { readFileSync } from 'fs';
 import * as path from 'path';
 import * as ts from 'typescript';
 import { App, Resource, Stack, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Construct } from 'constructs';
 
 const ROOT = path.join(__dirname, '..');
@@ -20,17 +20,28 @@ function snippetAfter(marker: string): string {
 
 /**
  * Type checks `snippet` as the body of a stack's constructor (`this` is the stack, `broker` is given, with the
- * type `brokerType`), then runs it on `stack`. Its own imports stay imports; `MqBroker` and `MqUser` come from
- * the library's sources, like `from 'cdk-mq-user'` in the README.
+ * type `brokerType`), then runs it on `stack`. Its own imports stay imports, `from 'cdk-mq-user'` resolved to the
+ * library's sources; `MqBroker` and `MqUser` are imported for it when it does not import them itself.
  */
 function compileAndRun(snippet: string, brokerType: string, stack: Stack, broker: unknown): void {
   const lines = snippet.split('\n');
-  const imports = lines.filter((line) => line.startsWith('import '));
+  const imports = lines
+    .filter((line) => line.startsWith('import '))
+    .map((line) => line.replace(/from 'cdk-mq-user';$/, `from ${JSON.stringify(LIB)};`));
+  const ownNames = imports
+    .filter((line) => line.includes(JSON.stringify(LIB)))
+    .flatMap((line) =>
+      /\{([^}]*)\}/
+        .exec(line)![1]
+        .split(',')
+        .map((name) => name.trim()),
+    );
+  const given = ['MqBroker', 'MqUser'].filter((name) => !ownNames.includes(name));
   const body = lines.filter((line) => !line.startsWith('import ')).join('\n');
   const source = [
     `import { aws_amazonmq as amazonmq, Stack } from 'aws-cdk-lib';`,
     `import { Node } from 'constructs';`,
-    `import { MqBroker, MqUser } from ${JSON.stringify(LIB)};`,
+    ...(given.length ? [`import { ${given.join(', ')} } from ${JSON.stringify(LIB)};`] : []),
     ...imports,
     `export function run(this: Stack, broker: ${brokerType}): void {`,
     body,
@@ -121,6 +132,34 @@ describe('the README', () => {
       Username: 'billing-service',
       BrokerId: { 'Fn::Select': [7, { 'Fn::Split': [':', { 'Fn::GetAtt': [cfnBroker, 'Arn'] }] }] },
     });
+  });
+});
+
+describe('the README on rotation', () => {
+  test('the addRotation example compiles, runs and rotates every 30 days by the maintenance window', () => {
+    const stack = newStack();
+    compileAndRun(snippetAfter('## Rotating passwords'), 'amazonmq.IBrokerRef', stack, activeMq(stack, 'Broker'));
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service', RotationEnabled: true });
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service_clone', RotationEnabled: true });
+    template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      RotationRules: { ScheduleExpression: 'rate(30 days)' },
+    });
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Tags: Match.arrayWith([{ Key: 'cdk-mq-user:rotation', Value: 'MAINTENANCE_WINDOW' }]),
+    });
+  });
+
+  test('states the rules that synth enforces, with the numbers the library uses', () => {
+    const section = README.slice(README.indexOf('## Rotating passwords'), README.indexOf('## Moving a user'));
+    expect(section).toMatch(/at most 94 characters/);
+    expect(section).toMatch(/`_clone`/);
+    expect(section).toMatch(/\*\*9 days\*\*/);
+    expect(section).toMatch(/```mermaid\nsequenceDiagram/);
+    expect(section).toMatch(/every second rotation/);
+    // The table of what each construct adds matches test/footprint.test.ts.
+    expect(README).toMatch(/\| password rotation \(`CdkMqUserRotation`.*\| 5, fixed:.*In a VPC: 7/);
+    expect(README).toMatch(/\| each rotated MqUser \(`addRotation`\) \| 3 more/);
   });
 });
 

@@ -1,6 +1,3 @@
-import { mkdtempSync, readFileSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
-import * as path from 'path';
 import {
   App,
   NestedStack,
@@ -12,54 +9,18 @@ import {
   aws_kms as kms,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
-import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider } from '../lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
+import { findings, suppressed, validate } from './fixtures/validation';
 
 const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
-
-interface Report {
-  pluginReports: Array<{
-    pluginName: string;
-    violations: Array<{ ruleName: string; violatingConstructs: Array<{ constructPath: string }> }>;
-    suppressedViolations?: Array<{
-      ruleName: string;
-      reason: string;
-      violatingConstructs: Array<{ constructPath: string }>;
-    }>;
-  }>;
-}
-
-/** Synthesizes `build`'s app and returns its validation report; synth failures are findings too. */
-function validate(build: (app: App) => void, withNag: boolean): { report: Report; error?: string } {
-  const outdir = mkdtempSync(path.join(tmpdir(), 'cdk-mq-user-validation-'));
-  try {
-    const app = new App({ outdir });
-    if (withNag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-    build(app);
-    let error: string | undefined;
-    try {
-      app.synth();
-    } catch (e) {
-      error = (e as Error).message;
-    }
-    return { report: JSON.parse(readFileSync(path.join(outdir, 'validation-report.json'), 'utf8')), error };
-  } finally {
-    rmSync(outdir, { recursive: true, force: true });
-  }
-}
-
-const findings = (report: Report) =>
-  report.pluginReports.flatMap((p) =>
-    p.violations.map((v) => `${p.pluginName} ${v.ruleName} ${v.violatingConstructs.map((c) => c.constructPath)}`),
-  );
 
 function exampleApp(app: App) {
   new BrokerStack(app, 'MqUserExample');
   new ExistingBrokerStack(app, 'MqUserExistingBroker', BROKER_ARN);
 }
 
-/** Users with the handlers in a VPC and the reboot opt-in: their extra grants must be acknowledged too. */
+/** Users with the handlers in a VPC, the reboot opt-in and a rotation: their extra grants must be acknowledged too. */
 function vpcApp(app: App) {
   const stack = new Stack(app, 'MqUserInVpc');
   const vpc = new ec2.Vpc(stack, 'Vpc', {
@@ -72,7 +33,7 @@ function vpcApp(app: App) {
   });
   MqUserProvider.getOrCreate(stack, { vpc });
   const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
-  new MqUser(stack, 'User', { broker, username: 'in-vpc' });
+  new MqUser(stack, 'User', { broker, username: 'in-vpc' }).addRotation({ applyBy: MqUserRotationApply.REBOOT });
   new MqBrokerReboot(stack, 'ApplyUsers', { broker });
 }
 
@@ -89,13 +50,6 @@ function nestedApp(app: App) {
   new MqUser(nested, 'User', { broker, username: 'nested-user', passwordSecret: secret });
   new MqBrokerReboot(nested, 'ApplyUsers', { broker });
 }
-
-const suppressed = (report: Report) =>
-  report.pluginReports.flatMap((p) =>
-    (p.suppressedViolations ?? []).flatMap((v) =>
-      v.violatingConstructs.map((c) => ({ rule: v.ruleName, path: c.constructPath, reason: v.reason })),
-    ),
-  );
 
 describe('cdk-nag AwsSolutions', () => {
   test('finds nothing unacknowledged in the example app', () => {
@@ -147,7 +101,13 @@ describe('cdk-nag AwsSolutions', () => {
       MqUserProvider.getOrCreate(stack).handlerRole.addToPrincipalPolicy(
         new iam.PolicyStatement({ actions: ['s3:ListAllMyBuckets'], resources: ['*'] }),
       );
-      new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN), username: 'custom' });
+      // A supplied secret: a generated one without rotation would add its own SMG4 finding.
+      const passwordSecret = secretsmanager.Secret.fromSecretNameV2(stack, 'Password', 'custom/mq-password');
+      new MqUser(stack, 'User', {
+        broker: MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN),
+        username: 'custom',
+        passwordSecret,
+      });
     }, true);
     expect(findings(report)).toEqual([
       'AwsSolutions AwsSolutions-IAM5[Resource::*] Custom/CdkMqUserProvider/HandlerRole/DefaultPolicy/Resource',
@@ -173,7 +133,7 @@ describe('cdk-nag AwsSolutions', () => {
       expect(s.reason.length).toBeGreaterThan(40);
       for (const c of s.violatingConstructs) {
         expect(c.constructPath).toMatch(
-          /\/(CdkMqUserProvider|CdkMqUserRebootProvider|[A-Za-z]+\/Secret-[a-z-]+|AdminSecret)\//,
+          /\/(CdkMqUserProvider|CdkMqUserRebootProvider|CdkMqUserRotation|[A-Za-z]+\/Secret-[a-z-]+|AdminSecret)\//,
         );
       }
     }

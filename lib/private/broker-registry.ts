@@ -13,6 +13,14 @@ export interface DeclaredUser {
   readonly properties: object;
   /** `Fn::GetAtt <resource>.StateDigest`: the user's state as the handler resolved it at deploy time. */
   readonly stateDigest: string;
+  /** For the alternate user of a rotated MqUser: that MqUser's construct path, for messages. */
+  readonly alternateOf?: string;
+  /**
+   * Constructs that must wait for the `MqBrokerReboot` covering this user, when there is one: the rotation
+   * schedule, because Secrets Manager rotates as soon as it is created and its UpdateUser would otherwise race
+   * the deploy's reboot. Filled until synthesis.
+   */
+  readonly afterReboot: IConstruct[];
 }
 
 /** What an `MqBrokerReboot` needs to learn at synth time: the users it covers. */
@@ -126,17 +134,23 @@ function checkUsernameOnce({ broker, users }: BrokerUsers, user: DeclaredUser): 
   if (Token.isUnresolved(user.username)) return [];
   const first = users.find((other) => other.username === user.username);
   if (!first || first === user) return [];
+  const describe = (u: DeclaredUser) =>
+    u.alternateOf ? `${u.path}, the alternate user of the rotation of ${u.alternateOf}` : u.path;
   return [
-    `username "${user.username}" is declared twice on broker ${brokerLabel(broker)} (${first.path} and ${user.path}): ` +
-      'a broker has one user per username; remove one of the two MqUsers or give it another username',
+    `username "${user.username}" is declared twice on broker ${brokerLabel(broker)} (${describe(first)} and ` +
+      `${describe(user)}): a broker has one user per username; remove one of the two MqUsers or give it another username`,
   ];
 }
 
 function checkBrokerSize({ broker, users }: BrokerUsers): string[] {
   const ownUsers = cfnBrokerUsernames(broker)?.length ?? 0;
   if (users.length + ownUsers <= MAX_USERS_PER_BROKER) return [];
+  const alternates = users.filter((user) => user.alternateOf !== undefined).length;
+  const ours = alternates
+    ? `${users.length - alternates} MqUsers, ${alternates} rotation ${alternates === 1 ? 'alternate' : 'alternates'}`
+    : `${users.length} MqUsers`;
   return [
-    `broker ${brokerLabel(broker)} would have ${users.length + ownUsers} users (${users.length} MqUsers and ` +
+    `broker ${brokerLabel(broker)} would have ${users.length + ownUsers} users (${ours} and ` +
       `${ownUsers} in the broker's own users list); Amazon MQ allows at most ${MAX_USERS_PER_BROKER} per broker: ` +
       'move users to another broker',
   ];

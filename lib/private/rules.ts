@@ -40,3 +40,19 @@ export function passwordProblem(password: string): string | undefined {
   }
   return undefined;
 }
+
+/** The suffix of a rotated user's alternate (AWS's alternating-users convention): `<username>_clone`. */
+export const ALTERNATE_SUFFIX = '_clone';
+
+/**
+ * Tags that `addRotation` puts on a generated secret, read by the rotation function (DescribeSecret). Shared by the
+ * construct and the rotation bundle: this file has no imports.
+ */
+export const ROTATION_TAGS = {
+  /** The ID of the broker the users live on: a staged password is promoted only on that broker. */
+  brokerId: 'cdk-mq-user:broker-id',
+  /** `MAINTENANCE_WINDOW` or `REBOOT`. */
+  mode: 'cdk-mq-user:rotation',
+  /** The stack whose rotation function may rotate the secret: the function's only grant on secrets. */
+  stackId: 'cdk-mq-user:rotation-stack-id',
+} as const;

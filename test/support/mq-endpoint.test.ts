@@ -13,7 +13,13 @@ import {
   RebootBrokerCommand,
   UpdateUserCommand,
 } from '@aws-sdk/client-mq';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
 import { FakeMq } from './mq-endpoint';
 
 const B = 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
@@ -554,5 +560,103 @@ describe('Secrets Manager', () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe('Secrets Manager versions and staging labels (rotation)', () => {
+  const T1 = '11111111-1111-4111-8111-111111111111';
+  const T2 = '22222222-2222-4222-8222-222222222222';
+
+  test('PutSecretValue: the token is the version, idempotent for the same value, ResourceExistsException for another', async () => {
+    const arn = fake.putSecret('rot', '{"password":"a"}');
+    const first = fake.secretVersionWith(arn, 'AWSCURRENT')!.versionId;
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: arn,
+        ClientRequestToken: T1,
+        SecretString: 'b',
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: arn,
+        ClientRequestToken: T1,
+        SecretString: 'b',
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+    expect(
+      (await failure(sm.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: T1, SecretString: 'c' }))))
+        .name,
+    ).toBe('ResourceExistsException');
+    expect(fake.secretStages(arn)).toEqual({ [first]: ['AWSCURRENT'], [T1]: ['AWSPENDING'] });
+    // Without VersionStages the new version becomes AWSCURRENT and the old one AWSPREVIOUS.
+    await sm.send(new PutSecretValueCommand({ SecretId: arn, ClientRequestToken: T2, SecretString: 'd' }));
+    expect(fake.secretStages(arn)).toEqual({ [first]: ['AWSPREVIOUS'], [T1]: ['AWSPENDING'], [T2]: ['AWSCURRENT'] });
+    expect(await sm.send(new GetSecretValueCommand({ SecretId: arn, VersionStage: 'AWSPENDING' }))).toMatchObject({
+      VersionId: T1,
+      SecretString: 'b',
+    });
+    expect(
+      (await failure(sm.send(new GetSecretValueCommand({ SecretId: arn, VersionId: T1, VersionStage: 'AWSCURRENT' }))))
+        .name,
+    ).toBe('ResourceNotFoundException');
+  });
+
+  test('UpdateSecretVersionStage: RemoveFromVersionId is required to move a label, AWSCURRENT cannot just be removed', async () => {
+    const arn = fake.putSecret('rot', 'a');
+    const first = fake.secretVersionWith(arn, 'AWSCURRENT')!.versionId;
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: arn,
+        ClientRequestToken: T1,
+        SecretString: 'b',
+        VersionStages: ['AWSPENDING'],
+      }),
+    );
+    const move = (input: object) =>
+      sm.send(new UpdateSecretVersionStageCommand({ SecretId: arn, VersionStage: 'AWSCURRENT', ...input }));
+    expect((await failure(move({ MoveToVersionId: T1 }))).name).toBe('InvalidParameterException');
+    expect((await failure(move({ RemoveFromVersionId: first }))).name).toBe('InvalidParameterException');
+    await move({ MoveToVersionId: T1, RemoveFromVersionId: first });
+    expect(fake.secretStages(arn)).toEqual({ [first]: ['AWSPREVIOUS'], [T1]: ['AWSCURRENT', 'AWSPENDING'] });
+    await sm.send(
+      new UpdateSecretVersionStageCommand({ SecretId: arn, VersionStage: 'AWSPENDING', RemoveFromVersionId: T1 }),
+    );
+    const described = await sm.send(new DescribeSecretCommand({ SecretId: arn }));
+    expect(described.VersionIdsToStages).toEqual({ [first]: ['AWSPREVIOUS'], [T1]: ['AWSCURRENT'] });
+  });
+
+  test('RotateSecret (startRotation) leaves an empty AWSPENDING version and refuses while another rotation is pending', async () => {
+    const arn = fake.putSecret('rot', 'a', { tags: { team: 'orders' } });
+    fake.setRotation(arn, { lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:f', automaticallyAfterDays: 8 });
+    fake.startRotation(arn, T1);
+    expect(fake.secretVersionWith(arn, 'AWSPENDING')).toEqual({ versionId: T1, stages: ['AWSPENDING'] });
+    expect((await failure(sm.send(new GetSecretValueCommand({ SecretId: arn, VersionId: T1 })))).name).toBe(
+      'ResourceNotFoundException',
+    );
+    expect(() => fake.startRotation(arn, T2)).toThrow(/previous rotation/);
+    fake.startRotation(arn, T1); // resuming the same token
+    const described = await sm.send(new DescribeSecretCommand({ SecretId: arn }));
+    expect(described).toMatchObject({ RotationEnabled: true, Tags: [{ Key: 'team', Value: 'orders' }] });
+  });
+});
+
+describe('clock and maintenance windows', () => {
+  test('pending changes apply when the simulated time passes the window; late windows; authenticates sees the applied state', async () => {
+    await create('app');
+    expect(fake.authenticates(B, 'app', PASSWORD)).toBe(false);
+    fake.setMaintenanceWindow(B, { dayOfWeek: 'WEDNESDAY', timeOfDay: '03:00', durationMinutes: 60 });
+    expect(() =>
+      fake.setMaintenanceWindow(B, { dayOfWeek: 'MONDAY', timeOfDay: '03:00', durationMinutes: 121 }),
+    ).toThrow();
+    fake.postponeWindows(B, 1);
+    fake.advance(7 * 86_400_000); // the first Wednesday's window is skipped
+    expect(fake.windowsApplied(B)).toBe(0);
+    fake.advanceTo(fake.nextWindowStart(B) + 60_000);
+    expect(fake.windowsApplied(B)).toBe(1);
+    expect(fake.user(B, 'app')?.pending).toBeUndefined();
+    expect(fake.authenticates(B, 'app', PASSWORD)).toBe(true);
   });
 });

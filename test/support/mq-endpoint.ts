@@ -1,6 +1,12 @@
 /**
- * An in-process fake of the Amazon MQ user API and of Secrets Manager's GetSecretValue, for jest tests
- * that drive the real AWS SDK v3 clients over HTTP (endpoint override, dummy credentials).
+ * An in-process fake of the Amazon MQ user API and of the Secrets Manager calls our functions make
+ * (GetSecretValue, PutSecretValue, UpdateSecretVersionStage, DescribeSecret, ListSecretVersionIds), for jest
+ * tests that drive the real AWS SDK v3 clients over HTTP (endpoint override, dummy credentials).
+ *
+ * Amazon MQ has a simulated clock (`now()`, `advance()`) and a weekly maintenance window per broker: pending
+ * changes are applied when the simulated time passes a window (or by a reboot), and `authenticates()` checks
+ * credentials against the applied state only. Secrets have versions and staging labels as Secrets Manager
+ * documents them; `startRotation()` is what RotateSecret does before it invokes the rotation function.
  *
  * It models ../shared/reference/amazon-mq-users.md: changes stay pending until a reboot, passwords never
  * come back, and the service (not the SDK) validates fields. What AWS leaves undocumented is an option,
@@ -14,7 +20,20 @@ import type { AddressInfo } from 'node:net';
 
 export type MqOperation =
   'CreateUser' | 'UpdateUser' | 'DeleteUser' | 'DescribeUser' | 'ListUsers' | 'DescribeBroker' | 'RebootBroker';
-export type Operation = MqOperation | 'GetSecretValue';
+export type SecretsOperation =
+  'GetSecretValue' | 'PutSecretValue' | 'UpdateSecretVersionStage' | 'DescribeSecret' | 'ListSecretVersionIds';
+export type Operation = MqOperation | SecretsOperation;
+const SECRETS_OPERATIONS: ReadonlySet<string> = new Set<SecretsOperation>([
+  'GetSecretValue',
+  'PutSecretValue',
+  'UpdateSecretVersionStage',
+  'DescribeSecret',
+  'ListSecretVersionIds',
+]);
+/** Whether a recorded call went to Secrets Manager (not Amazon MQ). */
+export function isSecretsOperation(operation: string): operation is SecretsOperation {
+  return SECRETS_OPERATIONS.has(operation);
+}
 /**
  * `internalAfterWrite`: the call is performed, then answered 500 (a 5xx after the change was made). `slow`: the
  * call is performed normally after `delayMs` (to order two callers).
@@ -29,7 +48,9 @@ export type Fault =
   | 'drop'
   | 'lostResponse'
   | 'hang'
-  | 'slow';
+  | 'slow'
+  /** A client error that is never retried: MQ 400 BadRequestException, Secrets Manager InvalidRequestException. */
+  | 'badRequest';
 
 export interface UserValues {
   consoleAccess: boolean;
@@ -88,10 +109,58 @@ export interface FakeMqOptions {
   writeConflictWindowMs?: number;
   /** The account-wide MQ token bucket (documented: 100 requests, refilling 15/s); none when absent. */
   throttle?: { capacity: number; refillPerSecond: number };
+  /** The simulated clock's start (ms since the epoch); default Monday 2026-01-05T00:00Z. */
+  startTime?: number;
+  /**
+   * When, inside a maintenance window, the broker applies the pending changes (undocumented: "can take up to two
+   * hours"): `start` (default: the old password stops working as early as possible) or `end`.
+   */
+  windowAppliesAt?: 'start' | 'end';
+  /**
+   * UpdateUser without a Password on a user with a pending password change (undocumented): `pending` keeps the
+   * pending password (default), `applied` replaces the pending change with one that carries the applied password
+   * (the password change sent earlier is lost).
+   */
+  updateOmittedPassword?: 'pending' | 'applied';
+  /**
+   * UpdateSecretVersionStage with a RemoveFromVersionId that does not hold the label (undocumented when the label
+   * is already where MoveToVersionId asks, or attached nowhere): `error` (InvalidParameterException, default) or
+   * `ignore`.
+   */
+  staleRemoveFrom?: 'error' | 'ignore';
+  /**
+   * What RotateSecret leaves for the rotation function's createSecret: `empty` (default) a version with the token
+   * as VersionId, labelled AWSPENDING and without a value (what AWS's rotation templates expect: they refuse a token
+   * that is not in VersionIdsToStages, and "AWSPENDING might be attached to an empty secret version"); `none`: no
+   * version until createSecret puts one.
+   */
+  pendingVersionAtStart?: 'empty' | 'none';
 }
 
+/** A broker's weekly maintenance window (`MaintenanceWindowStartTime` in UTC) and how long it lasts (at most 2 h). */
+export interface MaintenanceWindow {
+  /** MONDAY … SUNDAY. */
+  dayOfWeek: string;
+  /** `HH:MM`, UTC. */
+  timeOfDay: string;
+  /** At most 120 (the documented "up to two hours"). */
+  durationMinutes?: number;
+}
+
+/** One version of a secret as stored (for assertions). */
+export interface SecretVersionView {
+  versionId: string;
+  stages: string[];
+  /** Absent for the empty version RotateSecret makes before createSecret has put a value. */
+  value?: string;
+}
+
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
+const WEEK_MS = 7 * 24 * 3_600_000;
+const MINUTE_MS = 60_000;
+
 export interface Injection {
-  /** Without it the fault hits any MQ operation; GetSecretValue is hit only when named. */
+  /** Without it the fault hits any MQ operation; Secrets Manager operations are hit only when named. */
   operation?: Operation;
   brokerId?: string;
   username?: string;
@@ -138,6 +207,29 @@ interface Broker {
   /** RebootBroker answered, the broker still says RUNNING (rebootStartsAfterMs). */
   rebootRequested?: boolean;
   lastWriteAt?: number;
+  window: Required<MaintenanceWindow>;
+  /** The next windows' fate, consumed one per window: 'skip' (postponed a week) or a delay in ms. */
+  windowDelays: Array<'skip' | number>;
+  /** Late windows waiting to apply, as simulated times. */
+  lateApplications: number[];
+  windowsApplied: number;
+}
+
+interface SecretVersion {
+  id: string;
+  value?: string;
+  stages: Set<string>;
+  created: number;
+}
+
+interface Secret {
+  arn: string;
+  name: string;
+  versions: Map<string, SecretVersion>;
+  tags: Map<string, string>;
+  created: number;
+  rotation?: { lambdaArn: string; automaticallyAfterDays?: number; scheduleExpression?: string };
+  lastRotated?: number;
 }
 
 interface Route {
@@ -168,7 +260,7 @@ const NAME = /^[A-Za-z0-9\-._~]{2,100}$/;
 const MAX_USERS = 250;
 const WRITES: ReadonlySet<string> = new Set(['CreateUser', 'UpdateUser', 'DeleteUser']);
 
-const DEFAULTS: Required<Omit<FakeMqOptions, 'throttle'>> & Pick<FakeMqOptions, 'throttle'> = {
+const DEFAULTS: Required<Omit<FakeMqOptions, 'throttle' | 'startTime'>> & Pick<FakeMqOptions, 'throttle'> = {
   region: 'us-east-1',
   accountId: '123456789012',
   createOnExisting: 'conflict',
@@ -181,7 +273,14 @@ const DEFAULTS: Required<Omit<FakeMqOptions, 'throttle'>> & Pick<FakeMqOptions, 
   updateOnPendingDelete: 'conflict',
   writeConflictWindowMs: 0,
   throttle: undefined,
+  windowAppliesAt: 'start',
+  updateOmittedPassword: 'pending',
+  staleRemoveFrom: 'error',
+  pendingVersionAtStart: 'empty',
 };
+/** Monday 2026-01-05T00:00:00Z. */
+const DEFAULT_START = Date.UTC(2026, 0, 5);
+const DEFAULT_WINDOW: Required<MaintenanceWindow> = { dayOfWeek: 'SUNDAY', timeOfDay: '02:00', durationMinutes: 120 };
 
 export class FakeMq {
   static async start(options: FakeMqOptions = {}): Promise<FakeMq> {
@@ -206,6 +305,10 @@ export class FakeMq {
   rebootStartsAfterMs!: number;
   updateOnPendingDelete!: 'conflict' | 'revive' | 'keepDelete';
   writeConflictWindowMs!: number;
+  windowAppliesAt!: 'start' | 'end';
+  updateOmittedPassword!: 'pending' | 'applied';
+  staleRemoveFrom!: 'error' | 'ignore';
+  pendingVersionAtStart!: 'empty' | 'none';
   readonly calls: CallRecord[] = [];
   /** Writes refused with 409 by `writeConflictWindowMs` (not counted in faultsInjected). */
   concurrencyConflicts = 0;
@@ -219,7 +322,11 @@ export class FakeMq {
     });
   });
   private readonly brokers = new Map<string, Broker>();
-  private readonly secrets = new Map<string, { arn: string; name: string; value: string; created: number }>();
+  private readonly secrets = new Map<string, Secret>();
+  private clock = DEFAULT_START;
+  private readonly clockListeners = new Set<(now: number) => void>();
+  private readonly windowListeners = new Set<(brokerId: string, at: number, applied: boolean) => void>();
+  private readonly applyListeners = new Set<(brokerId: string) => void>();
   private readonly denied = new Set<string>();
   /** What a user held before its pending DELETE, for a revival that sends no password. */
   private readonly beforeDelete = new WeakMap<UserState, UserValues>();
@@ -268,6 +375,10 @@ export class FakeMq {
     this.faultsInjected = 0;
     this.rateLimited = 0;
     this.concurrencyConflicts = 0;
+    this.clockListeners.clear();
+    this.windowListeners.clear();
+    this.applyListeners.clear();
+    this.clock = this.options.startTime ?? DEFAULT_START;
     const o = { ...DEFAULTS, ...this.options };
     Object.assign(this, {
       region: o.region,
@@ -281,6 +392,10 @@ export class FakeMq {
       rebootStartsAfterMs: o.rebootStartsAfterMs,
       updateOnPendingDelete: o.updateOnPendingDelete,
       writeConflictWindowMs: o.writeConflictWindowMs,
+      windowAppliesAt: o.windowAppliesAt,
+      updateOmittedPassword: o.updateOmittedPassword,
+      staleRemoveFrom: o.staleRemoveFrom,
+      pendingVersionAtStart: o.pendingVersionAtStart,
     });
     this.throttle = o.throttle;
   }
@@ -308,6 +423,10 @@ export class FakeMq {
       users: new Map(),
       reboots: 0,
       completedReboots: 0,
+      window: { ...DEFAULT_WINDOW },
+      windowDelays: [],
+      lateApplications: [],
+      windowsApplied: 0,
     });
     return this.brokerArn(spec.brokerId);
   }
@@ -353,7 +472,7 @@ export class FakeMq {
     broker.state = 'RUNNING';
   }
 
-  /** What a reboot or the maintenance window does to users. */
+  /** What a reboot or the maintenance window does to users. Listeners (`onApply`) run right after. */
   applyPendingChanges(brokerId: string): void {
     const broker = this.broker(brokerId);
     for (const [name, user] of broker.users) {
@@ -362,6 +481,133 @@ export class FakeMq {
       else if (pending) user.applied = values(pending);
       user.pending = undefined;
     }
+    for (const listener of this.applyListeners) listener(brokerId);
+  }
+
+  /** Runs whenever a broker applies its pending changes (a reboot, a window, or a test's `applyPendingChanges`). */
+  onApply(listener: (brokerId: string) => void): () => void {
+    this.applyListeners.add(listener);
+    return () => this.applyListeners.delete(listener);
+  }
+
+  // ---- the clock and maintenance windows ----
+
+  /** The simulated time (ms since the epoch): maintenance windows follow it, not the wall clock. */
+  now(): number {
+    return this.clock;
+  }
+
+  /**
+   * Moves the simulated time forward one minute at a time (the last step may be shorter). At each step the
+   * windows that started (or late windows that came due) apply their broker's pending changes, then every
+   * `onMinute` listener runs (e.g. a client checker). Returns the number of windows that applied changes.
+   */
+  advance(ms: number): number {
+    const end = this.clock + ms;
+    let applied = 0;
+    while (this.clock < end) {
+      const from = this.clock;
+      const to = Math.min(end, from + MINUTE_MS);
+      for (const broker of [...this.brokers.values()]) applied += this.runWindows(broker, from, to);
+      this.clock = to;
+      for (const listener of this.clockListeners) listener(to);
+    }
+    return applied;
+  }
+
+  /** Advances to the given simulated time (no-op if already past it). */
+  advanceTo(time: number): number {
+    return this.advance(Math.max(0, time - this.clock));
+  }
+
+  /** Runs after every simulated minute `advance()` moves; returns a function that removes it. */
+  onMinute(listener: (now: number) => void): () => void {
+    this.clockListeners.add(listener);
+    return () => this.clockListeners.delete(listener);
+  }
+
+  /** Runs whenever a broker's window comes (`applied` false when it was skipped or postponed). */
+  onWindow(listener: (brokerId: string, at: number, applied: boolean) => void): () => void {
+    this.windowListeners.add(listener);
+    return () => this.windowListeners.delete(listener);
+  }
+
+  /** Sets a broker's weekly window (Amazon MQ's MaintenanceWindowStartTime, UTC); at most two hours long. */
+  setMaintenanceWindow(brokerId: string, window: MaintenanceWindow): void {
+    const day = window.dayOfWeek.toUpperCase();
+    const duration = window.durationMinutes ?? 120;
+    if (!DAYS.includes(day)) throw new Error(`FakeMq: no day ${window.dayOfWeek}`);
+    if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(window.timeOfDay)) throw new Error(`FakeMq: bad time ${window.timeOfDay}`);
+    if (duration <= 0 || duration > 120) throw new Error('FakeMq: a maintenance window lasts up to two hours');
+    this.broker(brokerId).window = { dayOfWeek: day, timeOfDay: window.timeOfDay, durationMinutes: duration };
+  }
+
+  maintenanceWindow(brokerId: string): Required<MaintenanceWindow> {
+    return { ...this.broker(brokerId).window };
+  }
+
+  /** The start of the broker's first window at or after `from` (simulated ms). */
+  nextWindowStart(brokerId: string, from = this.clock): number {
+    const w = this.broker(brokerId).window;
+    const [h, m] = w.timeOfDay.split(':').map(Number);
+    const d = new Date(from);
+    const midnight = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    const offsetDays = (DAYS.indexOf(w.dayOfWeek) - d.getUTCDay() + 7) % 7;
+    let start = midnight + offsetDays * 86_400_000 + (h * 60 + m) * MINUTE_MS;
+    if (start < from) start += WEEK_MS;
+    return start;
+  }
+
+  /**
+   * The next `times` windows of the broker come late: `byMs` after their start, or (without `byMs`) not at all
+   * (postponed to the following week's window).
+   */
+  postponeWindows(brokerId: string, times = 1, byMs?: number): void {
+    for (let i = 0; i < times; i++) this.broker(brokerId).windowDelays.push(byMs ?? 'skip');
+  }
+
+  /** Windows (late ones included) that applied the broker's pending changes. */
+  windowsApplied(brokerId: string): number {
+    return this.brokers.get(brokerId)?.windowsApplied ?? 0;
+  }
+
+  private runWindows(broker: Broker, from: number, to: number): number {
+    let applied = 0;
+    // A window "applies" at its start or its end (windowAppliesAt); times in (from, to] are due in this step.
+    const offset = this.windowAppliesAt === 'end' ? broker.window.durationMinutes * MINUTE_MS : 0;
+    for (let start = this.nextWindowStart(broker.id, from - offset + 1); start + offset <= to; start += WEEK_MS) {
+      const at = start + offset;
+      const delay = broker.windowDelays.shift();
+      if (delay === undefined) {
+        applied += this.windowApplies(broker, at);
+      } else {
+        if (delay !== 'skip') broker.lateApplications.push(at + delay);
+        for (const listener of this.windowListeners) listener(broker.id, at, false);
+      }
+    }
+    for (const at of broker.lateApplications.filter((t) => t > from && t <= to)) {
+      broker.lateApplications = broker.lateApplications.filter((t) => t !== at);
+      applied += this.windowApplies(broker, at);
+    }
+    return applied;
+  }
+
+  private windowApplies(broker: Broker, at: number): number {
+    if (this.brokers.get(broker.id) !== broker) return 0;
+    this.applyPendingChanges(broker.id);
+    broker.windowsApplied++;
+    for (const listener of this.windowListeners) listener(broker.id, at, true);
+    return 1;
+  }
+
+  /**
+   * Whether a client signing in with these credentials is accepted by what the broker runs now: the APPLIED state
+   * (a pending password is refused, a pending deletion still signs in). Only credentials: whether the broker is
+   * reachable (not rebooting) is `brokerState()`.
+   */
+  authenticates(brokerId: string, username: string, password: string): boolean {
+    const applied = this.brokers.get(brokerId)?.users.get(username)?.applied;
+    return applied !== undefined && applied.password === password;
   }
 
   // ---- inspection ----
@@ -401,33 +647,132 @@ export class FakeMq {
     });
   }
 
-  /** The MQ calls (not GetSecretValue) recorded from position `from` on, optionally of one operation. */
+  /** The MQ calls (no Secrets Manager call) recorded from position `from` on, optionally of one operation. */
   mqCalls(from = 0, operation?: MqOperation): CallRecord[] {
     return this.calls
       .slice(from)
-      .filter((c) => c.operation !== 'GetSecretValue' && (operation === undefined || c.operation === operation));
+      .filter((c) => !isSecretsOperation(c.operation) && (operation === undefined || c.operation === operation));
+  }
+
+  /** The Secrets Manager calls recorded from position `from` on, optionally of one operation. */
+  secretsCalls(from = 0, operation?: SecretsOperation): CallRecord[] {
+    return this.calls
+      .slice(from)
+      .filter((c) => isSecretsOperation(c.operation) && (operation === undefined || c.operation === operation));
   }
 
   // ---- secrets ----
 
-  /** Creates or replaces a secret; returns its ARN (generated, with the 6-character suffix, from a name). */
-  putSecret(arnOrName: string, secretString: string): string {
+  /**
+   * Creates a secret (its first version, AWSCURRENT), or gives an existing one a new AWSCURRENT version (the old one
+   * becomes AWSPREVIOUS), as CloudFormation does when it regenerates a generated secret. Returns its ARN (generated,
+   * with the 6-character suffix, from a name). `tags` replace the secret's tags when given.
+   */
+  putSecret(arnOrName: string, secretString: string, options: { tags?: Record<string, string> } = {}): string {
     const existing = this.findSecret(arnOrName);
     if (existing) {
-      existing.value = secretString;
+      this.addVersion(existing, randomUUID(), secretString, ['AWSCURRENT']);
+      if (options.tags) existing.tags = new Map(Object.entries(options.tags));
       return existing.arn;
     }
     const arn = arnOrName.startsWith('arn:')
       ? arnOrName
       : `arn:aws:secretsmanager:${this.region}:${this.accountId}:secret:${arnOrName}-${randomBytes(3).toString('hex')}`;
     const name = arnOrName.startsWith('arn:') ? arn.split(':secret:')[1].replace(/-[A-Za-z0-9]{6}$/, '') : arnOrName;
-    this.secrets.set(arn, { arn, name, value: secretString, created: Math.floor(Date.now() / 1000) });
+    const secret: Secret = {
+      arn,
+      name,
+      versions: new Map(),
+      tags: new Map(Object.entries(options.tags ?? {})),
+      created: Math.floor(Date.now() / 1000),
+    };
+    this.secrets.set(arn, secret);
+    this.addVersion(secret, randomUUID(), secretString, ['AWSCURRENT']);
     return arn;
   }
 
-  /** The secret string, for assertions (what the handler would read). */
-  secretValue(arnOrName: string): string | undefined {
-    return this.findSecret(arnOrName)?.value;
+  /** The full ARN of a secret found by ARN, name or partial ARN (undefined when there is none). */
+  secretArnOf(arnOrName: string): string | undefined {
+    return this.findSecret(arnOrName)?.arn;
+  }
+
+  /** The secret string of the version holding `stage` (default AWSCURRENT), for assertions. */
+  secretValue(arnOrName: string, stage = 'AWSCURRENT'): string | undefined {
+    const secret = this.findSecret(arnOrName);
+    return secret && this.versionWith(secret, stage)?.value;
+  }
+
+  /** Every version of a secret, oldest first, with its labels and value (deprecated ones included). */
+  secretVersions(arnOrName: string): SecretVersionView[] {
+    const secret = this.findSecret(arnOrName);
+    return [...(secret?.versions.values() ?? [])].map((v) => ({
+      versionId: v.id,
+      stages: [...v.stages].sort(),
+      ...(v.value !== undefined && { value: v.value }),
+    }));
+  }
+
+  /** The version holding a label, if any. */
+  secretVersionWith(arnOrName: string, stage: string): SecretVersionView | undefined {
+    return this.secretVersions(arnOrName).find((v) => v.stages.includes(stage));
+  }
+
+  /** DescribeSecret's VersionIdsToStages. */
+  secretStages(arnOrName: string): Record<string, string[]> {
+    return Object.fromEntries(
+      this.secretVersions(arnOrName)
+        .filter((v) => v.stages.length > 0)
+        .map((v) => [v.versionId, v.stages]),
+    );
+  }
+
+  secretTags(arnOrName: string): Record<string, string> {
+    return Object.fromEntries(this.findSecret(arnOrName)?.tags ?? []);
+  }
+
+  /** Replaces the secret's tags (CloudFormation's update of the Tags property: no new version). */
+  tagSecret(arnOrName: string, tags: Record<string, string>): void {
+    this.secretOrThrow(arnOrName).tags = new Map(Object.entries(tags));
+  }
+
+  /** Turns rotation on (with the function's ARN and rules) or off (`undefined`), as a RotationSchedule does. */
+  setRotation(
+    arnOrName: string,
+    rotation: { lambdaArn: string; automaticallyAfterDays?: number; scheduleExpression?: string } | undefined,
+  ): void {
+    this.secretOrThrow(arnOrName).rotation = rotation && { ...rotation };
+  }
+
+  rotationOf(arnOrName: string): Secret['rotation'] {
+    const rotation = this.findSecret(arnOrName)?.rotation;
+    return rotation && { ...rotation };
+  }
+
+  /**
+   * What RotateSecret does before it invokes createSecret: refuses when AWSPENDING is on a version other than
+   * AWSCURRENT's, unless that version is `token` (a retry of the same rotation); then, with
+   * `pendingVersionAtStart: 'empty'`, makes the version `token` labelled AWSPENDING without a value. Throws the
+   * service's error (InvalidRequestException) when refused.
+   */
+  startRotation(arnOrName: string, token: string): void {
+    const secret = this.secretOrThrow(arnOrName);
+    if (!secret.rotation) throw new Error(`InvalidRequestException: rotation is not configured for ${secret.name}`);
+    const pending = this.versionWith(secret, 'AWSPENDING');
+    if (pending && pending.id !== token && !pending.stages.has('AWSCURRENT')) {
+      throw new Error(
+        "InvalidRequestException: A previous rotation isn't complete. That rotation will be reattempted.",
+      );
+    }
+    checkToken(token);
+    if (this.pendingVersionAtStart === 'empty' && !secret.versions.has(token)) {
+      secret.versions.set(token, { id: token, stages: new Set(), created: Math.floor(Date.now() / 1000) });
+      this.attach(secret, secret.versions.get(token)!, 'AWSPENDING');
+    }
+  }
+
+  /** Records a completed rotation (DescribeSecret's LastRotatedDate), as Secrets Manager does after finishSecret. */
+  rotationCompleted(arnOrName: string): void {
+    this.secretOrThrow(arnOrName).lastRotated = Math.floor(this.clock / 1000);
   }
 
   deleteSecret(arnOrName: string): void {
@@ -435,7 +780,7 @@ export class FakeMq {
     if (secret) this.secrets.delete(secret.arn);
   }
 
-  /** GetSecretValue on it answers AccessDeniedException, whether or not it exists (IAM is checked first). */
+  /** Every Secrets Manager call on it answers AccessDeniedException, whether or not it exists (IAM is checked first). */
   denySecret(arnOrName: string, denied = true): void {
     if (denied) this.denied.add(arnOrName);
     else this.denied.delete(arnOrName);
@@ -444,8 +789,8 @@ export class FakeMq {
   // ---- faults ----
 
   inject(injection: Injection): void {
-    if (injection.operation === 'GetSecretValue' && injection.fault === 'conflict') {
-      throw new Error('Secrets Manager GetSecretValue has no conflict error');
+    if (injection.operation && isSecretsOperation(injection.operation) && injection.fault === 'conflict') {
+      throw new Error('Secrets Manager has no conflict error');
     }
     this.injections.push({ times: 1, ...injection });
   }
@@ -522,7 +867,8 @@ export class FakeMq {
     const input = body.trim() ? (JSON.parse(body) as Record<string, unknown>) : {};
     const target = req.headers['x-amz-target'];
     if (typeof target === 'string' && target.startsWith('secretsmanager.')) {
-      const operation = target === 'secretsmanager.GetSecretValue' ? 'GetSecretValue' : 'Unknown';
+      const name = target.slice('secretsmanager.'.length);
+      const operation = isSecretsOperation(name) ? name : 'Unknown';
       return { protocol: 'secrets', operation, secretId: input.SecretId as string | undefined, input };
     }
     const m = req.method;
@@ -571,7 +917,7 @@ export class FakeMq {
   private takeInjection(call: CallRecord): Injection | undefined {
     const i = this.injections.find(
       (j) =>
-        (j.operation ? j.operation === call.operation : call.operation !== 'GetSecretValue') &&
+        (j.operation ? j.operation === call.operation : !isSecretsOperation(call.operation)) &&
         (j.brokerId === undefined || j.brokerId === call.brokerId) &&
         (j.username === undefined || j.username === call.username) &&
         (j.secretId === undefined || j.secretId === call.secretId),
@@ -591,6 +937,12 @@ export class FakeMq {
           return this.secretDenied('(injected)');
         case 'unavailable':
           return new ApiError(503, 'ServiceUnavailableException', 'Service Unavailable');
+        case 'badRequest':
+          return new ApiError(
+            400,
+            'InvalidRequestException',
+            'A parameter value is not valid for the current state (injected).',
+          );
         default:
           return new ApiError(500, 'InternalServiceError', 'An error occurred on the server side.');
       }
@@ -608,6 +960,8 @@ export class FakeMq {
         );
       case 'unavailable':
         return new ApiError(503, 'ServiceUnavailableException', 'Service Unavailable');
+      case 'badRequest':
+        return badRequest('The request is not valid (injected).');
       default:
         return new ApiError(500, 'InternalServerErrorException', 'We encountered an internal error. Please try again.');
     }
@@ -647,7 +1001,7 @@ export class FakeMq {
 
   private async execute(route: Route): Promise<object | ApiError> {
     try {
-      if (route.operation === 'GetSecretValue') return this.getSecretValue(route.secretId);
+      if (isSecretsOperation(route.operation)) return this.secretsCall(route.operation, route.input);
       const broker = this.brokers.get(route.brokerId ?? '');
       if (!broker) {
         throw new ApiError(
@@ -675,6 +1029,7 @@ export class FakeMq {
       engineType: b.engineType,
       authenticationStrategy: b.authenticationStrategy,
       deploymentMode: 'SINGLE_INSTANCE',
+      maintenanceWindowStartTime: { dayOfWeek: b.window.dayOfWeek, timeOfDay: b.window.timeOfDay, timeZone: 'UTC' },
       users: summaries(b),
     };
   }
@@ -759,12 +1114,15 @@ export class FakeMq {
       case 'UpdateUser': {
         if (pending?.change === 'DELETE') return this.updatePendingDelete(user, input);
         const current = pending ?? user.applied!;
-        // Omitted fields keep their value: undocumented, which is why the handler must always send them all.
+        // Omitted fields keep their value: undocumented, which is why the handler must always send them all. An
+        // omitted password keeps the pending one, or (updateOmittedPassword 'applied') falls back to the applied one.
+        const keptPassword =
+          this.updateOmittedPassword === 'applied' && user.applied ? user.applied.password : current.password;
         const next: UserValues = {
           consoleAccess: (input.consoleAccess as boolean | undefined) ?? current.consoleAccess,
           groups: (input.groups as string[] | undefined) ?? current.groups,
           replicationUser: (input.replicationUser as boolean | undefined) ?? current.replicationUser,
-          password: (input.password as string | undefined) ?? current.password,
+          password: (input.password as string | undefined) ?? keptPassword,
         };
         validate(next);
         user.pending = { change: user.applied ? 'UPDATE' : 'CREATE', ...next };
@@ -854,39 +1212,206 @@ export class FakeMq {
     };
   }
 
-  private getSecretValue(secretId: string | undefined): object {
-    if (!secretId) throw new ApiError(400, 'InvalidParameterException', 'SecretId is required.');
+  /** Secrets Manager, awsJson1_1: what our functions call. Errors are the documented exception names. */
+  private secretsCall(op: SecretsOperation, input: Record<string, unknown>): object {
+    const secretId = input.SecretId as string | undefined;
+    if (!secretId) throw invalidParameter('SecretId is required.');
     const secret = this.findSecret(secretId);
     if (this.denied.has(secretId) || (secret && (this.denied.has(secret.arn) || this.denied.has(secret.name)))) {
-      throw this.secretDenied(secretId);
+      throw this.secretDenied(secretId, op);
     }
-    if (!secret)
-      throw new ApiError(400, 'ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    if (!secret) throw notFound("Secrets Manager can't find the specified secret.");
+    switch (op) {
+      case 'GetSecretValue':
+        return this.getSecretValue(secret, input);
+      case 'PutSecretValue':
+        return this.putSecretValue(secret, input);
+      case 'UpdateSecretVersionStage':
+        return this.updateSecretVersionStage(secret, input);
+      case 'DescribeSecret':
+        return {
+          ARN: secret.arn,
+          Name: secret.name,
+          RotationEnabled: secret.rotation !== undefined,
+          ...(secret.rotation && {
+            RotationLambdaARN: secret.rotation.lambdaArn,
+            RotationRules: {
+              ...(secret.rotation.automaticallyAfterDays !== undefined && {
+                AutomaticallyAfterDays: secret.rotation.automaticallyAfterDays,
+              }),
+              ...(secret.rotation.scheduleExpression !== undefined && {
+                ScheduleExpression: secret.rotation.scheduleExpression,
+              }),
+            },
+          }),
+          ...(secret.lastRotated !== undefined && { LastRotatedDate: secret.lastRotated }),
+          Tags: [...secret.tags].map(([Key, Value]) => ({ Key, Value })),
+          // Versions without a label are deprecated: DescribeSecret leaves them out.
+          VersionIdsToStages: this.secretStages(secret.arn),
+          CreatedDate: secret.created,
+        };
+      case 'ListSecretVersionIds':
+        return {
+          ARN: secret.arn,
+          Name: secret.name,
+          Versions: [...secret.versions.values()]
+            .filter((v) => input.IncludeDeprecated === true || v.stages.size > 0)
+            .map((v) => ({ VersionId: v.id, VersionStages: [...v.stages].sort(), CreatedDate: v.created })),
+        };
+    }
+  }
+
+  private getSecretValue(secret: Secret, input: Record<string, unknown>): object {
+    const versionId = input.VersionId as string | undefined;
+    const stage = (input.VersionStage as string | undefined) ?? (versionId ? undefined : 'AWSCURRENT');
+    const version = versionId ? secret.versions.get(versionId) : this.versionWith(secret, stage!);
+    if (!version || (stage !== undefined && !version.stages.has(stage))) {
+      throw notFound(
+        `Secrets Manager can't find the specified secret value for ${versionId ? `VersionId: ${versionId}` : ''}${
+          versionId && stage ? ' and ' : ''
+        }${stage ? `staging label: ${stage}` : ''}`,
+      );
+    }
+    if (version.value === undefined) {
+      throw notFound(`Secrets Manager can't find the specified secret value for VersionId: ${version.id}`);
+    }
     return {
       ARN: secret.arn,
       Name: secret.name,
-      VersionId: randomUUID(),
-      SecretString: secret.value,
-      VersionStages: ['AWSCURRENT'],
-      CreatedDate: secret.created,
+      VersionId: version.id,
+      SecretString: version.value,
+      VersionStages: [...version.stages].sort(),
+      CreatedDate: version.created,
     };
   }
 
-  private secretDenied(resource: string): ApiError {
+  /**
+   * PutSecretValue: ClientRequestToken is the VersionId; the same token with the same value is a no-op, with another
+   * value ResourceExistsException; a version RotateSecret made without a value takes this one. VersionStages default
+   * to AWSCURRENT (and the first version always gets AWSCURRENT); moving AWSCURRENT moves AWSPREVIOUS along.
+   */
+  private putSecretValue(secret: Secret, input: Record<string, unknown>): object {
+    const token = (input.ClientRequestToken as string | undefined) ?? randomUUID();
+    checkToken(token);
+    const value = input.SecretString as string | undefined;
+    if (value === undefined) {
+      if (input.SecretBinary !== undefined) throw invalidParameter('This fake stores SecretString only.');
+      throw invalidParameter('You must provide either SecretString or SecretBinary.');
+    }
+    const stages = (input.VersionStages as string[] | undefined) ?? ['AWSCURRENT'];
+    if (!Array.isArray(stages) || stages.length === 0 || stages.length > 20)
+      throw invalidParameter('VersionStages must list 1 to 20 staging labels.');
+    for (const stage of stages)
+      if (typeof stage !== 'string' || stage.length < 1 || stage.length > 256)
+        throw invalidParameter('A staging label is 1 to 256 characters.');
+    const existing = secret.versions.get(token);
+    if (existing?.value !== undefined) {
+      if (existing.value !== value) {
+        throw new ApiError(
+          400,
+          'ResourceExistsException',
+          "You can't modify an existing version, you can only create a new version.",
+        );
+      }
+      return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: [...existing.stages].sort() };
+    }
+    const version = this.addVersion(secret, token, value, stages);
+    return { ARN: secret.arn, Name: secret.name, VersionId: token, VersionStages: [...version.stages].sort() };
+  }
+
+  /**
+   * UpdateSecretVersionStage: a label is on one version at most. Moving it off a version needs RemoveFromVersionId
+   * naming that version; removing it needs RemoveFromVersionId holding it; AWSCURRENT can only be moved, never just
+   * removed; moving AWSCURRENT moves AWSPREVIOUS to the version it left.
+   */
+  private updateSecretVersionStage(secret: Secret, input: Record<string, unknown>): object {
+    const stage = input.VersionStage as string | undefined;
+    const moveTo = input.MoveToVersionId as string | undefined;
+    const removeFrom = input.RemoveFromVersionId as string | undefined;
+    if (!stage) throw invalidParameter('VersionStage is required.');
+    for (const id of [moveTo, removeFrom])
+      if (id !== undefined && !secret.versions.has(id))
+        throw notFound(`Secrets Manager can't find the specified secret version: ${id}`);
+    const holder = this.versionWith(secret, stage);
+    if (moveTo === undefined) {
+      if (removeFrom === undefined) throw invalidParameter('Specify MoveToVersionId, RemoveFromVersionId or both.');
+      if (stage === 'AWSCURRENT')
+        throw invalidParameter(
+          'You can only move the staging label AWSCURRENT, not remove it: specify MoveToVersionId.',
+        );
+      if (holder?.id !== removeFrom) {
+        if (this.staleRemoveFrom === 'error')
+          throw invalidParameter(`The staging label ${stage} is not attached to version ${removeFrom}.`);
+      } else {
+        holder.stages.delete(stage);
+      }
+      return { ARN: secret.arn, Name: secret.name, VersionId: removeFrom };
+    }
+    if (holder && holder.id !== moveTo && removeFrom !== holder.id) {
+      throw invalidParameter(
+        `The staging label ${stage} is currently attached to version ${holder.id}: specify it as RemoveFromVersionId.`,
+      );
+    }
+    if (removeFrom !== undefined && holder?.id !== removeFrom && this.staleRemoveFrom === 'error') {
+      throw invalidParameter(`The staging label ${stage} is not attached to version ${removeFrom}.`);
+    }
+    const target = secret.versions.get(moveTo)!;
+    if (!target.stages.has(stage) && target.stages.size >= 20)
+      throw new ApiError(400, 'LimitExceededException', 'A version can have at most 20 staging labels.');
+    this.attach(secret, target, stage);
+    return { ARN: secret.arn, Name: secret.name, VersionId: moveTo };
+  }
+
+  private addVersion(secret: Secret, id: string, value: string, stages: string[]): SecretVersion {
+    let version = secret.versions.get(id);
+    const first = [...secret.versions.values()].every((v) => v.value === undefined && v.stages.size === 0);
+    if (!version) {
+      version = { id, value, stages: new Set(), created: Math.floor(Date.now() / 1000) };
+      secret.versions.set(id, version);
+    } else {
+      version.value = value;
+    }
+    for (const stage of new Set([...stages, ...(first ? ['AWSCURRENT'] : [])])) this.attach(secret, version, stage);
+    return version;
+  }
+
+  /** Puts a label on a version, taking it off any other; AWSCURRENT drags AWSPREVIOUS to the version it left. */
+  private attach(secret: Secret, version: SecretVersion, stage: string): void {
+    const holder = this.versionWith(secret, stage);
+    if (holder === version) return;
+    holder?.stages.delete(stage);
+    version.stages.add(stage);
+    if (stage === 'AWSCURRENT' && holder) {
+      this.versionWith(secret, 'AWSPREVIOUS')?.stages.delete('AWSPREVIOUS');
+      holder.stages.add('AWSPREVIOUS');
+    }
+  }
+
+  private versionWith(secret: Secret, stage: string): SecretVersion | undefined {
+    return [...secret.versions.values()].find((v) => v.stages.has(stage));
+  }
+
+  private secretDenied(resource: string, op: string = 'GetSecretValue'): ApiError {
     return new ApiError(
       400,
       'AccessDeniedException',
       `User: arn:aws:sts::${this.accountId}:assumed-role/handler/fake is not authorized to perform: ` +
-        `secretsmanager:GetSecretValue on resource: ${resource} because no identity-based policy allows the secretsmanager:GetSecretValue action`,
+        `secretsmanager:${op} on resource: ${resource} because no identity-based policy allows the secretsmanager:${op} action`,
     );
   }
 
   /** By full ARN, by name, or by ARN without the random suffix, as Secrets Manager accepts. */
-  private findSecret(id: string) {
+  private findSecret(id: string): Secret | undefined {
     return (
       this.secrets.get(id) ??
       [...this.secrets.values()].find((s) => s.name === id || (id.startsWith('arn:') && s.arn.startsWith(`${id}-`)))
     );
+  }
+
+  private secretOrThrow(arnOrName: string): Secret {
+    const secret = this.findSecret(arnOrName);
+    if (!secret) throw new Error(`FakeMq: no secret ${arnOrName}`);
+    return secret;
   }
 
   private broker(brokerId: string): Broker {
@@ -894,6 +1419,15 @@ export class FakeMq {
     if (!broker) throw new Error(`FakeMq: no broker ${brokerId}`);
     return broker;
   }
+}
+
+const invalidParameter = (message: string) => new ApiError(400, 'InvalidParameterException', message);
+const notFound = (message: string) => new ApiError(400, 'ResourceNotFoundException', message);
+
+/** ClientRequestToken: 32 to 64 characters (the API's documented length). */
+function checkToken(token: string): void {
+  if (typeof token !== 'string' || token.length < 32 || token.length > 64)
+    throw invalidParameter('ClientRequestToken must be 32 to 64 characters long.');
 }
 
 function values(v: UserValues): UserValues {

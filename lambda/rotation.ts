@@ -1,0 +1,574 @@
+/**
+ * The Secrets Manager rotation function of MqUser: alternating users (`<username>` and `<username>_clone`), and
+ * `AWSCURRENT` only ever on credentials the broker has applied. Amazon MQ applies a new password only at the
+ * broker's next reboot or maintenance window, so:
+ *
+ * - `MAINTENANCE_WINDOW` (never reboots): a rotation stages a new password for the user clients are not using
+ *   (`MQUSER_STAGED`, sent to the broker in setSecret: `MQUSER_SENT`) and holds `AWSCURRENT`'s value; a later
+ *   rotation that finds the staged password applied (a window passed) promotes it.
+ * - `REBOOT`: one rotation sets the other user's password, reboots the broker at most once (`MQUSER_REBOOTED`),
+ *   and promotes it once the broker is RUNNING with it applied.
+ *
+ * Each of the four steps is a separate invocation, idempotent and safe to resume after a crash between any two
+ * calls. No secret value ever reaches a log line or an error.
+ */
+import { createHash, randomInt } from 'node:crypto';
+import { STACK_ID_ENV } from '../lib/private/env';
+import { ALTERNATE_SUFFIX, USERNAME_PATTERN, passwordProblem } from '../lib/private/rules';
+import type { HandlerContext } from './event';
+import { failure, log, registerSensitive, resetSensitive, warn } from './log';
+import { CallError, Deadline, sleep } from './retry';
+import { RotationAws, errorNamed, type SecretDescription } from './rotation-aws';
+import { LABELS } from './secret-labels';
+
+/** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
+export { retryTiming } from './retry';
+
+/** Timings, exported so tests and the simulator can shorten them; production code never changes them. */
+export const rotationTiming = {
+  /** How often testSecret looks at a rebooting broker. */
+  pollMs: 15_000,
+  /**
+   * RebootBroker is asynchronous: right after it the broker may still say RUNNING with the change pending. Only
+   * after this long is "RUNNING, rebooted by us, and still pending" a failure (never a reason to reboot again).
+   */
+  settleMs: 60_000,
+};
+
+export interface RotationEvent {
+  readonly SecretId: string;
+  readonly ClientRequestToken: string;
+  readonly Step: string;
+}
+
+/** The tags `addRotation` puts on the secret. */
+export const ROTATION_TAGS = {
+  brokerId: 'cdk-mq-user:broker-id',
+  mode: 'cdk-mq-user:rotation',
+  stackId: 'cdk-mq-user:rotation-stack-id',
+} as const;
+
+/** Secrets Manager's staging labels and our own. */
+export { LABELS };
+
+/** The suffix of the alternate user (AWS's alternating-users convention), shared with the construct. */
+export { ALTERNATE_SUFFIX };
+
+export type RotationMode = 'MAINTENANCE_WINDOW' | 'REBOOT';
+const MODES: readonly string[] = ['MAINTENANCE_WINDOW', 'REBOOT'];
+const STEPS = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const;
+type Step = (typeof STEPS)[number];
+
+export async function handler(event: RotationEvent, context: HandlerContext): Promise<void> {
+  resetSensitive();
+  try {
+    const { secretId, token, step } = parseEvent(event);
+    const aws = new RotationAws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
+    const secret = await aws.describeSecret(secretId);
+    refuseForeignSecret(secret);
+    const rotation = new Rotation(aws, secret, token, readConfig(secret));
+    if (!rotation.validate(step)) return;
+    log(`${step}: started`, rotation.fields());
+    await STEP_HANDLERS[rotation.mode][step](rotation);
+  } catch (error) {
+    throw failure(error);
+  }
+}
+
+function parseEvent(event: RotationEvent): { secretId: string; token: string; step: Step } {
+  const { SecretId: secretId, ClientRequestToken: token, Step: step } = event ?? ({} as RotationEvent);
+  if (typeof secretId !== 'string' || secretId === '') throw new Error('the rotation event has no SecretId');
+  if (typeof token !== 'string' || token === '') throw new Error('the rotation event has no ClientRequestToken');
+  if (!(STEPS as readonly string[]).includes(step)) {
+    throw new Error(`unknown rotation Step ${JSON.stringify(step)}: expected one of ${STEPS.join(', ')}`);
+  }
+  return { secretId, token, step: step as Step };
+}
+
+/**
+ * The function serves the secrets of its own stack only: whoever else could invoke it must not drive it against
+ * users of another stack. Functions deployed without the variable accept every secret.
+ */
+function refuseForeignSecret(secret: SecretDescription): void {
+  const own = process.env[STACK_ID_ENV];
+  if (!own) return;
+  const tagged = secret.tags.get(ROTATION_TAGS.stackId);
+  if (tagged !== own) {
+    throw new Error(
+      `refused to rotate secret ${secret.arn}: its tag ${ROTATION_TAGS.stackId} is ` +
+        `${tagged === undefined ? 'missing' : JSON.stringify(tagged)}; this function serves only stack ${own}`,
+    );
+  }
+}
+
+interface RotationConfig {
+  readonly brokerId: string;
+  readonly mode: RotationMode;
+}
+
+function readConfig(secret: SecretDescription): RotationConfig {
+  const brokerId = secret.tags.get(ROTATION_TAGS.brokerId);
+  if (!brokerId) {
+    throw new Error(`secret ${secret.arn} has no tag ${ROTATION_TAGS.brokerId}: it names the broker of the users`);
+  }
+  const mode = secret.tags.get(ROTATION_TAGS.mode);
+  if (mode === undefined || !MODES.includes(mode)) {
+    throw new Error(
+      `secret ${secret.arn}: tag ${ROTATION_TAGS.mode} must be one of ${MODES.join(', ')}, got ` +
+        `${mode === undefined ? 'none' : JSON.stringify(mode)}`,
+    );
+  }
+  return { brokerId, mode: mode as RotationMode };
+}
+
+/** A version's secret JSON, parsed; its password is registered as sensitive. */
+interface SecretJson {
+  readonly versionId: string;
+  readonly text: string;
+  readonly value: Record<string, unknown>;
+  readonly username: string;
+  readonly password: string;
+  readonly stagedFor?: string;
+}
+
+/** The JSON object without our own key: what clients see. */
+function clientKeys(secret: SecretJson): Record<string, unknown> {
+  const { stagedFor: _stagedFor, ...rest } = secret.value;
+  return rest;
+}
+
+/** "The other user": the one of the pair that is not `username`. */
+export function otherUser(username: string): string {
+  return username.endsWith(ALTERNATE_SUFFIX)
+    ? username.slice(0, -ALTERNATE_SUFFIX.length)
+    : `${username}${ALTERNATE_SUFFIX}`;
+}
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** 32 letters and digits (Amazon MQ refuses `, : =`), registered as sensitive before anything else sees it. */
+export function newPassword(): string {
+  for (;;) {
+    let password = '';
+    for (let i = 0; i < 32; i++) password += ALPHABET[randomInt(ALPHABET.length)];
+    registerSensitive(password);
+    if (passwordProblem(password) === undefined) return password;
+  }
+}
+
+/** The version ID of the version a rotation stages (deterministic: a repeated createSecret reuses it). */
+export function stagedVersionId(token: string): string {
+  const hex = createHash('sha256').update(`mquser-staged:${token}`).digest('hex');
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20, 32)].join('-');
+}
+
+class Rotation {
+  readonly arn: string;
+  readonly brokerId: string;
+  readonly mode: RotationMode;
+  private readonly rotationEnabled: boolean;
+  /** The secret's labelled versions, kept in step with our own writes during this invocation. */
+  private readonly versions: Map<string, Set<string>>;
+
+  constructor(
+    readonly aws: RotationAws,
+    secret: SecretDescription,
+    readonly token: string,
+    config: RotationConfig,
+  ) {
+    this.arn = secret.arn;
+    this.brokerId = config.brokerId;
+    this.mode = config.mode;
+    this.versions = secret.versions;
+    this.rotationEnabled = secret.rotationEnabled;
+  }
+
+  fields(extra: Record<string, string | undefined> = {}) {
+    return { secretArn: this.arn, token: this.token, brokerId: this.brokerId, mode: this.mode, ...extra };
+  }
+
+  /**
+   * The checks of AWS's rotation templates: rotation is enabled, T is a version of the secret, T is not already
+   * AWSCURRENT (then there is nothing to do; finishSecret still tidies up), and T carries AWSPENDING.
+   * `false`: nothing to do.
+   */
+  validate(step: Step): boolean {
+    if (!this.rotationEnabled) throw new Error(`secret ${this.arn} is not enabled for rotation`);
+    const stages = this.versions.get(this.token);
+    if (!stages) throw new Error(`version ${this.token} has no stage for rotation of secret ${this.arn}`);
+    if (stages.has(LABELS.current)) {
+      if (step === 'finishSecret') return true;
+      log(`${step}: version ${this.token} is already AWSCURRENT: nothing to do`, this.fields());
+      return false;
+    }
+    if (!stages.has(LABELS.pending)) {
+      throw new Error(`version ${this.token} is not set as AWSPENDING for rotation of secret ${this.arn}`);
+    }
+    return true;
+  }
+
+  holder(label: string): string | undefined {
+    for (const [id, stages] of this.versions) if (stages.has(label)) return id;
+    return undefined;
+  }
+
+  has(versionId: string, label: string): boolean {
+    return this.versions.get(versionId)?.has(label) ?? false;
+  }
+
+  /** Records labels moved to `versionId` by our own write. */
+  private attach(versionId: string, labels: string[]): void {
+    for (const label of labels) for (const stages of this.versions.values()) stages.delete(label);
+    const stages = this.versions.get(versionId) ?? new Set<string>();
+    for (const label of labels) stages.add(label);
+    this.versions.set(versionId, stages);
+  }
+
+  /** Moves `label` to `versionId` (a no-op where it already is). */
+  async moveLabel(label: string, versionId: string): Promise<void> {
+    const from = this.holder(label);
+    if (from === versionId) return;
+    await this.aws.updateVersionStage(this.arn, label, { moveTo: versionId, removeFrom: from });
+    this.attach(versionId, [label]);
+  }
+
+  /** Removes `label` from `versionId` if it is there. */
+  async removeLabel(label: string, versionId: string): Promise<void> {
+    if (!this.has(versionId, label)) return;
+    await this.aws.updateVersionStage(this.arn, label, { removeFrom: versionId });
+    this.versions.get(versionId)?.delete(label);
+  }
+
+  async put(versionId: string, secretString: string, labels: string[]): Promise<void> {
+    await this.aws.putSecretValue(this.arn, versionId, secretString, labels);
+    this.attach(versionId, labels);
+  }
+
+  /** Whether version T already has a value (createSecret's "T exists"). */
+  async pendingExists(): Promise<boolean> {
+    return (
+      (await this.aws.secretString(this.arn, { versionId: this.token, versionStage: LABELS.pending })) !== undefined
+    );
+  }
+
+  /** A version's JSON; `stage` also requires that label on it. */
+  async read(versionId: string, stage?: string): Promise<SecretJson> {
+    const where = `version ${versionId} of secret ${this.arn}`;
+    const text = await this.aws.secretString(this.arn, { versionId, versionStage: stage });
+    if (text === undefined) throw new Error(`${where} has no value${stage ? ` labelled ${stage}` : ''}`);
+    return parseSecretJson(text, versionId, where);
+  }
+
+  async current(): Promise<SecretJson> {
+    const id = this.holder(LABELS.current);
+    if (!id) throw new Error(`secret ${this.arn} has no AWSCURRENT version`);
+    const current = await this.read(id, LABELS.current);
+    checkUsername(current.username, `key "username" of ${id} of secret ${this.arn}`);
+    checkUsername(otherUser(current.username), `the alternate of key "username" of ${id} of secret ${this.arn}`);
+    return current;
+  }
+
+  /**
+   * Checks that the pending version changes only the other user: `hold` when it is AWSCURRENT's credentials
+   * unchanged; an error when it would change the password of the user clients are using.
+   */
+  classifyPending(pending: SecretJson, current: SecretJson): 'hold' | 'other' {
+    if (pending.username === current.username) {
+      if (pending.password === current.password) return 'hold';
+      throw new Error(
+        `version ${pending.versionId} of secret ${this.arn} changes the password of "${current.username}", the user ` +
+          'in AWSCURRENT: refused (clients would hold a password the broker has not applied)',
+      );
+    }
+    if (pending.username !== otherUser(current.username)) {
+      throw new Error(
+        `version ${pending.versionId} of secret ${this.arn} is for user "${pending.username}", which is not the ` +
+          `alternate of "${current.username}" in AWSCURRENT`,
+      );
+    }
+    return 'other';
+  }
+
+  /** UpdateUser of the other user with its whole state (pending values first, else applied) and `password`. */
+  async sendPassword(username: string, password: string): Promise<void> {
+    const state = await this.aws.describeUser(this.brokerId, username);
+    if (!state) {
+      throw new Error(
+        `user "${username}" does not exist on broker ${this.brokerId}: the rotation of secret ${this.arn} needs both ` +
+          'users that MqUser declares (deploy the stack)',
+      );
+    }
+    await this.aws.updateUser(this.brokerId, username, { ...state, password });
+    log('sent the new password of the other user to the broker', this.fields({ username }));
+  }
+
+  /** Fails unless the user exists on the broker with no pending change (its password is applied). */
+  async requireApplied(username: string): Promise<void> {
+    const state = await this.aws.describeUser(this.brokerId, username);
+    if (!state) throw new Error(`user "${username}" does not exist on broker ${this.brokerId}`);
+    if (state.pendingChange) {
+      throw new Error(
+        `user "${username}" on broker ${this.brokerId} still has a pending ${state.pendingChange}: its new password ` +
+          'is not applied yet',
+      );
+    }
+    log('the broker has applied the user', this.fields({ username }));
+  }
+}
+
+function parseSecretJson(text: string, versionId: string, where: string): SecretJson {
+  registerSensitive(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`${where} is not JSON: a rotated secret is {"username": ..., "password": ...}`); // never quote it
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error(`${where} is not a JSON object: a rotated secret is {"username": ..., "password": ...}`);
+  }
+  const json = value as Record<string, unknown>;
+  for (const key of ['username', 'password']) {
+    if (typeof json[key] !== 'string' || json[key] === '') {
+      throw new Error(`${where} has no string key "${key}"`);
+    }
+  }
+  const password = json.password as string;
+  registerSensitive(password);
+  if (json.stagedFor !== undefined && typeof json.stagedFor !== 'string') {
+    throw new Error(`${where}: key "stagedFor" is not a string`);
+  }
+  return {
+    versionId,
+    text,
+    value: json,
+    username: json.username as string,
+    password,
+    stagedFor: json.stagedFor as string | undefined,
+  };
+}
+
+function checkUsername(username: string, where: string): void {
+  if (!USERNAME_PATTERN.test(username)) {
+    throw new Error(`${where} is not a username Amazon MQ accepts (2 to 100 characters of A-Z a-z 0-9 - . _ ~)`);
+  }
+}
+
+/** AWSCURRENT's value for a hold: unchanged, unless it carries our own key (never on a client's version). */
+function holdValue(current: SecretJson): string {
+  return current.stagedFor === undefined ? current.text : JSON.stringify(clientKeys(current));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// MAINTENANCE_WINDOW: stage in one rotation, promote in the next; never reboots.
+
+async function createMaintenance(r: Rotation): Promise<void> {
+  if (await r.pendingExists()) {
+    log('createSecret: the pending version exists already', r.fields());
+    return;
+  }
+  const current = await r.current();
+  const other = otherUser(current.username);
+  let stagedId = r.holder(LABELS.staged);
+  if (stagedId !== undefined) {
+    const staged = await r.read(stagedId);
+    const ours = staged.username === other && staged.stagedFor === r.brokerId;
+    if (ours && r.has(stagedId, LABELS.sent)) {
+      const state = await r.aws.describeUser(r.brokerId, other);
+      if (state && !state.pendingChange) {
+        const promoted = { ...clientKeys(current), ...clientKeys(staged) };
+        await r.put(r.token, JSON.stringify(promoted), [LABELS.pending]);
+        log('createSecret: the staged password is applied: promoting it', r.fields({ username: other, stagedId }));
+        return;
+      }
+      log('createSecret: the staged password is not applied yet (no window since): holding', r.fields({ stagedId }));
+    } else if (!ours) {
+      log('createSecret: dropping a staged version for another broker or user', r.fields({ stagedId }));
+      await r.removeLabel(LABELS.sent, stagedId);
+      await r.removeLabel(LABELS.staged, stagedId);
+      stagedId = undefined;
+    } else {
+      log('createSecret: the staged password is not sent yet: holding', r.fields({ stagedId }));
+    }
+  }
+  if (stagedId === undefined) await stage(r, current, other);
+  await r.put(r.token, holdValue(current), [LABELS.pending]);
+  log('createSecret: holding AWSCURRENT', r.fields({ username: current.username }));
+}
+
+async function stage(r: Rotation, current: SecretJson, other: string): Promise<void> {
+  const versionId = stagedVersionId(r.token);
+  const value = { ...clientKeys(current), username: other, password: newPassword(), stagedFor: r.brokerId };
+  try {
+    await r.put(versionId, JSON.stringify(value), [LABELS.staged]);
+    log('createSecret: staged a new password for the other user', r.fields({ username: other, stagedId: versionId }));
+  } catch (error) {
+    // Only an earlier attempt of this rotation can have created this version: it staged it then.
+    if (!errorNamed(error, 'ResourceExistsException')) throw error;
+    log('createSecret: an earlier attempt staged this version already', r.fields({ stagedId: versionId }));
+  }
+}
+
+async function setMaintenance(r: Rotation): Promise<void> {
+  const stagedId = r.holder(LABELS.staged);
+  if (stagedId === undefined) {
+    log('setSecret: nothing is staged', r.fields());
+    return;
+  }
+  if (r.has(stagedId, LABELS.sent)) {
+    log('setSecret: the staged password was sent already', r.fields({ stagedId }));
+    return;
+  }
+  const current = await r.current();
+  const other = otherUser(current.username);
+  const staged = await r.read(stagedId);
+  if (staged.username !== other || staged.stagedFor !== r.brokerId) {
+    // createSecret drops such a version; never send a password to a user or broker it was not staged for.
+    warn('setSecret: the staged version is for another broker or user: not sending it', r.fields({ stagedId }));
+    return;
+  }
+  await r.sendPassword(other, staged.password);
+  await r.moveLabel(LABELS.sent, stagedId);
+}
+
+async function testMaintenance(r: Rotation): Promise<void> {
+  const pending = await r.read(r.token, LABELS.pending);
+  const current = await r.current();
+  if (r.classifyPending(pending, current) === 'hold') {
+    log('testSecret: holding AWSCURRENT: nothing to test', r.fields());
+    return;
+  }
+  await r.requireApplied(pending.username);
+}
+
+async function finishMaintenance(r: Rotation): Promise<void> {
+  await promote(r);
+  const stagedId = r.holder(LABELS.staged);
+  if (stagedId === undefined) return;
+  const staged = await r.read(stagedId);
+  const final = await r.read(r.token);
+  if (staged.username === final.username && staged.password === final.password) {
+    await r.removeLabel(LABELS.sent, stagedId);
+    await r.removeLabel(LABELS.staged, stagedId);
+    log('finishSecret: the staged password is promoted: unstaged it', r.fields({ stagedId }));
+  }
+}
+
+/** Moves AWSCURRENT to T (Secrets Manager moves AWSPREVIOUS along); a no-op if T is AWSCURRENT already. */
+async function promote(r: Rotation): Promise<void> {
+  if (r.has(r.token, LABELS.current)) {
+    log('finishSecret: the version is AWSCURRENT already', r.fields());
+    return;
+  }
+  await r.moveLabel(LABELS.current, r.token);
+  log('finishSecret: moved AWSCURRENT to the new version', r.fields());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// REBOOT: one rotation, one reboot at most.
+
+async function createReboot(r: Rotation): Promise<void> {
+  if (await r.pendingExists()) {
+    log('createSecret: the pending version exists already', r.fields());
+    return;
+  }
+  const current = await r.current();
+  const other = otherUser(current.username);
+  const value = { ...clientKeys(current), username: other, password: newPassword() };
+  await r.put(r.token, JSON.stringify(value), [LABELS.pending]);
+  log('createSecret: created the pending version for the other user', r.fields({ username: other }));
+}
+
+async function setReboot(r: Rotation): Promise<void> {
+  if (r.has(r.token, LABELS.sent)) {
+    log('setSecret: the password was sent already', r.fields());
+    return;
+  }
+  const pending = await r.read(r.token, LABELS.pending);
+  const current = await r.current();
+  if (r.classifyPending(pending, current) === 'hold') {
+    log('setSecret: the pending version holds AWSCURRENT: nothing to set', r.fields());
+    return;
+  }
+  await r.sendPassword(pending.username, pending.password);
+  await r.moveLabel(LABELS.sent, r.token);
+}
+
+async function testReboot(r: Rotation): Promise<void> {
+  const pending = await r.read(r.token, LABELS.pending);
+  const current = await r.current();
+  if (r.classifyPending(pending, current) === 'hold') {
+    log('testSecret: the pending version holds AWSCURRENT: nothing to test', r.fields());
+    return;
+  }
+  const username = pending.username;
+  // A retry of a rotation that rebooted already: its settle period starts now (the reboot's time is not kept).
+  let rebootedAt = r.has(r.token, LABELS.rebooted) ? Date.now() : undefined;
+  for (;;) {
+    const state = await r.aws.brokerState(r.brokerId);
+    if (state === 'RUNNING') {
+      const user = await r.aws.describeUser(r.brokerId, username);
+      if (!user) throw new Error(`user "${username}" does not exist on broker ${r.brokerId}`);
+      if (!user.pendingChange) {
+        log('testSecret: the broker is RUNNING with the new password applied', r.fields({ username }));
+        return;
+      }
+      if (rebootedAt === undefined) {
+        await rebootOnce(r);
+        rebootedAt = Date.now();
+      } else if (Date.now() - rebootedAt >= rotationTiming.settleMs) {
+        throw new Error(
+          `broker ${r.brokerId} is RUNNING after this rotation's reboot, but user "${username}" still has a pending ` +
+            `${user.pendingChange}: not rebooting it again. Check the broker in the Amazon MQ console`,
+        );
+      }
+    } else if (state !== 'REBOOT_IN_PROGRESS') {
+      throw new Error(
+        `broker ${r.brokerId} is ${state}: Amazon MQ reboots a broker only from RUNNING, and user "${username}" ` +
+          'has its new password pending',
+      );
+    }
+    if (r.aws.deadline.remainingMs() <= rotationTiming.pollMs) {
+      throw new Error(
+        `broker ${r.brokerId} is still rebooting (${state}) to apply the new password of user "${username}": ` +
+          'Secrets Manager retries the rotation, and the retry waits for this reboot without rebooting again',
+      );
+    }
+    await sleep(rotationTiming.pollMs);
+  }
+}
+
+/**
+ * RebootBroker, then `MQUSER_REBOOTED` on T. A 400 because the broker has left RUNNING (another reboot, a
+ * maintenance window) counts as ours: that reboot applies the password sent before it.
+ */
+async function rebootOnce(r: Rotation): Promise<void> {
+  try {
+    await r.aws.rebootBroker(r.brokerId);
+    log('testSecret: rebooting the broker to apply the new password', r.fields());
+  } catch (error) {
+    if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
+    const state = await r.aws.brokerState(r.brokerId);
+    if (state === 'RUNNING') throw error;
+    log('testSecret: another reboot of the broker started first: waiting for it', r.fields({ state }));
+  }
+  await r.moveLabel(LABELS.rebooted, r.token);
+}
+
+async function finishReboot(r: Rotation): Promise<void> {
+  await promote(r);
+  for (const label of [LABELS.sent, LABELS.rebooted]) {
+    const holder = r.holder(label);
+    if (holder !== undefined) await r.removeLabel(label, holder);
+  }
+}
+
+const STEP_HANDLERS: Record<RotationMode, Record<Step, (r: Rotation) => Promise<void>>> = {
+  MAINTENANCE_WINDOW: {
+    createSecret: createMaintenance,
+    setSecret: setMaintenance,
+    testSecret: testMaintenance,
+    finishSecret: finishMaintenance,
+  },
+  REBOOT: { createSecret: createReboot, setSecret: setReboot, testSecret: testReboot, finishSecret: finishReboot },
+};
