@@ -105,7 +105,7 @@ describe('what each construct adds to a stack', () => {
     expect(total(resources(build(true))) - total(resources(build(false)))).toBe(26);
   });
 
-  test('rotation: 5 fixed resources per stack, and 3 per rotated user (its alternate, schedule and secret policy)', () => {
+  test('rotation: 6 fixed resources per stack, and 3 per rotated user (its alternate, schedule and secret policy)', () => {
     const users = (rotated: number) => (stack: Stack) => {
       const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
       for (let i = 0; i < 3; i++) {
@@ -126,7 +126,7 @@ describe('what each construct adds to a stack', () => {
       // the stack's rotation function (CdkMqUserRotation)
       'AWS::Lambda::Function': 1,
       'AWS::IAM::Role': 1,
-      'AWS::IAM::Policy': 1,
+      'AWS::IAM::Policy': 2, // the role's own, and SecretsPolicy
       'AWS::Logs::LogGroup': 1,
       'AWS::Lambda::Permission': 1,
       // the rotated user
@@ -141,7 +141,7 @@ describe('what each construct adds to a stack', () => {
     });
   });
 
-  test('rotation in a VPC: 7 fixed resources (a network-interface policy and a security group)', () => {
+  test('rotation in a VPC: 8 fixed resources (a network-interface policy and a security group)', () => {
     const build = (rotate: boolean) => (stack: Stack) => {
       MqUserProvider.getOrCreate(stack, { vpc: vpcOf(stack) });
       const user = new MqUser(stack, 'User', {
@@ -150,7 +150,7 @@ describe('what each construct adds to a stack', () => {
       });
       if (rotate) user.addRotation();
     };
-    expect(total(resources(build(true))) - total(resources(build(false)))).toBe(7 + 3);
+    expect(total(resources(build(true))) - total(resources(build(false)))).toBe(8 + 3);
   });
 
   test('fits 97 rotated users in a stack, 93 with the reboot opt-in (README, "How many users fit")', () => {

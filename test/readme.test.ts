@@ -158,7 +158,7 @@ describe('the README on rotation', () => {
     expect(section).toMatch(/```mermaid\nsequenceDiagram/);
     expect(section).toMatch(/every second rotation/);
     // The table of what each construct adds matches test/footprint.test.ts.
-    expect(README).toMatch(/\| password rotation \(`CdkMqUserRotation`.*\| 5, fixed:.*In a VPC: 7/);
+    expect(README).toMatch(/\| password rotation \(`CdkMqUserRotation`.*\| 6, fixed:.*In a VPC: 8/);
     expect(README).toMatch(/\| each rotated MqUser \(`addRotation`\) \| 3 more/);
   });
 });

@@ -38,11 +38,12 @@ function onlyOf(template: Template, type: string): [string, CfnJson] {
 }
 
 /** The statements of the rotation function's role. */
+/** The statements of the rotation role's policies: its own (logs, brokers), then SecretsPolicy (the secrets). */
 function rotationStatements(template: Template): any[] {
-  const [, policy] = Object.entries(resourcesOfType(template, 'AWS::IAM::Policy')).find(([id]) =>
-    id.startsWith('CdkMqUserRotationHandlerRole'),
-  )!;
-  return policy.Properties.PolicyDocument.Statement;
+  const policies = Object.entries(resourcesOfType(template, 'AWS::IAM::Policy'));
+  const of = (prefix: string) => policies.find(([id]) => id.startsWith(prefix))![1].Properties.PolicyDocument.Statement;
+  const [logs, ...brokers] = of('CdkMqUserRotationHandlerRole');
+  return [logs, ...of('CdkMqUserRotationSecretsPolicy'), ...brokers];
 }
 
 const SECRETS_OF_ACCOUNT = {
@@ -633,7 +634,7 @@ describe('cdk-nag AwsSolutions and the built-in validation with rotation', () =>
     expect(rotation.map((s) => [s.rule, s.path])).toEqual([
       [
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
-        'Rotating/CdkMqUserRotation/HandlerRole/DefaultPolicy/Resource',
+        'Rotating/CdkMqUserRotation/SecretsPolicy/Resource',
       ],
     ]);
     expect(rotation[0].reason).toMatch(/only on secrets tagged cdk-mq-user:rotation-stack-id = this stack's ID/);

@@ -51,23 +51,27 @@ export class MqUserRotationFunction extends Construct {
     const settings = MqUserProvider.getOrCreate(scope)._settings;
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', { retention: logRetention(settings) });
     this.role = lambdaRole(this, 'HandlerRole', logGroup, settings);
-    // One statement for every rotated secret of the stack, by tag: its size does not grow with the users.
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'secretsmanager:DescribeSecret',
-          'secretsmanager:GetSecretValue',
-          'secretsmanager:PutSecretValue',
-          'secretsmanager:UpdateSecretVersionStage',
-        ],
-        resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
-        conditions: { StringEquals: { [`aws:ResourceTag/${ROTATION_TAGS.stackId}`]: Aws.STACK_ID } },
-      }),
-    );
+    // One statement for every rotated secret of the stack, by tag: its size does not grow with the users. It has a
+    // policy of its own, which alone carries the acknowledgement: a statement added to the role is still reported.
+    const secretsPolicy = new iam.Policy(this, 'SecretsPolicy', {
+      roles: [this.role],
+      statements: [
+        new iam.PolicyStatement({
+          actions: [
+            'secretsmanager:DescribeSecret',
+            'secretsmanager:GetSecretValue',
+            'secretsmanager:PutSecretValue',
+            'secretsmanager:UpdateSecretVersionStage',
+          ],
+          resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
+          conditions: { StringEquals: { [`aws:ResourceTag/${ROTATION_TAGS.stackId}`]: Aws.STACK_ID } },
+        }),
+      ],
+    });
     // The brokers of rotated users only (`allow`): unlike the user handler, no cleanup phase ever needs another.
     this.role.addToPrincipalPolicy(this.userStatement);
     acknowledgeNag(
-      this.role,
+      secretsPolicy,
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
       'Only DescribeSecret, GetSecretValue, PutSecretValue and UpdateSecretVersionStage, only on secrets tagged ' +
         "cdk-mq-user:rotation-stack-id = this stack's ID (the condition): the generated secrets of this stack's " +
@@ -85,6 +89,7 @@ export class MqUserRotationFunction extends Construct {
       timeout: Duration.minutes(15),
       settings,
     });
+    handler.node.addDependency(secretsPolicy);
     this.permission = new lambda.CfnPermission(this, 'InvokedBySecretsManager', {
       action: 'lambda:InvokeFunction',
       functionName: handler.functionArn,
