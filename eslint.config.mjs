@@ -11,6 +11,7 @@ export default tseslint.config(
       'assets/',
       'cdk.out/',
       '.test-out/',
+      '.bench-out/',
       'coverage/',
       'test/integ/node_modules/',
       'test/integ/*.snapshot/',

@@ -1,0 +1,167 @@
+/**
+ * `npm run bench:deploy [-- --n 250] [--write]`: what a deploy of MqUsers asks of Amazon MQ, and how long it takes under
+ * Amazon MQ's account-wide token bucket (documented: 100 requests, refilling at 15 per second).
+ *
+ * The bundled handlers run against the local fake Amazon MQ and the CloudFormation emulator of the lifecycle
+ * tests (test/support), which run custom resources concurrently as CloudFormation does. Nothing calls AWS.
+ * Prints a markdown table: MQ calls per event (exact, one user deployed alone), then the totals and wall time of
+ * N users created, updated, left unchanged and destroyed, next to the floor the token bucket sets for that many
+ * calls and next to what the alternatives would call. `--write` puts it into docs/BENCHMARKS.md.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App, Stack, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { MqBroker, MqUser } from '../lib';
+import { CloudFormation } from '../test/support/cloudformation';
+import { FakeMq, type CallRecord } from '../test/support/mq-endpoint';
+import { writeDeployBlock } from './doc';
+
+process.env.CDK_VALIDATION = 'false';
+const BROKER = 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const BUCKET = { capacity: 100, refillPerSecond: 15 };
+const MQ_OPERATIONS = ['DescribeBroker', 'DescribeUser', 'CreateUser', 'UpdateUser', 'DeleteUser', 'ListUsers'];
+
+interface Phase {
+  readonly name: string;
+  readonly events: number;
+  readonly calls: CallRecord[];
+  readonly refused: number;
+  readonly seconds: number;
+  readonly status: string;
+}
+
+async function main(): Promise<void> {
+  const n = Number(argValue('--n') ?? 250);
+  const started = performance.now();
+  // Inside the repository, so that the bundled handlers resolve the AWS SDK from its node_modules as Lambda's
+  // runtime would; not in .test-out, which the lifecycle tests empty when they start.
+  const out = path.join(__dirname, '..', '.bench-out');
+  fs.mkdirSync(out, { recursive: true });
+  const mq = await FakeMq.start();
+  const cfn = await CloudFormation.start(mq, { queryIntervalMs: 10 });
+  try {
+    mq.addBroker({ brokerId: BROKER, brokerName: 'bench', engineType: 'ACTIVEMQ' });
+    const secretArn = mq.putSecret(
+      'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
+      JSON.stringify({ password: 'Bench-Passw0rd-2026' }),
+    );
+    const app = (stackName: string, users: number, groups: string[], adoptExisting = false) => {
+      const outdir = fs.mkdtempSync(path.join(out, 'assembly-'));
+      const a = new App({ outdir });
+      const stack = new Stack(a, stackName);
+      const broker = MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(BROKER));
+      const secret = secretsmanager.Secret.fromSecretCompleteArn(stack, 'Secret', secretArn);
+      for (let i = 0; i < users; i++) {
+        new MqUser(stack, `User${i}`, { broker, username: `user-${i}`, groups, passwordSecret: secret, adoptExisting });
+      }
+      a.synth();
+      return outdir;
+    };
+    const measure = async (name: string, events: number, run: () => Promise<{ status: string }>) => {
+      const from = mq.calls.length;
+      const started = performance.now();
+      const result = await run();
+      const seconds = (performance.now() - started) / 1000;
+      const mqCalls = mq.calls.slice(from).filter((c) => MQ_OPERATIONS.includes(c.operation));
+      // A call the bucket refused (429) took no token: the floor counts the calls that got through.
+      const calls = mqCalls.filter((c) => c.status !== 429);
+      mq.applyPendingChanges(BROKER); // the broker reboots between phases, as MqBrokerReboot would
+      return { name, events, calls, refused: mqCalls.length - calls.length, seconds, status: result.status };
+    };
+
+    // Per event, exact: one user, no throttle.
+    const single = cfn.stack('Single');
+    const perEvent = [
+      await measure('create', 1, () => single.deploy(app('Single', 1, ['a-group']))),
+      await measure('update (groups)', 1, () => single.deploy(app('Single', 1, ['b-group']))),
+      await measure('update (no change reaches the broker)', 1, () =>
+        single.deploy(app('Single', 1, ['b-group'], true)),
+      ),
+      await measure('delete', 1, () => single.destroy()),
+    ];
+
+    // N users under the token bucket.
+    mq.reset();
+    mq.addBroker({ brokerId: BROKER, brokerName: 'bench', engineType: 'ACTIVEMQ' });
+    mq.putSecret(secretArn, JSON.stringify({ password: 'Bench-Passw0rd-2026' }));
+    mq.throttle = BUCKET;
+    const many = cfn.stack('Many');
+    const phases: Phase[] = [];
+    const pause = async () => new Promise((resolve) => setTimeout(resolve, 8_000)); // refill the bucket between phases
+    phases.push(await measure(`create ${n}`, n, () => many.deploy(app('Many', n, ['a-group']))));
+    await pause();
+    phases.push(await measure(`update ${n} (groups)`, n, () => many.deploy(app('Many', n, ['b-group']))));
+    await pause();
+    phases.push(
+      await measure(`update ${n} (adoptExisting only)`, n, () => many.deploy(app('Many', n, ['b-group'], true))),
+    );
+    await pause();
+    phases.push(await measure(`destroy ${n}`, n, () => many.destroy()));
+
+    const text = report(perEvent, phases, n, mq.rateLimited, (performance.now() - started) / 1000);
+    console.log(text);
+    if (process.argv.includes('--write')) writeDeployBlock(path.join(__dirname, '..', 'docs', 'BENCHMARKS.md'), text);
+  } finally {
+    await cfn.stop();
+    await mq.stop();
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
+function report(perEvent: Phase[], phases: Phase[], n: number, throttled: number, seconds: number): string {
+  const byOperation = (calls: CallRecord[]) =>
+    MQ_OPERATIONS.map((op) => [op, calls.filter((c) => c.operation === op).length] as const)
+      .filter(([, count]) => count > 0)
+      .map(([op, count]) => `${op} ${count}`)
+      .join(', ') || 'none';
+  // Every call takes a token; the bucket starts full: the fastest possible phase.
+  const floor = (calls: number) => Math.max(0, (calls - BUCKET.capacity) / BUCKET.refillPerSecond);
+  const lines = [
+    '## Deploying: Amazon MQ calls and the token bucket',
+    '',
+    `Produced by \`npm run bench:deploy -- --write\` on ${new Date().toISOString().slice(0, 10)} in ${seconds.toFixed(0)} s. ` +
+      `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, Node.js ${process.version}.`,
+    '',
+    'The bundled handlers deploy MqUsers through the CloudFormation emulator of the lifecycle tests (custom',
+    'resources run concurrently, as CloudFormation runs them) against the local fake Amazon MQ, which enforces',
+    "Amazon MQ's documented account-wide token bucket in the second part. Between phases the fake broker applies",
+    'the pending changes (as a reboot would) and the bucket refills. The floor is the least time the bucket allows',
+    'for the calls that got through: (calls − 100) / 15 s; a call refused with 429 takes no token. AwsCustomResource',
+    'makes one SDK call per event (and none for an unchanged template), so its floor is that of N calls; it',
+    'checks nothing first (the broker, an existing user) and, unlike MqUser, puts the password in the template.',
+    '',
+    '### Amazon MQ calls per event (one user, no throttling)',
+    '',
+    '| event | MQ calls | which | outcome | AwsCustomResource (one SDK call per event) |',
+    '| --- | --- | --- | --- | --- |',
+    ...perEvent.map(
+      // AwsCustomResource sends its one call per event; an unchanged template sends it no event at all.
+      (p) =>
+        `| ${p.name} | ${p.calls.length} | ${byOperation(p.calls)} | ${p.status} | ${p.name.includes('no change') ? 0 : 1} |`,
+    ),
+    '',
+    `### ${n} users against the token bucket (${BUCKET.capacity} requests, ${BUCKET.refillPerSecond}/s)`,
+    '',
+    '| phase | MQ calls answered | per user | refused (429, retried) | wall time | token-bucket floor for these calls | floor for AwsCustomResource (N calls) | outcome |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...phases.map(
+      (p) =>
+        `| ${p.name} | ${p.calls.length} | ${(p.calls.length / p.events).toFixed(2)} | ${p.refused} | ` +
+        `${p.seconds.toFixed(1)} s | ${floor(p.calls.length).toFixed(1)} s | ${floor(p.events).toFixed(1)} s | ${p.status} |`,
+    ),
+    '',
+    `Calls refused by the bucket over the whole run: ${throttled}.`,
+  ];
+  return lines.join('\n');
+}
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
