@@ -17,15 +17,20 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { CloudFormationClient, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { registerSensitive } from './log';
 import { CallError, Deadline, withRetry } from './retry';
 
 // Our own retry loop owns backoff and deadlines; the SDK's would multiply the attempts.
 const clientConfig = { maxAttempts: 1 };
-let clients: { mq: MqClient; secrets: SecretsManagerClient } | undefined;
+let clients: { mq: MqClient; secrets: SecretsManagerClient; cloudFormation: CloudFormationClient } | undefined;
 
 function sdk() {
-  clients ??= { mq: new MqClient(clientConfig), secrets: new SecretsManagerClient(clientConfig) };
+  clients ??= {
+    mq: new MqClient(clientConfig),
+    secrets: new SecretsManagerClient(clientConfig),
+    cloudFormation: new CloudFormationClient(clientConfig),
+  };
   return clients;
 }
 
@@ -54,6 +59,23 @@ export function errorNamed(error: unknown, name: string): boolean {
 
 export class RotationAws {
   constructor(readonly deadline: Deadline) {}
+
+  /** The stack's resources as `[type, physical ID]` (ListStackResources, all pages). */
+  async stackResources(stackId: string): Promise<Array<[string, string | undefined]>> {
+    const resources: Array<[string, string | undefined]> = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const out = await withRetry({ operation: 'ListStackResources' }, this.deadline, (abortSignal) =>
+        sdk().cloudFormation.send(new ListStackResourcesCommand({ StackName: stackId, NextToken: token }), {
+          abortSignal,
+        }),
+      );
+      for (const r of out.StackResourceSummaries ?? []) resources.push([r.ResourceType ?? '', r.PhysicalResourceId]);
+      nextToken = out.NextToken;
+    } while (nextToken);
+    return resources;
+  }
 
   async describeSecret(secretId: string): Promise<SecretDescription> {
     const out = await withRetry({ operation: 'DescribeSecret', secretArn: secretId }, this.deadline, (abortSignal) =>

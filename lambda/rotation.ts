@@ -19,6 +19,7 @@ import type { HandlerContext } from './event';
 import { failure, log, registerSensitive, resetSensitive, warn } from './log';
 import { CallError, Deadline, sleep } from './retry';
 import { RotationAws, errorNamed, type SecretDescription } from './rotation-aws';
+import { parsePhysicalResourceId } from './properties';
 import { LABELS } from './secret-labels';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
@@ -66,7 +67,9 @@ export async function handler(event: RotationEvent, context: HandlerContext): Pr
     const aws = new RotationAws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
     const secret = await aws.describeSecret(secretId);
     refuseForeignSecret(secret);
-    const rotation = new Rotation(aws, secret, token, readConfig(secret));
+    const config = readConfig(secret);
+    await refuseUndeclared(aws, secret, config);
+    const rotation = new Rotation(aws, secret, token, config);
     if (!rotation.validate(step)) return;
     log(`${step}: started`, rotation.fields());
     await STEP_HANDLERS[rotation.mode][step](rotation);
@@ -98,6 +101,47 @@ function refuseForeignSecret(secret: SecretDescription): void {
       `refused to rotate secret ${secret.arn}: its tag ${ROTATION_TAGS.stackId} is ` +
         `${tagged === undefined ? 'missing' : JSON.stringify(tagged)}; this function serves only stack ${own}`,
     );
+  }
+}
+
+/**
+ * Tags are no proof: whoever may tag a secret could tag their own. The function acts only for what its own stack
+ * declares: the secret must be a secret of the stack (a physical ID of its `AWS::SecretsManager::Secret`), and the
+ * two users its current credentials name, on the tagged broker, must both be users of the stack (physical IDs of
+ * its `Custom::MqUser`): a user and its alternate exist together only where `addRotation` declared them.
+ */
+async function refuseUndeclared(aws: RotationAws, secret: SecretDescription, config: RotationConfig): Promise<void> {
+  const own = process.env[STACK_ID_ENV];
+  if (!own) return;
+  const current = await aws.secretString(secret.arn, { versionStage: LABELS.current });
+  const username = current === undefined ? undefined : usernameOf(current);
+  const resources = await aws.stackResources(own);
+  const secretOfStack = resources.some(([type, id]) => type === 'AWS::SecretsManager::Secret' && id === secret.arn);
+  const declared = (name: string) =>
+    resources.some(([type, id]) => {
+      const user = type === 'Custom::MqUser' ? parsePhysicalResourceId(id) : undefined;
+      return user?.brokerId === config.brokerId && user.username === name;
+    });
+  // A secret string without a username fails later, with a message that names the key.
+  if (!secretOfStack || (username !== undefined && !(declared(username) && declared(otherUser(username))))) {
+    throw new Error(
+      `refused to rotate secret ${secret.arn}: ${
+        secretOfStack
+          ? `its users are not a rotated MqUser of stack ${own} on broker ${config.brokerId}`
+          : `it is not a secret of stack ${own}`
+      }`,
+    );
+  }
+}
+
+/** The `username` of a secret string, or `undefined`; never quotes the string (it holds a password). */
+function usernameOf(text: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    const username = value && typeof value === 'object' ? (value as { username?: unknown }).username : undefined;
+    return typeof username === 'string' ? username : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -381,7 +425,19 @@ async function createMaintenance(r: Rotation): Promise<void> {
         log('createSecret: the staged password is applied: promoting it', r.fields({ username: other, stagedId }));
         return;
       }
-      log('createSecret: the staged password is not applied yet (no window since): holding', r.fields({ stagedId }));
+      if (!state) {
+        // Holding forever would look like a successful rotation: say loudly that the user is gone.
+        warn(
+          'createSecret: the other user does not exist on the broker: holding, and no rotation can promote until ' +
+            'a deploy creates it again (see "Troubleshooting" in the cdk-mq-user README)',
+          r.fields({ username: other, stagedId }),
+        );
+      } else {
+        log(
+          `createSecret: the staged password is not applied yet (the user is pending ${state.pendingChange}): holding`,
+          r.fields({ stagedId }),
+        );
+      }
     } else if (!ours) {
       log('createSecret: dropping a staged version for another broker or user', r.fields({ stagedId }));
       await r.removeLabel(LABELS.sent, stagedId);

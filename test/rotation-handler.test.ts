@@ -23,6 +23,7 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import { CloudFormationClient, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { retryTiming } from '../lambda/retry';
@@ -39,6 +40,7 @@ import {
 
 const secrets = mockClient(SecretsManagerClient);
 const mq = mockClient(MqClient);
+const cloudFormation = mockClient(CloudFormationClient);
 
 const PRIMARY = 'orders-service';
 const ALTERNATE = 'orders-service_clone';
@@ -79,6 +81,12 @@ class World {
     [ROTATION_TAGS.stackId]: STACK_ID,
   };
   rotationEnabled = true;
+  /** What ListStackResources shows of the function's stack: the secret and both users, by default. */
+  stackResources: Array<{ ResourceType: string; PhysicalResourceId: string }> = [
+    { ResourceType: 'AWS::SecretsManager::Secret', PhysicalResourceId: SECRET_ARN },
+    { ResourceType: 'Custom::MqUser', PhysicalResourceId: `${BROKER_ID}/${PRIMARY}?owner=created` },
+    { ResourceType: 'Custom::MqUser', PhysicalResourceId: `${BROKER_ID}/${ALTERNATE}?owner=created` },
+  ];
   brokerState = 'RUNNING';
   /** DescribeBroker answers REBOOT_IN_PROGRESS this many more times, then the broker is RUNNING with all applied. */
   rebootPolls = 0;
@@ -176,6 +184,14 @@ const invalidParameter = (message: string) =>
   new InvalidParameterException({ message, $metadata: { httpStatusCode: 400 } as never });
 
 function installMocks(): void {
+  cloudFormation.on(ListStackResourcesCommand).callsFake(async () => ({
+    StackResourceSummaries: world.stackResources.map((r, i) => ({
+      ...r,
+      LogicalResourceId: `Resource${i}`,
+      ResourceStatus: 'UPDATE_COMPLETE',
+      LastUpdatedTimestamp: new Date(),
+    })),
+  }));
   secrets.on(DescribeSecretCommand).callsFake(async () =>
     world.call('DescribeSecret', () => ({
       ARN: SECRET_ARN,
@@ -375,6 +391,7 @@ function expectNoSecretInOutput(): void {
 beforeEach(() => {
   secrets.reset();
   mq.reset();
+  cloudFormation.reset();
   world = new World();
   output = [];
   installMocks();
@@ -847,6 +864,46 @@ describe('validation', () => {
     );
     expect(secrets).toHaveReceivedCommandTimes(DescribeSecretCommand, 1);
     expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
+    expect(mq).not.toHaveReceivedAnyCommand();
+  });
+
+  test("fails for a secret someone tagged as this stack's but the stack does not hold, touching no user", async () => {
+    // Tags are no proof: whoever may tag a secret can forge them. The secret must be one of the stack's.
+    world.stackResources = world.stackResources.filter((r) => r.ResourceType !== 'AWS::SecretsManager::Secret');
+    const token = newToken();
+    startRotation(token);
+    await expect(invoke('createSecret', token)).rejects.toThrow(
+      `refused to rotate secret ${SECRET_ARN}: it is not a secret of stack ${STACK_ID}`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  test.each([
+    ['whose alternate the stack does not declare (a user without rotation)', [PRIMARY]],
+    ['that the stack does not declare at all (a forged pair, e.g. a console admin)', []],
+  ])('fails for a secret whose users are a pair %s, touching no user', async (_case, declared) => {
+    world.stackResources = [
+      { ResourceType: 'AWS::SecretsManager::Secret', PhysicalResourceId: SECRET_ARN },
+      ...declared.map((name) => ({
+        ResourceType: 'Custom::MqUser',
+        PhysicalResourceId: `${BROKER_ID}/${name}?owner=created`,
+      })),
+    ];
+    const token = newToken();
+    startRotation(token);
+    await expect(invoke('createSecret', token)).rejects.toThrow(
+      `refused to rotate secret ${SECRET_ARN}: its users are not a rotated MqUser of stack ${STACK_ID} on broker ${BROKER_ID}`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  test('fails when the declared users live on another broker than the tag says', async () => {
+    world.tags[ROTATION_TAGS.brokerId] = OTHER_BROKER_ID;
+    const token = newToken();
+    startRotation(token);
+    await expect(invoke('createSecret', token)).rejects.toThrow(/its users are not a rotated MqUser/);
     expect(mq).not.toHaveReceivedAnyCommand();
   });
 

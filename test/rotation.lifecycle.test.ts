@@ -461,7 +461,6 @@ describe('issue 10: rotation', () => {
       // Undocumented: whether an UpdateUser that omits Password keeps a pending password change. The handler never
       // omits it under rotation: it sends the password the user holds or has pending (the MQUSER_SENT version).
       mq.updateOmittedPassword = omitted;
-      mq.updateOmittedPassword = 'applied';
       const w = await deploy({ groups: ['orders'] });
       await firstRotation(w);
       mq.advance(8 * DAY);
@@ -540,6 +539,30 @@ describe('issue 10: rotation', () => {
     expect(result.error).toMatch(/rotation-stack-id/);
     expect(mq.mqCalls(0, 'UpdateUser')).toEqual([]);
     expect(mq.secretsCalls(0, 'PutSecretValue')).toEqual([]);
+  });
+
+  test("hostile: a forged secret, tagged as this stack's and pointed at its function, changes no user", async () => {
+    // Someone allowed to create and tag secrets makes one that names a user this stack does not rotate (the
+    // console admin `bystander`), tags it with the stack's (public) ID, broker and mode, and rotates it with the
+    // stack's function. Tags are no proof: the secret is not the stack's, so nothing happens.
+    const w = await deploy();
+    const ownTags = mq.secretTags(w.secretArn);
+    const forged = mq.putSecret(
+      'arn:aws:secretsmanager:us-east-1:123456789012:secret:forged-AbCdEf',
+      JSON.stringify({ username: 'bystander_clone', password: 'Forged-Passw0rd-1' }),
+      { tags: ownTags },
+    );
+    secrets.add('Forged-Passw0rd-1');
+    mq.setRotation(forged, mq.rotationOf(w.secretArn)!);
+    const before = mq.mqCalls().length;
+    const result = await w.driver.rotate(forged);
+    expect(result.completed).toBe(false);
+    expect(result.error).toMatch(/it is not a secret of stack/);
+    expect(mq.mqCalls(before, 'UpdateUser')).toEqual([]);
+    expect(mq.user(BROKER, 'bystander')).toEqual({
+      username: 'bystander',
+      applied: { replicationUser: false, ...BYSTANDER },
+    });
   });
 });
 

@@ -344,6 +344,8 @@ describe('the rotation function', () => {
         Effect: 'Allow',
         Resource: [BROKER_ARN, OTHER_ARN, { 'Fn::GetAtt': ['Broker', 'Arn'] }],
       },
+      // To check that a secret and its users are this stack's (tags can be forged).
+      { Action: 'cloudformation:ListStackResources', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } },
       {
         Action: ['mq:DescribeBroker', 'mq:RebootBroker'],
         Effect: 'Allow',
@@ -361,6 +363,7 @@ describe('the rotation function', () => {
       ['logs:CreateLogStream', 'logs:PutLogEvents'],
       expect.arrayContaining(['secretsmanager:PutSecretValue']),
       ['mq:DescribeUser', 'mq:UpdateUser'],
+      'cloudformation:ListStackResources',
     ]);
   });
 

@@ -70,6 +70,11 @@ export class MqUserRotationFunction extends Construct {
     });
     // The brokers of rotated users only (`allow`): unlike the user handler, no cleanup phase ever needs another.
     this.role.addToPrincipalPolicy(this.userStatement);
+    // Tags are no proof of ownership: the function rotates only a secret of this stack whose two users this stack
+    // declares, as its resources show.
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['cloudformation:ListStackResources'], resources: [Aws.STACK_ID] }),
+    );
     acknowledgeNag(
       secretsPolicy,
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
