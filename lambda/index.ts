@@ -130,9 +130,10 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
       : await readPasswordToRestore(aws, event, props, user);
   const write = needsWrite(desiredState(props, password), before!);
   if (write) {
-    const desired = desiredState(props, password ?? (await keepRotatedPassword(aws, props, user)));
+    const kept = password === undefined ? await keepRotatedPassword(aws, props, user) : undefined;
     log('updating the user in place', { ...user, groups: props.Groups, passwordSet: password !== undefined });
-    await aws.updateUser(user, desired);
+    await aws.updateUser(user, desiredState(props, password ?? kept));
+    if (kept !== undefined) await resendIfRotatedMeanwhile(aws, props, user, kept);
   } else {
     log('the user already holds the declared state: nothing to write', { ...user });
   }
@@ -435,6 +436,19 @@ async function keepRotatedPassword(aws: Aws, props: UserProperties, user: UserId
     return extractPassword(secretString, props);
   }
   return readPassword(aws, props, user);
+}
+
+/**
+ * A rotation that sent this user a new password between our read of the labels and our UpdateUser would be undone
+ * by it (the broker would apply our older password, and a later rotation would promote one it never got): look
+ * again, and send the rotation's password if it changed. This narrows the race to the rotation's own gap between
+ * its UpdateUser and its label; README "Rotating passwords" says what remains.
+ */
+async function resendIfRotatedMeanwhile(aws: Aws, props: UserProperties, user: UserIdentity, sent: string) {
+  const now = await keepRotatedPassword(aws, props, user);
+  if (now === undefined || now === sent) return;
+  warn('a rotation sent this user a new password meanwhile: sending that one', { ...user });
+  await aws.updateUser(user, desiredState(props, now));
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {

@@ -735,6 +735,30 @@ describe('Update', () => {
       expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Groups: GROUPS, Password: STAGED });
     });
 
+    test('sends again the password a rotation sent this user while the deploy was writing', async () => {
+      // The first read finds no password sent for this user (it holds the previous one); by the time the deploy
+      // has written, a rotation has staged and sent a new one: the deploy's write would undo it.
+      let reads = 0;
+      secrets.on(GetSecretValueCommand).callsFake(async (input: { VersionStage?: string }) => {
+        const stage = input.VersionStage ?? 'AWSCURRENT';
+        if (stage === 'MQUSER_SENT') reads++;
+        const byStage: Record<string, object> = {
+          AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+          AWSPREVIOUS: { username: 'orders-service', password: PREVIOUS },
+          ...(reads > 1 ? { MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: BROKER_ID } } : {}),
+        };
+        if (!byStage[stage]) {
+          throw new ResourceNotFoundException({ message: `no ${stage}`, $metadata: { httpStatusCode: 400 } });
+        }
+        return { ARN: SECRET_ARN, SecretString: JSON.stringify(byStage[stage]) };
+      });
+      mq.on(DescribeUserCommand).resolves(holding({ Groups: ['something-else'] }));
+      await run(updateEvent(rotated, rotated));
+      const passwords = mq.commandCalls(UpdateUserCommand).map((c) => c.args[0].input.Password);
+      expect(passwords).toEqual([PREVIOUS, STAGED]);
+      expect(logs.join('\n')).toContain('a rotation sent this user a new password meanwhile');
+    });
+
     test('ignores a staged password sent to another broker and sends the one the previous credentials hold', async () => {
       versions({
         MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: OTHER_BROKER_ID },
