@@ -3,7 +3,6 @@
  * Tests replace the SDK clients underneath (aws-sdk-client-mock) or point them at a local endpoint.
  */
 import {
-  CloudFormationClient,
   DescribeStackEventsCommand,
   DescribeStacksCommand,
   ListStackResourcesCommand,
@@ -14,27 +13,14 @@ import {
   DescribeBrokerCommand,
   DescribeUserCommand,
   ListUsersCommand,
-  MqClient,
   RebootBrokerCommand,
   UpdateUserCommand,
 } from '@aws-sdk/client-mq';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { log, warn } from './log';
 import { CallError, Deadline, retryTiming, sleep, withRetry } from './retry';
+import { sdk } from './sdk';
 import type { UserIdentity } from './properties';
-
-// Our own retry loop owns backoff and deadlines; the SDK's would multiply the attempts.
-const clientConfig = { maxAttempts: 1 };
-let clients: { mq: MqClient; secrets: SecretsManagerClient; cloudFormation: CloudFormationClient } | undefined;
-
-function sdk() {
-  clients ??= {
-    mq: new MqClient(clientConfig),
-    secrets: new SecretsManagerClient(clientConfig),
-    cloudFormation: new CloudFormationClient(clientConfig),
-  };
-  return clients;
-}
 
 export interface BrokerInfo {
   readonly engineType: string;

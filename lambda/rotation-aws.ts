@@ -3,36 +3,17 @@
  * the context its errors need. Every secret string read is registered as sensitive before it goes anywhere.
  * Tests replace the SDK clients underneath (aws-sdk-client-mock).
  */
-import {
-  DescribeBrokerCommand,
-  DescribeUserCommand,
-  MqClient,
-  RebootBrokerCommand,
-  UpdateUserCommand,
-} from '@aws-sdk/client-mq';
+import { DescribeBrokerCommand, DescribeUserCommand, RebootBrokerCommand, UpdateUserCommand } from '@aws-sdk/client-mq';
 import {
   DescribeSecretCommand,
   GetSecretValueCommand,
   PutSecretValueCommand,
-  SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { CloudFormationClient, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
+import { ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { registerSensitive } from './log';
 import { CallError, Deadline, withRetry } from './retry';
-
-// Our own retry loop owns backoff and deadlines; the SDK's would multiply the attempts.
-const clientConfig = { maxAttempts: 1 };
-let clients: { mq: MqClient; secrets: SecretsManagerClient; cloudFormation: CloudFormationClient } | undefined;
-
-function sdk() {
-  clients ??= {
-    mq: new MqClient(clientConfig),
-    secrets: new SecretsManagerClient(clientConfig),
-    cloudFormation: new CloudFormationClient(clientConfig),
-  };
-  return clients;
-}
+import { sdk } from './sdk';
 
 /** What DescribeSecret says about a secret: never its value. */
 export interface SecretDescription {

@@ -560,10 +560,21 @@ async function testReboot(r: Rotation): Promise<void> {
   const username = pending.username;
   // A retry of a rotation that rebooted already: its settle period starts now (the reboot's time is not kept).
   let rebootedAt = r.has(r.token, LABELS.rebooted) ? Date.now() : undefined;
+  let lastState = 'REBOOT_IN_PROGRESS';
+  // A call that meets the deadline fails with a reason that says nothing of the reboot: say what is going on.
+  const polled = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (error) {
+      if (r.aws.deadline.remainingMs() > rotationTiming.pollMs) throw error;
+      throw stillRebooting(r, lastState, username);
+    }
+  };
   for (;;) {
-    const state = await r.aws.brokerState(r.brokerId);
+    const state = await polled(() => r.aws.brokerState(r.brokerId));
+    lastState = state;
     if (state === 'RUNNING') {
-      const user = await r.aws.describeUser(r.brokerId, username);
+      const user = await polled(() => r.aws.describeUser(r.brokerId, username));
       if (!user) throw new Error(`user "${username}" does not exist on broker ${r.brokerId}`);
       if (!user.pendingChange) {
         log('testSecret: the broker is RUNNING with the new password applied', r.fields({ username }));
@@ -584,14 +595,16 @@ async function testReboot(r: Rotation): Promise<void> {
           'has its new password pending',
       );
     }
-    if (r.aws.deadline.remainingMs() <= rotationTiming.pollMs) {
-      throw new Error(
-        `broker ${r.brokerId} is still rebooting (${state}) to apply the new password of user "${username}": ` +
-          'Secrets Manager retries the rotation, and the retry waits for this reboot without rebooting again',
-      );
-    }
+    if (r.aws.deadline.remainingMs() <= rotationTiming.pollMs) throw stillRebooting(r, state, username);
     await sleep(rotationTiming.pollMs);
   }
+}
+
+function stillRebooting(r: Rotation, state: string, username: string): Error {
+  return new Error(
+    `broker ${r.brokerId} is still rebooting (${state}) to apply the new password of user "${username}": ` +
+      'Secrets Manager retries the rotation, and the retry waits for this reboot without rebooting again',
+  );
 }
 
 /**
