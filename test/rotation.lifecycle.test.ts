@@ -148,6 +148,8 @@ afterEach(() => {
 // ---- apps and helpers ----
 
 interface AppProps {
+  /** `false`: the user without `addRotation`. */
+  rotate?: boolean;
   applyBy?: MqUserRotationApply;
   days?: number;
   groups?: string[];
@@ -163,10 +165,12 @@ function synth(props: AppProps = {}): string {
     username: USERNAME,
     groups: props.groups ?? ['orders'],
   });
-  user.addRotation({
-    automaticallyAfter: Duration.days(props.days ?? 9),
-    applyBy: props.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW,
-  });
+  if (props.rotate !== false) {
+    user.addRotation({
+      automaticallyAfter: Duration.days(props.days ?? 9),
+      applyBy: props.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW,
+    });
+  }
   app.synth();
   return outdir;
 }
@@ -475,6 +479,52 @@ describe('issue 10: rotation', () => {
       expectCheckerGreen(w);
     },
   );
+
+  test('guarantees 3 and 4: turning rotation on for a deployed user keeps its password and adds the alternate with it', async () => {
+    const stack = cfn.stack('Orders');
+    expect(await stack.deploy(synth({ rotate: false }))).toEqual({ status: 'CREATE_COMPLETE' });
+    mq.applyPendingChanges(BROKER);
+    const [secretArn] = Object.values(stack.physicalIdsOf('AWS::SecretsManager::Secret'));
+    const password = JSON.parse(mq.secretValue(secretArn)!).password as string;
+    secrets.add(password);
+    expect(mq.authenticates(BROKER, USERNAME, password)).toBe(true);
+    expect(await stack.deploy(synth())).toEqual({ status: 'UPDATE_COMPLETE' });
+    // The same secret (only tags added: nothing regenerated), the user untouched, the alternate pending CREATE.
+    expect(Object.values(stack.physicalIdsOf('AWS::SecretsManager::Secret'))).toEqual([secretArn]);
+    expect(JSON.parse(mq.secretValue(secretArn)!).password).toBe(password);
+    expect(mq.user(BROKER, USERNAME)?.pending).toBeUndefined();
+    expect(mq.user(BROKER, ALTERNATE)?.pending).toMatchObject({ change: 'CREATE', password });
+    const checker = new ClientChecker(mq, secretArn, BROKER, [USERNAME, ALTERNATE]);
+    const driver = new RotationDriver(cfn, stack, {
+      timeoutMs: FUNCTION_TIMEOUT_MS,
+      afterStep: (record) => checker.check(`after ${record.step} (attempt ${record.attempt})`),
+      onRotation: checker.onRotation,
+    });
+    const w: World = { stack, driver, checker, secretArn, mode: MqUserRotationApply.MAINTENANCE_WINDOW };
+    worlds.push(w);
+    checker.check('after turning rotation on');
+    expectCompleted(await firstRotation(w)); // stages the alternate
+    mq.advance(9 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes it
+    expect(credentials(w).username).toBe(ALTERNATE);
+    expectCheckerGreen(w);
+  });
+
+  test('guarantee 3: turning rotation off deletes the alternate and keeps the user, its password and the secret', async () => {
+    const w = await deploy();
+    expectCompleted(await firstRotation(w)); // stages the alternate; AWSCURRENT still names the user
+    mq.advance(9 * DAY);
+    const current = credentials(w);
+    expect(current.username).toBe(USERNAME);
+    w.checker.dispose(); // no rotation from here on: the checker would wait for promotions that never come
+    expect(await w.stack.deploy(synth({ rotate: false }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.user(BROKER, ALTERNATE)?.pending?.change).toBe('DELETE');
+    expect(mq.rotationOf(w.secretArn)).toBeUndefined();
+    mq.advance(9 * DAY);
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    expect(mq.authenticates(BROKER, USERNAME, current.password)).toBe(true);
+    expect(Object.values(w.stack.physicalIdsOf('AWS::SecretsManager::Secret'))).toEqual([w.secretArn]);
+  });
 
   test('guarantee 3: destroy after rotations removes both users and the secret', async () => {
     const w = await deploy();
