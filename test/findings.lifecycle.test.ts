@@ -21,6 +21,7 @@ import { Construct } from 'constructs';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { CloudFormation, EmulatedStack, Invocation } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
+import { collectPasswords, expectBystanderUntouched } from './support/scenario';
 
 process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(30_000);
@@ -75,17 +76,8 @@ afterEach(() => {
   for (const i of cfn.invocations.slice(invocationsBefore))
     if (!i.overlapped && !i.redelivered && i.outcome === 'SUCCESS' && i.resourceType === 'Custom::MqUser')
       callsPerEvent[i.requestType]?.push(i.mqCalls.length);
-  for (const user of mq.users(BROKER))
-    for (const v of [user.applied, user.pending]) if (v && 'password' in v) secrets.add(v.password);
-  try {
-    expect(mq.user(BROKER, 'bystander')).toEqual({
-      username: 'bystander',
-      applied: { replicationUser: false, ...BYSTANDER },
-    });
-  } catch (error) {
-    figures.usersChangedUnexpectedly++;
-    throw error;
-  }
+  collectPasswords(mq, [BROKER], secrets);
+  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
 });
 
 // ---- apps ----

@@ -17,6 +17,7 @@ import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { activeMq } from './fixtures/brokers';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq, UserState } from './support/mq-endpoint';
+import { collectPasswords, expectBystanderUntouched } from './support/scenario';
 
 // aws-cdk-lib's built-in template validation costs about half a second per synth here, and these tests
 // synthesize dozens of apps; the example app's test runs it.
@@ -59,18 +60,8 @@ beforeEach(() => {
 afterEach(() => {
   figures.faultsInjected += mq.faultsInjected;
   figures.throttled += mq.rateLimited;
-  for (const user of mq.users(BROKER))
-    for (const v of [user.applied, user.pending]) if (v && 'password' in v) secrets.add(v.password);
-  // The user nobody declared is exactly as it was, whatever the scenario did.
-  try {
-    expect(mq.user(BROKER, 'bystander')).toEqual({
-      username: 'bystander',
-      applied: { replicationUser: false, ...BYSTANDER },
-    });
-  } catch (error) {
-    figures.usersChangedUnexpectedly++;
-    throw error;
-  }
+  collectPasswords(mq, [BROKER], secrets);
+  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
 });
 
 /** Synthesizes a one-stack app into its own cloud assembly; returns the assembly folder. */

@@ -12,6 +12,7 @@ import { MqBroker, MqUser, MqUserRotationApply } from '../lib';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
 import { ClientChecker, RotationDriver, RotationResult, RotationStep, STEPS } from './support/secrets-rotation';
+import { collectPasswords, expectBystanderUntouched } from './support/scenario';
 
 process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(30_000);
@@ -131,18 +132,9 @@ afterEach(() => {
   figures.faultsInjected += mq.faultsInjected;
   figures.simulatedDays += Math.round((mq.now() - startedAt) / DAY);
   perScenario[name] = mine;
-  for (const user of [...mq.users(BROKER), ...mq.users(MOVED_TO)])
-    for (const v of [user.applied, user.pending]) if (v && 'password' in v) secrets.add(v.password);
+  collectPasswords(mq, [BROKER, MOVED_TO], secrets);
   for (const w of worlds) for (const v of mq.secretVersions(w.secretArn)) if (v.value) secrets.add(v.value);
-  try {
-    expect(mq.user(BROKER, 'bystander')).toEqual({
-      username: 'bystander',
-      applied: { replicationUser: false, ...BYSTANDER },
-    });
-  } catch (error) {
-    figures.usersChangedUnexpectedly++;
-    throw error;
-  }
+  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
 });
 
 // ---- apps and helpers ----
