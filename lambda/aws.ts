@@ -68,8 +68,13 @@ interface StackCache {
 }
 
 export class Aws {
+  /**
+   * @param stackId the stack of the event being handled: its status bounds the waits of user calls, and every
+   *   CloudFormation read is of this stack
+   */
   constructor(
     private readonly deadline: Deadline,
+    private readonly stackId: string,
     private readonly cache: StackCache = {},
   ) {}
 
@@ -78,9 +83,7 @@ export class Aws {
    * after a loop gives up.
    */
   narrowed(ms: number): Aws {
-    const view = new Aws(this.deadline.earlier(Math.min(ms, this.deadline.remainingMs() / 4)), this.cache);
-    view.stackIdForWaits = this.stackIdForWaits;
-    return view;
+    return new Aws(this.deadline.earlier(Math.min(ms, this.deadline.remainingMs() / 4)), this.stackId, this.cache);
   }
 
   remainingMs(): number {
@@ -186,8 +189,7 @@ export class Aws {
         if (state !== 'REBOOT_IN_PROGRESS') throw error;
         waitingSince ??= Date.now();
         const rollbackLimitReached =
-          Date.now() - waitingSince >= retryTiming.rollbackBrokerWaitMs &&
-          (await this.isRollingBack(this.stackIdForWaits)) === true;
+          Date.now() - waitingSince >= retryTiming.rollbackBrokerWaitMs && (await this.isRollingBack()) === true;
         if (this.deadline.remainingMs() < retryTiming.brokerPollMs * 2 || rollbackLimitReached) {
           throw new BrokerBusyError(error, uncertain);
         }
@@ -242,20 +244,17 @@ export class Aws {
     }
   }
 
-  /** The stack whose rollback bounds the waits of `userCall`; set by the handler once it knows the event. */
-  stackIdForWaits = '';
-
   /**
    * Whether the stack being deployed is rolling back (`UPDATE_ROLLBACK_IN_PROGRESS`, `ROLLBACK_IN_PROGRESS`,
    * `UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`), asked once per invocation; `undefined` when its status
    * cannot be read: each caller picks its own safe side. A nested stack that is being deleted while its root
    * rolls back (the rollback of the nested stack's creation) counts as rolling back.
    */
-  isRollingBack(stackId: string): Promise<boolean | undefined> {
-    this.cache.rollingBack ??= this.ownStatus(stackId)
+  isRollingBack(): Promise<boolean | undefined> {
+    this.cache.rollingBack ??= this.ownStatus()
       .then(async ({ status, rootId }) => {
         if (ROLLING_BACK.test(status)) return true;
-        if (status !== 'DELETE_IN_PROGRESS' || !rootId || rootId === stackId) return false;
+        if (status !== 'DELETE_IN_PROGRESS' || !rootId || rootId === this.stackId) return false;
         return ROLLING_BACK.test((await this.stackStatus(rootId)).status);
       })
       .catch((error: Error) => {
@@ -266,16 +265,16 @@ export class Aws {
   }
 
   /** Whether the stack itself is being deleted (`DELETE_IN_PROGRESS`); `undefined` when its status is unknown. */
-  isBeingDeleted(stackId: string): Promise<boolean | undefined> {
-    return this.ownStatus(stackId).then(
+  isBeingDeleted(): Promise<boolean | undefined> {
+    return this.ownStatus().then(
       ({ status }) => status === 'DELETE_IN_PROGRESS',
       () => undefined,
     );
   }
 
   /** The stack's own status, asked once per invocation. */
-  private ownStatus(stackId: string): Promise<{ status: string; rootId?: string }> {
-    this.cache.status ??= this.stackStatus(stackId);
+  private ownStatus(): Promise<{ status: string; rootId?: string }> {
+    this.cache.status ??= this.stackStatus(this.stackId);
     return this.cache.status;
   }
 
@@ -292,12 +291,12 @@ export class Aws {
    * operation: DescribeStackEvents, newest first, down to the operation's start (the stack's own
    * `UPDATE_IN_PROGRESS`). `false` when the history says otherwise or is too long to read.
    */
-  async completedInCurrentOperation(stackId: string, logicalId: string, physicalId: string): Promise<boolean> {
+  async completedInCurrentOperation(logicalId: string, physicalId: string): Promise<boolean> {
     let nextToken: string | undefined;
     for (let page = 0; page < MAX_EVENT_PAGES; page++) {
       const token = nextToken;
       const out = await withRetry({ operation: 'DescribeStackEvents' }, this.deadline, (abortSignal) =>
-        sdk().cloudFormation.send(new DescribeStackEventsCommand({ StackName: stackId, NextToken: token }), {
+        sdk().cloudFormation.send(new DescribeStackEventsCommand({ StackName: this.stackId, NextToken: token }), {
           abortSignal,
         }),
       );
@@ -312,7 +311,7 @@ export class Aws {
         }
         if (
           event.ResourceType === 'AWS::CloudFormation::Stack' &&
-          event.PhysicalResourceId === stackId &&
+          event.PhysicalResourceId === this.stackId &&
           (status === 'UPDATE_IN_PROGRESS' || status === 'CREATE_IN_PROGRESS')
         ) {
           return false;
@@ -325,13 +324,13 @@ export class Aws {
   }
 
   /** The stack's resources as CloudFormation holds them now (ListStackResources, all pages). */
-  async stackResources(stackId: string): Promise<StackResource[]> {
+  async stackResources(): Promise<StackResource[]> {
     const resources: StackResource[] = [];
     let nextToken: string | undefined;
     do {
       const token = nextToken;
       const out = await withRetry({ operation: 'ListStackResources' }, this.deadline, (abortSignal) =>
-        sdk().cloudFormation.send(new ListStackResourcesCommand({ StackName: stackId, NextToken: token }), {
+        sdk().cloudFormation.send(new ListStackResourcesCommand({ StackName: this.stackId, NextToken: token }), {
           abortSignal,
         }),
       );

@@ -37,8 +37,7 @@ export interface UserResponse {
 
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
   resetSensitive();
-  const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
-  aws.stackIdForWaits = event.StackId;
+  const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
   log(`received ${event.RequestType}`, {
     logicalResourceId: event.LogicalResourceId,
     physicalResourceId: event.PhysicalResourceId,
@@ -70,7 +69,7 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
  * Only a status that says "rolling back" counts: when the status is unknown, the failure stays loud.
  */
 async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown): Promise<UserResponse | undefined> {
-  if ((await aws.isRollingBack(event.StackId)) !== true) return undefined;
+  if ((await aws.isRollingBack()) !== true) return undefined;
   const incoming = event.PhysicalResourceId ?? '';
   warn(
     `rollback: could not ${event.RequestType === 'Delete' ? 'delete' : 'restore'} the user; answering SUCCESS so ` +
@@ -127,7 +126,7 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const password =
     props.RotationEnabled || (previous && !passwordSourceChanged(previous, props))
       ? undefined
-      : await readPasswordToRestore(aws, event, props, user);
+      : await readPasswordToRestore(aws, props, user);
   const write = needsWrite(desiredState(props, password), before!);
   if (write) {
     const kept = password === undefined ? await keepRotatedPassword(aws, props, user) : undefined;
@@ -154,10 +153,10 @@ async function replace(
 ): Promise<UserResponse> {
   log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
   // Asked only where it matters: a restore needs it as part of the proof, reading a password does for rollbacks.
-  const rollingBack = !props.AdoptExisting || current?.previous ? await aws.isRollingBack(event.StackId) : false;
+  const rollingBack = !props.AdoptExisting || current?.previous ? await aws.isRollingBack() : false;
   const targetIsPrevious = rollingBack === true && (await isOwnMoveRolledBack(aws, event, user, current));
   await ensureSupportedBroker(aws, user.brokerId);
-  const password = await readPasswordToRestore(aws, event, props, user);
+  const password = await readPasswordToRestore(aws, props, user);
   const outcome = await takeUser(aws, props, user, password, {
     rollingBack,
     targetIsPrevious,
@@ -190,12 +189,10 @@ async function isOwnMoveRolledBack(
 ): Promise<boolean> {
   const previous = current?.previous ? parsePhysicalResourceId(current.previous) : undefined;
   if (!sameIdentity(previous, user) || !event.LogicalResourceId || !event.PhysicalResourceId) return false;
-  return aws
-    .completedInCurrentOperation(event.StackId, event.LogicalResourceId, event.PhysicalResourceId)
-    .catch((error: Error) => {
-      warn("could not read the stack's events: the restore is not proven", { ...user, reason: error.message });
-      return false;
-    });
+  return aws.completedInCurrentOperation(event.LogicalResourceId, event.PhysicalResourceId).catch((error: Error) => {
+    warn("could not read the stack's events: the restore is not proven", { ...user, reason: error.message });
+    return false;
+  });
 }
 
 interface Taken {
@@ -369,11 +366,11 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
     return { PhysicalResourceId: physicalId };
   }
   const user: UserIdentity = { brokerId: record.brokerId, username: record.username };
-  const rollingBack = await aws.isRollingBack(event.StackId);
+  const rollingBack = await aws.isRollingBack();
   let holder: Holder = 'none';
   if (!(record.owner === 'adopted' && rollingBack !== false)) {
-    const stackBeingDeleted = (await aws.isBeingDeleted(event.StackId)) === true;
-    holder = await aws.stackResources(event.StackId).then(
+    const stackBeingDeleted = (await aws.isBeingDeleted()) === true;
+    holder = await aws.stackResources().then(
       (resources) => findHolder(resources, { logicalId: event.LogicalResourceId, physicalId }, user, stackBeingDeleted),
       (error: Error) => {
         warn("could not read the stack's resources", { reason: error.message });
@@ -471,7 +468,6 @@ async function readPassword(aws: Aws, props: MqUserResourceProperties, user: Use
  */
 async function readPasswordToRestore(
   aws: Aws,
-  event: UserEvent,
   props: MqUserResourceProperties,
   user: UserIdentity,
 ): Promise<string | undefined> {
@@ -479,7 +475,7 @@ async function readPasswordToRestore(
     return await readPassword(aws, props, user);
   } catch (error) {
     // Unknown counts as no rollback: failing a forward deploy is safe, skipping a password is not.
-    if ((await aws.isRollingBack(event.StackId)) !== true) throw error;
+    if ((await aws.isRollingBack()) !== true) throw error;
     warn(
       'rollback: could not restore the password; console access, groups and replication flag are restored, ' +
         'the password stays as the failed deploy set it. See "Troubleshooting" in the cdk-mq-user README.',

@@ -51,8 +51,8 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       log('no covered user changed (only the reboot settings did): not rebooting', { brokerId: props.BrokerId });
       return respond('NONE');
     }
-    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
-    const rollingBack = await aws.isRollingBack(event.StackId);
+    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
+    const rollingBack = await aws.isRollingBack();
     // Unknown counts as a rollback: a skipped reboot leaves changes pending, a reboot in a rollback can wedge it.
     if (rollingBack !== false) {
       warn(
@@ -106,7 +106,7 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     if (action !== 'REBOOTED' && action !== 'WAITING') return { IsComplete: true };
     const props = parseRebootProperties(event.ResourceProperties);
     const elapsedMs = Date.now() - Number(event.Data?.RequestedAt ?? Date.now());
-    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
+    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
     const broker = await aws.describeBroker(props.BrokerId);
 
     if (broker.state !== 'RUNNING' && broker.state !== 'REBOOT_IN_PROGRESS') {
