@@ -181,12 +181,7 @@ export class Aws {
         if (!(error instanceof CallError)) throw error;
         uncertain ||= error.earlierAttemptMayHaveSucceeded;
         error.earlierAttemptMayHaveSucceeded = uncertain;
-        if (error.httpStatus !== 400) throw error;
-        const state = await this.describeBroker(user.brokerId).then(
-          (broker) => broker.state,
-          () => undefined,
-        );
-        if (state !== 'REBOOT_IN_PROGRESS') throw error;
+        if (!(await this.refusedWhileRebooting(error, user.brokerId).catch(() => false))) throw error;
         waitingSince ??= Date.now();
         const rollbackLimitReached =
           Date.now() - waitingSince >= retryTiming.rollbackBrokerWaitMs && (await this.isRollingBack()) === true;
@@ -197,6 +192,15 @@ export class Aws {
         await sleep(retryTiming.brokerPollMs);
       }
     }
+  }
+
+  /**
+   * Whether `error` is Amazon MQ refusing a call (400) because the broker is rebooting: it refuses user calls,
+   * ListUsers and RebootBroker alike then, and only DescribeBroker tells that apart from a bad request.
+   */
+  async refusedWhileRebooting(error: unknown, brokerId: string): Promise<boolean> {
+    if (!(error instanceof CallError && error.httpStatus === 400)) return false;
+    return (await this.describeBroker(brokerId)).state === 'REBOOT_IN_PROGRESS';
   }
 
   /** The pending change of every user of the broker that has one, by username (ListUsers, all pages). */

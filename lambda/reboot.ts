@@ -7,7 +7,7 @@ import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties } from 
 import { Aws } from './aws';
 import { failure, log, resetSensitive, warn } from './log';
 import { parseRebootProperties } from './properties';
-import { CallError, Deadline } from './retry';
+import { Deadline } from './retry';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
@@ -178,8 +178,7 @@ async function pendingUnlessRebooting(aws: Aws, brokerId: string): Promise<Map<s
   try {
     return await aws.pendingChanges(brokerId);
   } catch (error) {
-    if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
-    if ((await aws.describeBroker(brokerId)).state !== 'REBOOT_IN_PROGRESS') throw error;
+    if (!(await aws.refusedWhileRebooting(error, brokerId))) throw error;
     return 'REBOOTING';
   }
 }
@@ -193,10 +192,8 @@ async function rebootUnlessBusy(aws: Aws, brokerId: string): Promise<boolean> {
     await aws.rebootBroker(brokerId);
     return true;
   } catch (error) {
-    if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
-    const state = (await aws.describeBroker(brokerId)).state;
-    if (state !== 'REBOOT_IN_PROGRESS') throw error;
-    log('another reboot of the broker started first: waiting for it', { brokerId, reason: error.message });
+    if (!(await aws.refusedWhileRebooting(error, brokerId))) throw error;
+    log('another reboot of the broker started first: waiting for it', { brokerId, reason: (error as Error).message });
     return false;
   }
 }
