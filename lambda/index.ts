@@ -8,7 +8,7 @@ import { Aws, DesiredUser, UserState, mayHaveSucceeded } from './aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
 import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
 import { failure, log, registerSensitive, resetSensitive, warn } from './log';
-import { extractPassword } from './password';
+import { extractPassword, parseJsonObject } from './password';
 import {
   Owner,
   UserIdentity,
@@ -427,7 +427,7 @@ async function keepRotatedPassword(aws: Aws, props: UserProperties, user: UserId
     const secretString = await aws.secretStringAt(props.PasswordSecretArn, user, stage);
     if (secretString === undefined) continue;
     registerSensitive(secretString);
-    const json = parseObject(secretString);
+    const json = parseJsonObject(secretString);
     if (json?.username !== user.username) continue;
     if (stage === LABELS.sent && typeof json.stagedFor === 'string' && json.stagedFor !== user.brokerId) continue;
     return extractPassword(secretString, props);
@@ -446,15 +446,6 @@ async function resendIfRotatedMeanwhile(aws: Aws, props: UserProperties, user: U
   if (now === undefined || now === sent) return;
   warn('a rotation sent this user a new password meanwhile: sending that one', { ...user });
   await aws.updateUser(user, desiredState(props, now));
-}
-
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined; // JSON.parse's message would quote the secret: never surface it
-  }
 }
 
 async function readPassword(aws: Aws, props: MqUserResourceProperties, user: UserIdentity): Promise<string> {

@@ -41,7 +41,11 @@ export function extractPassword(
   return password;
 }
 
-function parseJsonObject(text: string): Record<string, unknown> | undefined {
+/**
+ * The JSON object in `text`, or `undefined` for anything else. JSON.parse's own message would quote the text (a
+ * secret string), so it never surfaces.
+ */
+export function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
     return value !== null && typeof value === 'object' && !Array.isArray(value)

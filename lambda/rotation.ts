@@ -19,6 +19,7 @@ import type { HandlerContext } from './event';
 import { failure, log, registerSensitive, resetSensitive, warn } from './log';
 import { CallError, Deadline, sleep } from './retry';
 import { RotationAws, errorNamed, type SecretDescription } from './rotation-aws';
+import { parseJsonObject } from './password';
 import { parsePhysicalResourceId } from './properties';
 import { LABELS } from './secret-labels';
 
@@ -114,7 +115,7 @@ async function refuseUndeclared(aws: RotationAws, secret: SecretDescription, con
   const own = process.env[STACK_ID_ENV];
   if (!own) return;
   const current = await aws.secretString(secret.arn, { versionStage: LABELS.current });
-  const username = current === undefined ? undefined : usernameOf(current);
+  const username = current === undefined ? undefined : parseJsonObject(current)?.username;
   const resources = await aws.stackResources(own);
   const secretOfStack = resources.some(([type, id]) => type === 'AWS::SecretsManager::Secret' && id === secret.arn);
   const declared = (name: string) =>
@@ -123,7 +124,7 @@ async function refuseUndeclared(aws: RotationAws, secret: SecretDescription, con
       return user?.brokerId === config.brokerId && user.username === name;
     });
   // A secret string without a username fails later, with a message that names the key.
-  if (!secretOfStack || (username !== undefined && !(declared(username) && declared(otherUser(username))))) {
+  if (!secretOfStack || (typeof username === 'string' && !(declared(username) && declared(otherUser(username))))) {
     throw new Error(
       `refused to rotate secret ${secret.arn}: ${
         secretOfStack
@@ -131,17 +132,6 @@ async function refuseUndeclared(aws: RotationAws, secret: SecretDescription, con
           : `it is not a secret of stack ${own}`
       }`,
     );
-  }
-}
-
-/** The `username` of a secret string, or `undefined`; never quotes the string (it holds a password). */
-function usernameOf(text: string): string | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    const username = value && typeof value === 'object' ? (value as { username?: unknown }).username : undefined;
-    return typeof username === 'string' ? username : undefined;
-  } catch {
-    return undefined;
   }
 }
 
