@@ -2,11 +2,7 @@
  * The handler's only door to AWS: every call goes through `withRetry` with the context its errors need.
  * Tests replace the SDK clients underneath (aws-sdk-client-mock) or point them at a local endpoint.
  */
-import {
-  DescribeStackEventsCommand,
-  DescribeStacksCommand,
-  ListStackResourcesCommand,
-} from '@aws-sdk/client-cloudformation';
+import { DescribeStackEventsCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import {
   CreateUserCommand,
   DeleteUserCommand,
@@ -20,6 +16,7 @@ import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { log, warn } from './log';
 import { CallError, Deadline, retryTiming, sleep, withRetry } from './retry';
 import { sdk } from './sdk';
+import { listStackResources, type StackResource } from './stack';
 import type { UserIdentity } from './properties';
 
 export interface BrokerInfo {
@@ -40,14 +37,6 @@ export interface UserState {
   readonly replicationUser?: boolean;
 }
 
-/** A resource of the stack, as ListStackResources shows it now. */
-export interface StackResource {
-  readonly logicalId: string;
-  readonly physicalId?: string;
-  readonly type: string;
-  readonly status: string;
-}
-
 /** The whole desired state: sent in full on every write, because what an omitted field does is undocumented. */
 export interface DesiredUser {
   readonly consoleAccess: boolean;
@@ -65,6 +54,8 @@ export function isNotFound(error: unknown): boolean {
 interface StackCache {
   status?: Promise<{ status: string; rootId?: string }>;
   rollingBack?: Promise<boolean | undefined>;
+  /** `completedInCurrentOperation`, by logical and physical ID. */
+  readonly proofs: Map<string, Promise<boolean>>;
 }
 
 export class Aws {
@@ -75,7 +66,7 @@ export class Aws {
   constructor(
     private readonly deadline: Deadline,
     private readonly stackId: string,
-    private readonly cache: StackCache = {},
+    private readonly cache: StackCache = { proofs: new Map() },
   ) {}
 
   /**
@@ -295,7 +286,18 @@ export class Aws {
    * operation: DescribeStackEvents, newest first, down to the operation's start (the stack's own
    * `UPDATE_IN_PROGRESS`). `false` when the history says otherwise or is too long to read.
    */
-  async completedInCurrentOperation(logicalId: string, physicalId: string): Promise<boolean> {
+  completedInCurrentOperation(logicalId: string, physicalId: string): Promise<boolean> {
+    // Asked by a rename's rollback, and again if that rollback fails: read the history once.
+    const key = `${logicalId} ${physicalId}`;
+    let proof = this.cache.proofs.get(key);
+    if (!proof) {
+      proof = this.readHistory(logicalId, physicalId);
+      this.cache.proofs.set(key, proof);
+    }
+    return proof;
+  }
+
+  private async readHistory(logicalId: string, physicalId: string): Promise<boolean> {
     let nextToken: string | undefined;
     for (let page = 0; page < MAX_EVENT_PAGES; page++) {
       const token = nextToken;
@@ -327,28 +329,9 @@ export class Aws {
     return false;
   }
 
-  /** The stack's resources as CloudFormation holds them now (ListStackResources, all pages). */
-  async stackResources(): Promise<StackResource[]> {
-    const resources: StackResource[] = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
-      const out = await withRetry({ operation: 'ListStackResources' }, this.deadline, (abortSignal) =>
-        sdk().cloudFormation.send(new ListStackResourcesCommand({ StackName: this.stackId, NextToken: token }), {
-          abortSignal,
-        }),
-      );
-      for (const summary of out.StackResourceSummaries ?? []) {
-        resources.push({
-          logicalId: summary.LogicalResourceId ?? '',
-          physicalId: summary.PhysicalResourceId,
-          type: summary.ResourceType ?? '',
-          status: summary.ResourceStatus ?? '',
-        });
-      }
-      nextToken = out.NextToken;
-    } while (nextToken);
-    return resources;
+  /** The stack's resources as CloudFormation holds them now. */
+  stackResources(): Promise<StackResource[]> {
+    return listStackResources(this.deadline, this.stackId);
   }
 }
 

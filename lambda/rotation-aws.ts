@@ -10,10 +10,10 @@ import {
   PutSecretValueCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { registerSensitive } from './log';
 import { CallError, Deadline, withRetry } from './retry';
 import { sdk } from './sdk';
+import { listStackResources, type StackResource } from './stack';
 
 /** What DescribeSecret says about a secret: never its value. */
 export interface SecretDescription {
@@ -41,21 +41,9 @@ export function errorNamed(error: unknown, name: string): boolean {
 export class RotationAws {
   constructor(readonly deadline: Deadline) {}
 
-  /** The stack's resources as `[type, physical ID]` (ListStackResources, all pages). */
-  async stackResources(stackId: string): Promise<Array<[string, string | undefined]>> {
-    const resources: Array<[string, string | undefined]> = [];
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
-      const out = await withRetry({ operation: 'ListStackResources' }, this.deadline, (abortSignal) =>
-        sdk().cloudFormation.send(new ListStackResourcesCommand({ StackName: stackId, NextToken: token }), {
-          abortSignal,
-        }),
-      );
-      for (const r of out.StackResourceSummaries ?? []) resources.push([r.ResourceType ?? '', r.PhysicalResourceId]);
-      nextToken = out.NextToken;
-    } while (nextToken);
-    return resources;
+  /** The stack's resources as CloudFormation holds them now. */
+  stackResources(stackId: string): Promise<StackResource[]> {
+    return listStackResources(this.deadline, stackId);
   }
 
   async describeSecret(secretId: string): Promise<SecretDescription> {

@@ -117,10 +117,10 @@ async function refuseUndeclared(aws: RotationAws, secret: SecretDescription, con
   const current = await aws.secretString(secret.arn, { versionStage: LABELS.current });
   const username = current === undefined ? undefined : parseJsonObject(current)?.username;
   const resources = await aws.stackResources(own);
-  const secretOfStack = resources.some(([type, id]) => type === 'AWS::SecretsManager::Secret' && id === secret.arn);
+  const secretOfStack = resources.some((r) => r.type === 'AWS::SecretsManager::Secret' && r.physicalId === secret.arn);
   const declared = (name: string) =>
-    resources.some(([type, id]) => {
-      const user = type === 'Custom::MqUser' ? parsePhysicalResourceId(id) : undefined;
+    resources.some((r) => {
+      const user = r.type === 'Custom::MqUser' ? parsePhysicalResourceId(r.physicalId) : undefined;
       return user?.brokerId === config.brokerId && user.username === name;
     });
   // A secret string without a username fails later, with a message that names the key.

@@ -1,4 +1,5 @@
-import type { DesiredUser, StackResource, UserState } from '../lambda/aws';
+import type { DesiredUser, UserState } from '../lambda/aws';
+import type { StackResource } from '../lambda/stack';
 import {
   type DeleteDecision,
   type Holder,

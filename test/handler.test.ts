@@ -989,6 +989,8 @@ describe('Update', () => {
       const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
       expect(response.PhysicalResourceId).toBe(physicalId());
       expect(logs.join('\n')).toContain('rollback: could not restore the user');
+      // The proof is read once, though the restore and the answer after its failure both need it.
+      expect(cloudFormation).toHaveReceivedCommandTimes(DescribeStackEventsCommand, 1);
     });
 
     test.each([
