@@ -201,7 +201,6 @@ export class MqUser extends Construct {
         `user "${props.username}" has console access and the group ${WEB_CONSOLE_GROUP}: it administers every destination of the broker`,
       );
     }
-    const provider = MqUserProvider.getOrCreate(this);
     const generated = props.passwordSecret === undefined;
     // A generated secret belongs to one username: its ID names it, so that a rename replaces the secret
     // (CloudFormation would otherwise regenerate it in place, and a rollback would not get the old value back).
@@ -237,27 +236,12 @@ export class MqUser extends Construct {
       FormatVersion: MQ_USER_FORMAT_VERSION,
     };
     this.properties = properties;
-    const resource = new CustomResource(this, 'Resource', {
-      serviceToken: provider.serviceToken,
-      resourceType: MQ_USER_RESOURCE_TYPE,
-      properties: { ...properties },
-      removalPolicy,
-    });
+    const { resource, declared } = this.userResource('Resource', properties);
     // What CDK users expect of `node.defaultChild`: the CloudFormation resource (for overrideLogicalId,
     // addPropertyOverride, cfnOptions), not the CustomResource construct around it.
     this.node.defaultChild = resource.node.defaultChild;
-    provider._grantPasswordRead(resource, this.secret, generated);
     this.resource = resource;
-    this.declared = {
-      username: props.username,
-      path: this.node.path,
-      stack: Stack.of(this),
-      resource,
-      properties,
-      stateDigest: resource.getAttString('StateDigest'),
-      afterReboot: [],
-    };
-    declareUser(props.broker, this.declared);
+    this.declared = declared;
 
     this.username = resource.getAttString('Username');
     this.brokerId = resource.getAttString('BrokerId');
@@ -307,8 +291,6 @@ export class MqUser extends Construct {
     });
     if (errors.length > 0) throw new Error(`MqUser ${this.node.path}: ${errors.join('; ')}`);
 
-    const stack = Stack.of(this);
-    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
     const alternateUsername = `${props.username}${ALTERNATE_SUFFIX}`;
     // Everything the primary has but the name, and never AdoptExisting: an alternate is always this resource's own.
     const alternateProperties: MqUserResourceProperties = {
@@ -317,24 +299,7 @@ export class MqUser extends Construct {
       AdoptExisting: undefined,
       RotationEnabled: true,
     };
-    const alternate = new CustomResource(this, 'AlternateResource', {
-      serviceToken: MqUserProvider.getOrCreate(this).serviceToken,
-      resourceType: MQ_USER_RESOURCE_TYPE,
-      properties: { ...alternateProperties },
-      removalPolicy,
-    });
-    MqUserProvider.getOrCreate(this)._grantPasswordRead(alternate, this.secret, true);
-    const declared: DeclaredUser = {
-      username: alternateUsername,
-      path: alternate.node.path,
-      stack,
-      resource: alternate,
-      properties: alternateProperties,
-      stateDigest: alternate.getAttString('StateDigest'),
-      alternateOf: this.node.path,
-      afterReboot: [],
-    };
-    declareUser(props.broker, declared);
+    const { resource: alternate, declared } = this.userResource('AlternateResource', alternateProperties, true);
     this.rotation = { alternate };
 
     // Tags never regenerate a secret (a changed generateSecretString would): the function reads them.
@@ -355,6 +320,37 @@ export class MqUser extends Construct {
     this.declared.afterReboot.push(schedule);
     declared.afterReboot.push(schedule);
     return schedule;
+  }
+
+  /**
+   * One `Custom::MqUser` of this MqUser, the user or the rotation's alternate: made with the stack's provider and
+   * this MqUser's removal policy, granted its secret, and declared on the broker (limits, duplicates, reboot).
+   */
+  private userResource(
+    id: string,
+    properties: MqUserResourceProperties,
+    alternate = false,
+  ): { resource: CustomResource; declared: DeclaredUser } {
+    const provider = MqUserProvider.getOrCreate(this);
+    const resource = new CustomResource(this, id, {
+      serviceToken: provider.serviceToken,
+      resourceType: MQ_USER_RESOURCE_TYPE,
+      properties: { ...properties },
+      removalPolicy: this.props.removalPolicy ?? RemovalPolicy.DESTROY,
+    });
+    provider._grantPasswordRead(resource, this.secret, this.props.passwordSecret === undefined);
+    const declared: DeclaredUser = {
+      username: properties.Username,
+      path: alternate ? resource.node.path : this.node.path,
+      stack: Stack.of(this),
+      resource,
+      properties,
+      stateDigest: resource.getAttString('StateDigest'),
+      alternateOf: alternate ? this.node.path : undefined,
+      afterReboot: [],
+    };
+    declareUser(this.props.broker, declared);
+    return { resource, declared };
   }
 
   /** What can be told about the broker at synth time: its engine, its authentication, its own users. */
