@@ -4,6 +4,7 @@ import * as ts from 'typescript';
 import { App, Resource, Stack, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Construct } from 'constructs';
+import { activeMq } from './fixtures/brokers';
 
 const ROOT = path.join(__dirname, '..');
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -79,18 +80,6 @@ function compileAndRun(snippet: string, brokerType: string, stack: Stack, broker
 
 function newStack(): Stack {
   return new Stack(new App(), 'Stack', { env: { account: '111111111111', region: 'us-east-1' } });
-}
-
-function activeMq(scope: Construct, id: string): amazonmq.CfnBroker {
-  return new amazonmq.CfnBroker(scope, id, {
-    brokerName: id,
-    engineType: 'ACTIVEMQ',
-    engineVersion: '5.18',
-    deploymentMode: 'SINGLE_INSTANCE',
-    hostInstanceType: 'mq.t3.micro',
-    publiclyAccessible: false,
-    users: [],
-  });
 }
 
 /**

@@ -14,7 +14,7 @@ import {
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 import { activeMq } from './fixtures/brokers';
-import { findings, suppressed, validate } from './fixtures/validation';
+import { findings, isolatedVpc, suppressed, validate } from './fixtures/validation';
 
 const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';
@@ -583,15 +583,7 @@ function rotatingApp(inVpc: boolean, acknowledgePlain = true) {
   return (app: App) => {
     const stack = new Stack(app, 'Rotating');
     if (inVpc) {
-      const vpc = new ec2.Vpc(stack, 'Vpc', {
-        natGateways: 0,
-        subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
-      });
-      Validations.of(vpc).acknowledge({
-        id: 'AwsSolutions::AwsSolutions-VPC7',
-        reason: 'A test VPC: no flow logs needed.',
-      });
-      MqUserProvider.getOrCreate(stack, { vpc });
+      MqUserProvider.getOrCreate(stack, { vpc: isolatedVpc(stack) });
     }
     const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
     new MqUser(stack, 'Window', { broker, username: 'window-user' }).addRotation();

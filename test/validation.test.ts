@@ -4,14 +4,13 @@ import {
   Stack,
   Validations,
   aws_amazonmq as amazonmq,
-  aws_ec2 as ec2,
   aws_iam as iam,
   aws_kms as kms,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
-import { findings, suppressed, validate } from './fixtures/validation';
+import { findings, isolatedVpc, suppressed, validate } from './fixtures/validation';
 
 const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
 
@@ -23,15 +22,7 @@ function exampleApp(app: App) {
 /** Users with the handlers in a VPC, the reboot opt-in and a rotation: their extra grants must be acknowledged too. */
 function vpcApp(app: App) {
   const stack = new Stack(app, 'MqUserInVpc');
-  const vpc = new ec2.Vpc(stack, 'Vpc', {
-    natGateways: 0,
-    subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
-  });
-  Validations.of(vpc).acknowledge({
-    id: 'AwsSolutions::AwsSolutions-VPC7',
-    reason: 'A test VPC: no flow logs needed.',
-  });
-  MqUserProvider.getOrCreate(stack, { vpc });
+  MqUserProvider.getOrCreate(stack, { vpc: isolatedVpc(stack) });
   const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
   new MqUser(stack, 'User', { broker, username: 'in-vpc' }).addRotation({ applyBy: MqUserRotationApply.REBOOT });
   new MqBrokerReboot(stack, 'ApplyUsers', { broker });
@@ -91,12 +82,7 @@ describe('cdk-nag AwsSolutions', () => {
     const { report } = validate((app) => {
       const stack = new Stack(app, 'Custom');
       if (inVpc) {
-        const vpc = new ec2.Vpc(stack, 'Vpc', {
-          natGateways: 0,
-          subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
-        });
-        Validations.of(vpc).acknowledge({ id: 'AwsSolutions::AwsSolutions-VPC7', reason: 'A test VPC: no flow logs.' });
-        MqUserProvider.getOrCreate(stack, { vpc });
+        MqUserProvider.getOrCreate(stack, { vpc: isolatedVpc(stack) });
       }
       MqUserProvider.getOrCreate(stack).handlerRole.addToPrincipalPolicy(
         new iam.PolicyStatement({ actions: ['s3:ListAllMyBuckets'], resources: ['*'] }),
