@@ -140,6 +140,17 @@ function rebootOf(scope: Construct, props: { revision?: string; timeoutSeconds?:
   return reboot;
 }
 
+/** The assembly as 0.1 wrote it for this test's purpose: the user resources without `FormatVersion`. */
+function withoutFormatVersion(assemblyDir: string): string {
+  const file = path.join(assemblyDir, 'Orders.template.json');
+  const template = JSON.parse(fs.readFileSync(file, 'utf8'));
+  for (const resource of Object.values<{ Type: string; Properties?: Record<string, unknown> }>(template.Resources)) {
+    if (resource.Type === 'Custom::MqUser') delete resource.Properties?.FormatVersion;
+  }
+  fs.writeFileSync(file, JSON.stringify(template));
+  return assemblyDir;
+}
+
 function logicalIdOf(stack: EmulatedStack, type = 'Custom::MqUser', contains = ''): string {
   const id = Object.keys(stack.customResources(type)).find((logicalId) => logicalId.includes(contains));
   if (!id) throw new Error(`no ${type} ${contains} in ${stack.name}`);
@@ -559,6 +570,29 @@ describe('ownership beyond the findings', () => {
     expect(await stack.deploy(app('name-a', ['g2']))).toEqual({ status: 'UPDATE_COMPLETE' });
     expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
     expectRemoved('name-a');
+  });
+
+  test('review: a user deployed by 0.1 upgrades under MqBrokerReboot: FormatVersion gives it the Update that answers StateDigest', async () => {
+    const stack = cfn.stack('Orders');
+    expect(await stack.deploy(withoutFormatVersion(synth((s) => user(s, 'Orders', 'orders-service'))))).toEqual({
+      status: 'CREATE_COMPLETE',
+    });
+    delete stack.data(logicalIdOf(stack))!.StateDigest; // 0.1 answered Username, BrokerId and PendingChange only
+    mq.applyPendingChanges(BROKER);
+    const upgrade = (s: Stack) => {
+      user(s, 'Orders', 'orders-service');
+      rebootOf(s);
+    };
+    // Without the new property the user gets no Update, and the reboot's Fn::GetAtt of StateDigest fails.
+    const unchanged = await stack.deploy(withoutFormatVersion(synth(upgrade)));
+    expect(unchanged.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    expect(unchanged.reason).toMatch(/StateDigest/);
+    const before = mq.mqCalls().length;
+    expect(await stack.deploy(synth(upgrade))).toEqual({ status: 'UPDATE_COMPLETE' });
+    // That Update writes nothing: the user holds the declared state, so nothing is pending and nothing reboots.
+    expect(mq.mqCalls(before, 'UpdateUser')).toEqual([]);
+    expect(mq.user(BROKER, 'orders-service')?.pending).toBeUndefined();
+    expect(mq.reboots(BROKER)).toBe(0);
   });
 
   test('every event delivered twice: the second delivery changes nothing that the first did', async () => {
