@@ -1,5 +1,5 @@
-import type { DesiredUser, UserState } from '../lambda/aws';
-import type { StackResource } from '../lambda/stack';
+import type { DesiredUser, UserState } from '../lambda/shared/aws';
+import type { StackResource } from '../lambda/shared/stack';
 import {
   type DeleteDecision,
   type Holder,
@@ -10,8 +10,8 @@ import {
   isLive,
   needsWrite,
   pendingAfterWrite,
-} from '../lambda/decide';
-import type { Owner } from '../lambda/properties';
+} from '../lambda/user/decide';
+import type { Owner } from '../lambda/shared/properties';
 import { BROKER_ID, OTHER_BROKER_ID, legacyPhysicalId, physicalId } from './fixtures/events';
 
 describe('isLive', () => {

@@ -28,8 +28,8 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { handler, UserEvent } from '../lambda/index';
-import { retryTiming } from '../lambda/retry';
+import { handler, UserEvent } from '../lambda/user/index';
+import { retryTiming } from '../lambda/shared/retry';
 import {
   BROKER_ID,
   LOGICAL_ID,

@@ -1,4 +1,4 @@
-import { PasswordError, extractPassword } from '../lambda/password';
+import { PasswordError, extractPassword } from '../lambda/shared/password';
 import { passwordProblem } from '../lib/private/rules';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:pw-AbCdEf';

@@ -6,7 +6,7 @@ import {
   passwordSourceChanged,
   physicalResourceId,
   stateDigest,
-} from '../lambda/properties';
+} from '../lambda/shared/properties';
 import { BROKER_ID, DEFAULT_PROPERTIES, REBOOT_PROPERTIES, physicalId, wire, wireReboot } from './fixtures/events';
 
 describe('parseProperties', () => {

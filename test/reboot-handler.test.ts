@@ -8,8 +8,8 @@ import {
 } from '@aws-sdk/client-mq';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { isComplete, onEvent, rebootTiming } from '../lambda/reboot';
-import { retryTiming } from '../lambda/retry';
+import { isComplete, onEvent, rebootTiming } from '../lambda/reboot/index';
+import { retryTiming } from '../lambda/shared/retry';
 import { BROKER_ID, OTHER_STACK_ID, STACK_ID, lambdaContext, rebootEvent } from './fixtures/events';
 
 const mq = mockClient(MqClient);

@@ -1,4 +1,4 @@
-import { CallError, Deadline, backoffMs, classify, retryTiming, withRetry } from '../lambda/retry';
+import { CallError, Deadline, backoffMs, classify, retryTiming, withRetry } from '../lambda/shared/retry';
 
 const error = (name: string, status?: number, extra: object = {}) =>
   Object.assign(new Error(name), { name, ...(status ? { $metadata: { httpStatusCode: status } } : {}), ...extra });

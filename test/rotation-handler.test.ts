@@ -26,8 +26,8 @@ import {
 import { CloudFormationClient, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { retryTiming } from '../lambda/retry';
-import { LABELS, ROTATION_TAGS, handler, rotationTiming, stagedVersionId } from '../lambda/rotation';
+import { retryTiming } from '../lambda/shared/retry';
+import { LABELS, ROTATION_TAGS, handler, rotationTiming, stagedVersionId } from '../lambda/rotation/index';
 import {
   BROKER_ID,
   OTHER_BROKER_ID,

@@ -1,7 +1,7 @@
 /**
  * The wire format of a `Custom::MqUser` resource: written once, imported by the construct (which sends it)
  * and by the handler (which parses it). CloudFormation delivers every scalar as a string, so the handler
- * receives `Raw<MqUserResourceProperties>` and parses it in one place (`lambda/properties.ts`).
+ * receives `Raw<MqUserResourceProperties>` and parses it in one place (`lambda/shared/properties.ts`).
  *
  * Changing a key here changes the template of every deployed user: add keys, never rename or remove them
  * (old properties keep arriving on Delete and on the rollback of an Update).

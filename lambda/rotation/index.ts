@@ -13,18 +13,18 @@
  * calls. No secret value ever reaches a log line or an error.
  */
 import { createHash, randomInt } from 'node:crypto';
-import { STACK_ID_ENV } from '../lib/private/env';
-import { ALTERNATE_SUFFIX, USERNAME_PATTERN, passwordProblem } from '../lib/private/rules';
-import type { HandlerContext } from './event';
-import { failure, log, registerSensitive, resetSensitive, warn } from './log';
-import { CallError, Deadline, sleep } from './retry';
-import { RotationAws, errorNamed, type SecretDescription } from './rotation-aws';
-import { parseJsonObject } from './password';
-import { parsePhysicalResourceId } from './properties';
-import { LABELS } from './secret-labels';
+import { STACK_ID_ENV } from '../../lib/private/env';
+import { ALTERNATE_SUFFIX, USERNAME_PATTERN, passwordProblem } from '../../lib/private/rules';
+import type { HandlerContext } from '../shared/event';
+import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
+import { CallError, Deadline, sleep } from '../shared/retry';
+import { RotationAws, errorNamed, type SecretDescription } from './aws';
+import { parseJsonObject } from '../shared/password';
+import { parsePhysicalResourceId } from '../shared/properties';
+import { LABELS } from '../shared/secret-labels';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
-export { retryTiming } from './retry';
+export { retryTiming } from '../shared/retry';
 
 /** Timings, exported so tests and the simulator can shorten them; production code never changes them. */
 export const rotationTiming = {

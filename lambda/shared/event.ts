@@ -1,5 +1,5 @@
-import { STACK_ID_ENV } from '../lib/private/env';
-import type { Raw } from '../lib/private/handler-props';
+import { STACK_ID_ENV } from '../../lib/private/env';
+import type { Raw } from '../../lib/private/handler-props';
 
 /** The part of the Provider framework's event our handlers read, for properties of type `P`. */
 export interface ProviderEvent<P> {

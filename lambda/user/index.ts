@@ -3,12 +3,12 @@
  * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
  * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
  */
-import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
-import { Aws, DesiredUser, UserState, mayHaveSucceeded } from './aws';
+import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../../lib/private/handler-props';
+import { Aws, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
-import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
-import { failure, log, registerSensitive, resetSensitive, warn } from './log';
-import { extractPassword, parseJsonObject } from './password';
+import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
+import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
+import { extractPassword, parseJsonObject } from '../shared/password';
 import {
   Owner,
   UserIdentity,
@@ -20,12 +20,12 @@ import {
   physicalResourceId,
   sameIdentity,
   stateDigest,
-} from './properties';
-import { CallError, Deadline, backoffMs, retryTiming, sleep } from './retry';
-import { LABELS } from './secret-labels';
+} from '../shared/properties';
+import { CallError, Deadline, backoffMs, retryTiming, sleep } from '../shared/retry';
+import { LABELS } from '../shared/secret-labels';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
-export { retryTiming } from './retry';
+export { retryTiming } from '../shared/retry';
 
 /** The event of a `Custom::MqUser`. */
 export type UserEvent = ProviderEvent<MqUserResourceProperties>;
@@ -417,7 +417,7 @@ async function ensureSupportedBroker(aws: Aws, brokerId: string): Promise<void> 
  * Under rotation, the password to send along when a deploy writes to a user: the one it holds or has pending.
  * Amazon MQ may drop a pending password change when UpdateUser omits `Password` (undocumented), and a deploy must
  * never reset a rotated password, so the handler never omits it and never sends another. The rotation function's
- * labels say which it is (lambda/rotation.ts): the version last sent for this user on this broker
+ * labels say which it is (lambda/rotation/index.ts): the version last sent for this user on this broker
  * (`MQUSER_SENT`), else the current or previous credentials that name it, else the current password (a user never
  * rotated holds the password both users were created with). `undefined` without rotation: nothing to keep.
  */

@@ -3,15 +3,15 @@
  * effect, and waits (through the Provider framework's isComplete polling, not inside one invocation) until it
  * is RUNNING again with no covered user's change pending.
  */
-import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties } from '../lib/private/handler-props';
-import { Aws } from './aws';
-import { failure, log, resetSensitive, warn } from './log';
-import { parseRebootProperties } from './properties';
-import { Deadline } from './retry';
-import { refuseForeignStack, type HandlerContext, type ProviderEvent } from './event';
+import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties } from '../../lib/private/handler-props';
+import { Aws } from '../shared/aws';
+import { failure, log, resetSensitive, warn } from '../shared/log';
+import { parseRebootProperties } from '../shared/properties';
+import { Deadline } from '../shared/retry';
+import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
-export { retryTiming } from './retry';
+export { retryTiming } from '../shared/retry';
 
 export interface RebootEvent extends ProviderEvent<MqBrokerRebootResourceProperties> {
   /** Present on isComplete calls: what onEvent returned. */

@@ -1,5 +1,5 @@
-import type { MqUserResourceProperties } from '../lib/private/handler-props';
-import { passwordProblem } from '../lib/private/rules';
+import type { MqUserResourceProperties } from '../../lib/private/handler-props';
+import { passwordProblem } from '../../lib/private/rules';
 import { registerSensitive } from './log';
 
 /** The password could not be taken from the secret; the message names the secret, never its contents. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { MqBrokerRebootResourceProperties, MqUserResourceProperties, Raw } from '../lib/private/handler-props';
-import { MAX_GROUPS, NAME_PATTERN, NAME_RULE, USERNAME_PATTERN, USERNAME_RULE } from '../lib/private/rules';
+import type { MqBrokerRebootResourceProperties, MqUserResourceProperties, Raw } from '../../lib/private/handler-props';
+import { MAX_GROUPS, NAME_PATTERN, NAME_RULE, USERNAME_PATTERN, USERNAME_RULE } from '../../lib/private/rules';
 
 /** A property did not parse: the message names the key, the value and the rule. */
 export class PropertyError extends Error {

@@ -2,9 +2,9 @@
  * The lifecycle decisions of the `Custom::MqUser` handler, as pure functions of what the event, the broker
  * and the stack report. ./index gathers those reports and carries the decisions out; tests cover these as tables.
  */
-import type { DesiredUser, UserState } from './aws';
-import { type Owner, type UserIdentity, parsePhysicalResourceId, sameIdentity } from './properties';
-import type { StackResource } from './stack';
+import type { DesiredUser, UserState } from '../shared/aws';
+import { type Owner, type UserIdentity, parsePhysicalResourceId, sameIdentity } from '../shared/properties';
+import type { StackResource } from '../shared/stack';
 
 /** A user that exists and is not on its way out. */
 export function isLive(state: UserState | undefined): boolean {

@@ -10,10 +10,10 @@ import {
   PutSecretValueCommand,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { registerSensitive } from './log';
-import { CallError, Deadline, withRetry } from './retry';
-import { sdk } from './sdk';
-import { listStackResources, type StackResource } from './stack';
+import { registerSensitive } from '../shared/log';
+import { CallError, Deadline, withRetry } from '../shared/retry';
+import { sdk } from '../shared/sdk';
+import { listStackResources, type StackResource } from '../shared/stack';
 
 /** What DescribeSecret says about a secret: never its value. */
 export interface SecretDescription {
