@@ -18,7 +18,7 @@ import { FakeMq, type CallRecord } from '../test/support/mq-endpoint';
 import { writeDeployBlock } from './doc';
 
 process.env.CDK_VALIDATION = 'false';
-const BROKER = 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const BROKER = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const BUCKET = { capacity: 100, refillPerSecond: 15 };
 const MQ_OPERATIONS = ['DescribeBroker', 'DescribeUser', 'CreateUser', 'UpdateUser', 'DeleteUser', 'ListUsers'];
 

@@ -47,7 +47,7 @@ const CLI_CONTEXT = {
 };
 
 export const ENV = { account: '123456789012', region: 'us-east-1' };
-const BROKER_ID = 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const BROKER_ID = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const BROKER_ARN = `arn:aws:mq:${ENV.region}:${ENV.account}:broker:shared:${BROKER_ID}`;
 export const STACK_NAME = 'MqUserBench';
 

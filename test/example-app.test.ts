@@ -6,7 +6,7 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
 
-const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const ROOT = path.join(__dirname, '..');
 const CDK_JSON = JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8'));
 
@@ -51,7 +51,7 @@ describe('the example app', () => {
   test('declares a user on an existing broker from its ARN', () => {
     const stack = new ExistingBrokerStack(new App(), 'MqUserExistingBroker', BROKER_ARN);
     Template.fromStack(stack).hasResourceProperties('Custom::MqUser', {
-      BrokerId: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9',
+      BrokerId: 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9',
       Username: 'reporting-service',
     });
   });

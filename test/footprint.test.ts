@@ -3,8 +3,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 
 // The README's table "What each construct adds to a stack" states these counts: keep them in step.
-const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
-const OTHER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:other:b-9999a5b6-78cd-901e-2fgh-3i45j6k17800';
+const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
+const OTHER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:other:b-9999a5b6-78cd-901e-2fab-3c45d6e17800';
 
 /** The CloudFormation resources of a stack built by `build`, by type. */
 function resources(build: (stack: Stack) => void): Record<string, number> {

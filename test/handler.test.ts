@@ -1,6 +1,7 @@
 import {
   CloudFormationClient,
   DescribeStackEventsCommand,
+  DescribeStackResourceCommand,
   DescribeStacksCommand,
   ListStackResourcesCommand,
   type StackResourceSummary,
@@ -48,10 +49,13 @@ import {
   physicalId,
   updateEvent,
 } from './fixtures/events';
+import { CloudFormationAtWork, resourceDetail } from './fixtures/proof';
 
 const mq = mockClient(MqClient);
 const secrets = mockClient(SecretsManagerClient);
 const cloudFormation = mockClient(CloudFormationClient);
+/** CloudFormation confirms every event `run` hands the handler (the proof), unless a test says otherwise. */
+const atWork = new CloudFormationAtWork(cloudFormation, 'Custom::MqUser');
 
 const USER = { BrokerId: BROKER_ID, Username: 'orders-service' };
 const GROUPS = ['orders-consumers', 'orders-producers'];
@@ -197,7 +201,8 @@ beforeEach(() => {
   mq.reset();
   secrets.reset();
   cloudFormation.reset();
-  delete process.env.CDK_MQ_USER_STACK_ID;
+  atWork.install();
+  process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
   Object.assign(retryTiming, {
     baseDelayMs: 1,
     maxDelayMs: 5,
@@ -235,8 +240,17 @@ afterEach(() => {
   expect(everything).not.toContain(SECRET_STRING);
 });
 
-/** Runs the handler, recording its answer or failure reason for the secrecy check. */
+/**
+ * Runs the handler with an event CloudFormation is working on, recording its answer or failure reason for the
+ * secrecy check.
+ */
 async function run(event: UserEvent, remainingMs?: number) {
+  atWork.workOn(event);
+  return runUnproven(event, remainingMs);
+}
+
+/** Runs the handler with an event CloudFormation says nothing about unless the test set DescribeStackResource. */
+async function runUnproven(event: UserEvent, remainingMs?: number) {
   try {
     const response = await handler(event, lambdaContext(remainingMs));
     outcomes.push(JSON.stringify(response));
@@ -292,13 +306,15 @@ describe('Create', () => {
     expect(mq).not.toHaveReceivedAnyCommand();
   });
 
-  test.each(['..', '...'])('fails on the username %j, made only of dots, before any AWS call', async (username) => {
+  test.each(['..', '...'])('fails on the username %j, made only of dots, after the proof alone', async (username) => {
     await expect(run(createEvent({ Username: username }))).rejects.toThrow(
       `Username "${username}" must be 2 to 100 characters of A-Z a-z 0-9 - . _ ~, and not only dots`,
     );
     expect(mq).not.toHaveReceivedAnyCommand();
     expect(secrets).not.toHaveReceivedAnyCommand();
-    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+    expect(cloudFormation.calls().map((call) => call.args[0].constructor.name)).toEqual([
+      'DescribeStackResourceCommand',
+    ]);
   });
 
   test('fails on a RabbitMQ broker without touching users', async () => {
@@ -1387,11 +1403,217 @@ describe('serves its own stack only', () => {
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
   });
 
-  test('accepts every event when the variable is unset (functions deployed by 0.1)', async () => {
-    mq.on(DescribeUserCommand).rejects(notFound());
-    await run({ ...createEvent(), StackId: OTHER_STACK_ID });
-    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+  test.each([
+    ['Create', createEvent()],
+    ['Update', updateEvent({}, { Groups: [] })],
+    ['Delete', deleteEvent(physicalId())],
+  ])('refuses a %s event when the variable is unset (fail closed), without any AWS call', async (_type, event) => {
+    delete process.env.CDK_MQ_USER_STACK_ID;
+    await expect(run(event)).rejects.toThrow(
+      `refused an event of stack ${STACK_ID}: this function has no CDK_MQ_USER_STACK_ID in its environment`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedAnyCommand();
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
   });
+});
+
+describe('acts only on what CloudFormation is doing now (the proof)', () => {
+  const ADMIN = { BrokerId: OTHER_BROKER_ID, Username: 'admin' };
+  /** The issue's forged Create: adopt `admin` on another team's broker with a secret the attacker chose. */
+  const forgedCreate = () => createEvent({ ...ADMIN, AdoptExisting: true, PasswordSecretArn: OTHER_SECRET_ARN });
+  /** The issue's forged Delete: any user of any broker, claimed as made by this handler. */
+  const forgedDelete = () => deleteEvent(`${OTHER_BROKER_ID}/admin?owner=created`);
+
+  function cloudFormationShows(type: string, status: string, physical?: string, logicalId = LOGICAL_ID) {
+    cloudFormation.on(DescribeStackResourceCommand).resolves(resourceDetail(logicalId, type, status, physical));
+  }
+
+  function expectNothingWritten() {
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedAnyCommand();
+  }
+
+  beforeEach(() => {
+    mq.on(DescribeUserCommand).resolves(holding());
+  });
+
+  test.each([
+    ['the forged Create of finding 1, while the resource is idle', forgedCreate(), 'UPDATE_COMPLETE', physicalId()],
+    ['the forged Delete of finding 2, while the resource is idle', forgedDelete(), 'UPDATE_COMPLETE', physicalId()],
+    ['a forged Update while the resource is idle', updateEvent({}, { Groups: [] }), 'UPDATE_COMPLETE', physicalId()],
+    ['a Create while CloudFormation updates the resource', forgedCreate(), 'UPDATE_IN_PROGRESS', physicalId()],
+    ['a Delete while CloudFormation creates the resource', forgedDelete(), 'CREATE_IN_PROGRESS', undefined],
+    ['a Create while the stack deletes the resource', forgedCreate(), 'DELETE_IN_PROGRESS', physicalId()],
+    ['an Update of a physical ID the stack never held', updateEvent(ADMIN, ADMIN), 'UPDATE_IN_PROGRESS', physicalId()],
+    ['a Delete that the stack deletes with another ID', forgedDelete(), 'DELETE_IN_PROGRESS', physicalId()],
+  ])('refuses %s, writing nothing', async (_case, event, status, physical) => {
+    cloudFormationShows('Custom::MqUser', status, physical);
+    stackStatus('UPDATE_ROLLBACK_IN_PROGRESS'); // a rollback must not turn the refusal into SUCCESS
+    cloudFormation.on(DescribeStackEventsCommand).resolves({
+      StackEvents: [stackEvent('Orders', STACK_ID, 'UPDATE_COMPLETE', 'AWS::CloudFormation::Stack')],
+    });
+    await expect(runUnproven(event)).rejects.toThrow(
+      /^refused a (Create|Update|Delete) of OrdersService .*CloudFormation is not working on it now/,
+    );
+    expectNothingWritten();
+  });
+
+  test.each([
+    ['another type of the same stack', 'AWS::SNS::Topic'],
+    ['the reboot resource', 'Custom::MqBrokerReboot'],
+    ["a nested stack's resource", 'AWS::CloudFormation::Stack'],
+  ])('refuses an event that names %s, even while CloudFormation works on it', async (_case, type) => {
+    cloudFormationShows(type, 'DELETE_IN_PROGRESS', physicalId());
+    await expect(runUnproven(deleteEvent(physicalId()))).rejects.toThrow(`it is a ${type}, not a Custom::MqUser`);
+    expectNothingWritten();
+  });
+
+  test('refuses an event whose logical ID the stack does not hold (CloudFormation answers ValidationError)', async () => {
+    await expect(runUnproven(deleteEvent(physicalId(), {}, 'NoSuchResource'))).rejects.toThrow(
+      'CloudFormation answers: DescribeStackResource  failed: Resource NoSuchResource does not exist',
+    );
+    expectNothingWritten();
+  });
+
+  test("refuses an event of a nested stack's ID (or any other stack) before reading anything", async () => {
+    await expect(runUnproven({ ...forgedDelete(), StackId: ROOT_STACK_ID })).rejects.toThrow(
+      `refused an event of stack ${ROOT_STACK_ID}: this function serves only stack ${STACK_ID}`,
+    );
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+    expectNothingWritten();
+  });
+
+  test('reads the proof from its own stack, by the logical ID of the event, once per event', async () => {
+    await run(updateEvent({}, { Groups: [] }));
+    expect(cloudFormation).toHaveReceivedCommandTimes(DescribeStackResourceCommand, 1);
+    expect(cloudFormation).toHaveReceivedCommandWith(DescribeStackResourceCommand, {
+      StackName: STACK_ID,
+      LogicalResourceId: LOGICAL_ID,
+    });
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+  });
+
+  test.each(['UPDATE_ROLLBACK_IN_PROGRESS', 'UPDATE_IN_PROGRESS'])(
+    "carries out a rollback's Update while the resource shows %s",
+    async (status) => {
+      cloudFormationShows('Custom::MqUser', status, physicalId());
+      mq.on(DescribeUserCommand).resolves(live());
+      await runUnproven(updateEvent({ Groups: [] }, {}));
+      expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+    },
+  );
+
+  describe('the cleanup Delete of a replaced physical ID', () => {
+    const old = physicalId({ Username: 'orders-old' });
+    const renamed = physicalId();
+    const cleanupHistory = (stackStatusNow: string, ...newer: ReturnType<typeof stackEvent>[]) =>
+      cloudFormation.on(DescribeStackEventsCommand).resolves({
+        StackEvents: [
+          ...newer,
+          stackEvent('Orders', STACK_ID, stackStatusNow, 'AWS::CloudFormation::Stack'),
+          stackEvent(LOGICAL_ID, renamed, 'UPDATE_COMPLETE'),
+          stackEvent(LOGICAL_ID, old, 'UPDATE_IN_PROGRESS'),
+          stackEvent('Orders', STACK_ID, 'UPDATE_IN_PROGRESS', 'AWS::CloudFormation::Stack'),
+        ],
+      });
+
+    beforeEach(() => {
+      mq.on(DescribeUserCommand).resolves({ ...holding(), Username: 'orders-old' });
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      stackResources([userResource(LOGICAL_ID, renamed)]);
+    });
+
+    test.each([
+      ['its new ID, complete', 'UPDATE_COMPLETE'],
+      ['its new ID, being deleted', 'DELETE_IN_PROGRESS'],
+    ])(
+      'deletes the old user when the resource shows %s and the history shows the old ID being deleted now',
+      async (_case, status) => {
+        cloudFormationShows('Custom::MqUser', status, renamed);
+        cleanupHistory('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS', stackEvent(LOGICAL_ID, old, 'DELETE_IN_PROGRESS'));
+        await runUnproven(deleteEvent(old, { Username: 'orders-old' }));
+        expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, { BrokerId: BROKER_ID, Username: 'orders-old' });
+      },
+    );
+
+    test('deletes the old user when the resource shows the old ID being deleted (one read)', async () => {
+      cloudFormationShows('Custom::MqUser', 'DELETE_IN_PROGRESS', old);
+      await runUnproven(deleteEvent(old, { Username: 'orders-old' }));
+      expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+      expect(cloudFormation).not.toHaveReceivedCommand(DescribeStackEventsCommand);
+    });
+
+    test.each([
+      ['replayed after the cleanup deleted it', 'UPDATE_COMPLETE', [stackEvent(LOGICAL_ID, old, 'DELETE_COMPLETE')]],
+      [
+        'replayed within the cleanup, after its deletion completed',
+        'UPDATE_COMPLETE_CLEANUP_IN_PROGRESS',
+        [stackEvent(LOGICAL_ID, old, 'DELETE_COMPLETE'), stackEvent(LOGICAL_ID, old, 'DELETE_IN_PROGRESS')],
+      ],
+      ['replayed during a later update', 'UPDATE_IN_PROGRESS', []],
+      [
+        'of an ID the cleanup does not delete',
+        'UPDATE_COMPLETE_CLEANUP_IN_PROGRESS',
+        [stackEvent(LOGICAL_ID, physicalId({ Username: 'elsewhere' }), 'DELETE_IN_PROGRESS')],
+      ],
+      [
+        'claimed by another logical ID',
+        'UPDATE_COMPLETE_CLEANUP_IN_PROGRESS',
+        [stackEvent('Sibling', old, 'DELETE_IN_PROGRESS')],
+      ],
+    ])('refuses a Delete %s, writing nothing', async (_case, status, newer) => {
+      cloudFormationShows('Custom::MqUser', 'UPDATE_COMPLETE', renamed);
+      cleanupHistory(status, ...(newer as ReturnType<typeof stackEvent>[]));
+      await expect(runUnproven(deleteEvent(old, { Username: 'orders-old' }))).rejects.toThrow(/^refused a Delete/);
+      expectNothingWritten();
+    });
+  });
+
+  describe('when CloudFormation cannot be read, nothing is written', () => {
+    const denied = () =>
+      Object.assign(new Error('not authorized to perform: cloudformation:DescribeStackResource'), {
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 },
+      });
+    const throttling = () =>
+      Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: { httpStatusCode: 400 } });
+
+    test.each([
+      ['denied', denied],
+      ['throttled until the deadline', throttling],
+    ])('fails a Create when CloudFormation is %s', async (_case, error) => {
+      cloudFormation.on(DescribeStackResourceCommand).rejects(error());
+      await expect(runUnproven(createEvent(), 6_500)).rejects.toThrow(
+        /could not confirm with CloudFormation that it is working on OrdersService now .*nothing is written/,
+      );
+      expectNothingWritten();
+    });
+
+    test.each([
+      ['an Update', updateEvent({}, { Groups: [] })],
+      ['a Delete', deleteEvent(physicalId())],
+    ])(
+      'answers %s with SUCCESS, its own physical ID and a warning, so that a rollback cannot wedge',
+      async (_case, event) => {
+        cloudFormation.on(DescribeStackResourceCommand).rejects(denied());
+        const response = await runUnproven(event, 6_500);
+        expect(response.PhysicalResourceId).toBe(event.PhysicalResourceId);
+        expect(warnings.join('\n')).toContain('could not confirm the');
+        expectNothingWritten();
+      },
+    );
+  });
+
+  test.each(['b-../../brokers/b-other', 'B-1234A5B6-78CD-901E-2FAB-3C45D6E178F9', 'b-1234'])(
+    "checks the broker ID %j of a proven event against Amazon MQ's format before it reaches a URL",
+    async (brokerId) => {
+      await expect(run(createEvent({ BrokerId: brokerId }))).rejects.toThrow(
+        `${JSON.stringify(brokerId)} is not an Amazon MQ broker ID ("b-" and a lower-case UUID): no call was made`,
+      );
+      expectNothingWritten();
+    },
+  );
 });
 
 describe('secrets never leave the handler', () => {

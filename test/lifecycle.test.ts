@@ -25,7 +25,7 @@ process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(30_000);
 
 const OUT = path.join(__dirname, '..', '.test-out');
-const BROKER = 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const BROKER = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const PASSWORD = 'Orders-Passw0rd-2026';
 const ROLLED_PASSWORD = 'Orders-Passw0rd-2027';
 const BYSTANDER = { consoleAccess: true, groups: ['admins'], password: 'Bystander-Passw0rd-1' };
@@ -331,10 +331,10 @@ describe('lifecycle', () => {
   );
 
   test('deletes what is already gone: the user, and the user of a broker that is gone', async () => {
-    mq.addBroker({ brokerId: 'b-other', engineType: 'ACTIVEMQ' });
+    mq.addBroker({ brokerId: 'b-0be7a5b6-78cd-901e-2fab-3c45d6e17801', engineType: 'ACTIVEMQ' });
     const app = synth((s) => {
       new MqUser(s, 'Gone', { broker: broker(s), username: 'gone-user', passwordSecret: suppliedSecret(s, 'gone') });
-      const other = MqBroker.fromBrokerArn(s, 'OtherBroker', mq.brokerArn('b-other'));
+      const other = MqBroker.fromBrokerArn(s, 'OtherBroker', mq.brokerArn('b-0be7a5b6-78cd-901e-2fab-3c45d6e17801'));
       new MqUser(s, 'OnGoneBroker', {
         broker: other,
         username: 'on-gone-broker',
@@ -345,7 +345,7 @@ describe('lifecycle', () => {
     expect(await stack.deploy(app)).toEqual({ status: 'CREATE_COMPLETE' });
     mq.applyPendingChanges(BROKER);
     await mq_deleteUserOutOfBand('gone-user');
-    mq.removeBroker('b-other');
+    mq.removeBroker('b-0be7a5b6-78cd-901e-2fab-3c45d6e17801');
     const callsBefore = mq.calls.length;
     expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
     // Nothing was deleted (a DeleteUser answered 404 is fine: asking is cheaper than describing first).
@@ -353,7 +353,7 @@ describe('lifecycle', () => {
   });
 
   test('answers the Delete of a failed Create without calling the handler (CREATE_FAILED marker)', async () => {
-    const result = await cfn.stack('Orders').deploy(userOnBroker('b-missing'));
+    const result = await cfn.stack('Orders').deploy(userOnBroker('b-0de7a5b6-78cd-901e-2fab-3c45d6e17802'));
     expect(result).toMatchObject({
       status: 'ROLLBACK_COMPLETE',
       reason: expect.stringContaining('errorAttribute "broker-id"'),
@@ -390,10 +390,10 @@ describe('lifecycle', () => {
     ['a RabbitMQ broker', { engineType: 'RABBITMQ' }, /runs RABBITMQ: MqUser manages ActiveMQ users only/],
     ['an LDAP broker', { engineType: 'ActiveMQ', authenticationStrategy: 'ldap' }, /uses ldap authentication/],
   ])('fails clearly on %s, changing nothing', async (_case, spec, message) => {
-    mq.addBroker({ brokerId: 'b-unsupported', ...spec });
-    const result = await cfn.stack('Orders').deploy(userOnBroker('b-unsupported'));
+    mq.addBroker({ brokerId: 'b-0ae7a5b6-78cd-901e-2fab-3c45d6e17803', ...spec });
+    const result = await cfn.stack('Orders').deploy(userOnBroker('b-0ae7a5b6-78cd-901e-2fab-3c45d6e17803'));
     expect(result).toMatchObject({ status: 'ROLLBACK_COMPLETE', reason: expect.stringMatching(message) });
-    expect(mq.users('b-unsupported')).toEqual([]);
+    expect(mq.users('b-0ae7a5b6-78cd-901e-2fab-3c45d6e17803')).toEqual([]);
     expect(mq.calls.filter((c) => c.operation === 'CreateUser')).toEqual([]);
   });
 

@@ -10,8 +10,8 @@ import {
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 
-const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
-const OTHER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:other:b-9999a5b6-78cd-901e-2fgh-3i45j6k17800';
+const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
+const OTHER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:other:b-9999a5b6-78cd-901e-2fab-3c45d6e17800';
 
 function newStack(app = new App(), id = 'Stack') {
   return new Stack(app, id, { env: { account: '111111111111', region: 'us-east-1' } });
@@ -42,7 +42,7 @@ describe('MqBrokerReboot', () => {
     expect(reboots).toHaveLength(1);
     const [, reboot] = reboots[0];
     expect(reboot.Properties).toMatchObject({
-      BrokerId: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9',
+      BrokerId: 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9',
       Usernames: ['after', 'before'],
       UsersDigest: expect.stringMatching(/^[0-9a-f]{32}$/),
       TimeoutSeconds: 900,
@@ -181,7 +181,7 @@ describe('MqBrokerReboot', () => {
     Annotations.fromStack(stack).hasWarning(
       '/Stack/ApplyUsers',
       Match.stringLikeRegexp(
-        'covers no user: stack Stack declares no MqUser of broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9.*' +
+        'covers no user: stack Stack declares no MqUser of broker b-1234a5b6-78cd-901e-2fab-3c45d6e178f9.*' +
           '\\[ack: cdk-mq-user:rebootWithoutUsers\\]',
       ),
     );
@@ -227,7 +227,7 @@ describe('MqBrokerReboot', () => {
     const broker = MqBroker.fromBrokerArn(stack, 'Broker', BROKER_ARN);
     new MqBrokerReboot(stack, 'First', { broker });
     expect(() => new MqBrokerReboot(stack, 'Second', { broker })).toThrow(
-      'MqBrokerReboot Stack/Second: broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 already has an MqBrokerReboot in ' +
+      'MqBrokerReboot Stack/Second: broker b-1234a5b6-78cd-901e-2fab-3c45d6e178f9 already has an MqBrokerReboot in ' +
         "stack Stack (Stack/First): declare one per broker per stack, it covers all the stack's MqUsers of that broker",
     );
   });

@@ -19,7 +19,7 @@ import { activeMq } from './fixtures/brokers';
 
 const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';
-const BROKER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9`;
+const BROKER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:shared:b-1234a5b6-78cd-901e-2fab-3c45d6e178f9`;
 
 function newStack(app = new App(), id = 'Stack') {
   return new Stack(app, id, { env: { account: ACCOUNT, region: REGION } });
@@ -187,7 +187,7 @@ describe('MqBroker.fromBrokerArn', () => {
     const stack = newStack();
     new MqUser(stack, 'User', { broker: MqBroker.fromBrokerArn(stack, 'B', BROKER_ARN), username: 'orders-service' });
     Template.fromStack(stack).hasResourceProperties('Custom::MqUser', {
-      BrokerId: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9',
+      BrokerId: 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9',
     });
   });
 
@@ -670,7 +670,7 @@ describe('validation', () => {
     new MqUser(a, 'User', { broker: MqBroker.fromBrokerArn(a, 'Shared', BROKER_ARN), username: 'orders-service' });
     new MqUser(b, 'User', { broker: MqBroker.fromBrokerArn(b, 'Shared', BROKER_ARN), username: 'orders-service' });
     expect(() => app.synth()).toThrow(
-      '[B/User] username "orders-service" is declared twice on broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 (A/User and B/User): a broker has one user per username; remove one of the two MqUsers or give it another username',
+      '[B/User] username "orders-service" is declared twice on broker b-1234a5b6-78cd-901e-2fab-3c45d6e178f9 (A/User and B/User): a broker has one user per username; remove one of the two MqUsers or give it another username',
     );
   });
 

@@ -1,4 +1,8 @@
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CloudFormationClient,
+  DescribeStackResourceCommand,
+  DescribeStacksCommand,
+} from '@aws-sdk/client-cloudformation';
 import {
   BadRequestException,
   DescribeBrokerCommand,
@@ -8,12 +12,26 @@ import {
 } from '@aws-sdk/client-mq';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { isComplete, onEvent, rebootTiming } from '../lambda/reboot/index';
+import * as reboot from '../lambda/reboot/index';
+import { rebootTiming, type RebootEvent } from '../lambda/reboot/index';
+import type { HandlerContext } from '../lambda/shared/event';
 import { retryTiming } from '../lambda/shared/retry';
 import { BROKER_ID, OTHER_STACK_ID, STACK_ID, lambdaContext, rebootEvent } from './fixtures/events';
+import { CloudFormationAtWork, resourceDetail } from './fixtures/proof';
 
 const mq = mockClient(MqClient);
 const cloudFormation = mockClient(CloudFormationClient);
+const atWork = new CloudFormationAtWork(cloudFormation, 'Custom::MqBrokerReboot');
+
+/** onEvent and isComplete of events CloudFormation is working on: their proof holds unless a test says otherwise. */
+function onEvent(event: RebootEvent, context: HandlerContext) {
+  atWork.workOn(event);
+  return reboot.onEvent(event, context);
+}
+function isComplete(event: RebootEvent, context: HandlerContext) {
+  atWork.workOn(event);
+  return reboot.isComplete(event, context);
+}
 
 const brokerIn = (state: string) =>
   mq.on(DescribeBrokerCommand).resolves({ BrokerState: state as never, EngineType: 'ACTIVEMQ' });
@@ -41,7 +59,8 @@ const requestedAgo = (ms: number, action = 'REBOOTED', hadPending = true) => ({
 beforeEach(() => {
   mq.reset();
   cloudFormation.reset();
-  delete process.env.CDK_MQ_USER_STACK_ID;
+  atWork.install();
+  process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
   Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 50 });
   rebootTiming.settleMs = 60_000;
   stackIs('UPDATE_IN_PROGRESS');
@@ -387,14 +406,89 @@ describe('serves its own stack only', () => {
     });
   });
 
-  test('accepts every event when the variable is unset (functions deployed by 0.1)', async () => {
+  test('refuses every event when the variable is unset (fail closed), without any AWS call', async () => {
+    delete process.env.CDK_MQ_USER_STACK_ID;
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    const response = await onEvent(rebootEvent('Create', { stackId: OTHER_STACK_ID }), lambdaContext());
-    expect(response.Data.Action).toBe('REBOOTED');
+    await expect(onEvent(rebootEvent('Create'), lambdaContext())).rejects.toThrow(
+      'this function has no CDK_MQ_USER_STACK_ID in its environment',
+    );
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+    ).rejects.toThrow('this function has no CDK_MQ_USER_STACK_ID in its environment');
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+  });
+});
+
+describe('acts only on what CloudFormation is doing now (the proof)', () => {
+  const shows = (status: string, type = 'Custom::MqBrokerReboot') =>
+    cloudFormation
+      .on(DescribeStackResourceCommand)
+      .resolves(resourceDetail('BrokerReboot', type, status, `${BROKER_ID}/reboot`));
+  const denied = () =>
+    Object.assign(new Error('not authorized'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+
+  beforeEach(() => {
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+  });
+
+  test.each([
+    ['idle', 'UPDATE_COMPLETE', 'Custom::MqBrokerReboot'],
+    ['being deleted', 'DELETE_IN_PROGRESS', 'Custom::MqBrokerReboot'],
+    ['a user resource', 'UPDATE_IN_PROGRESS', 'Custom::MqUser'],
+  ])('onEvent refuses an Update of a resource that is %s, without touching the broker', async (_case, status, type) => {
+    shows(status, type);
+    await expect(reboot.onEvent(rebootEvent('Update', { old: { Revision: 'old' } }), lambdaContext())).rejects.toThrow(
+      /^refused a Update of BrokerReboot .*CloudFormation is not working on it now/,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+  });
+
+  test('finding 3: forged waiter input never reboots the broker while the resource is idle', async () => {
+    shows('UPDATE_COMPLETE');
+    await expect(
+      reboot.isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+    ).rejects.toThrow(/^refused a Update of BrokerReboot/);
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+  });
+
+  test('isComplete reboots again only after CloudFormation confirms the wait, once per poll', async () => {
+    await expect(
+      isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: false });
+    expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
+    expect(cloudFormation).toHaveReceivedCommandTimes(DescribeStackResourceCommand, 1);
+  });
+
+  test('isComplete reads no proof on a poll that reboots nothing', async () => {
     pendingUsers();
     await expect(
-      isComplete(rebootEvent('Create', { stackId: OTHER_STACK_ID, data: response.Data }), lambdaContext()),
+      reboot.isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'REBOOTED') }), lambdaContext()),
     ).resolves.toEqual({ IsComplete: true });
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+  });
+
+  test('onEvent skips the reboot without touching the broker when CloudFormation cannot be read', async () => {
+    cloudFormation.on(DescribeStackResourceCommand).rejects(denied());
+    const response = await reboot.onEvent(rebootEvent('Create'), lambdaContext());
+    expect(response.Data.Action).toBe('SKIPPED_UNPROVEN');
+    expect(mq).not.toHaveReceivedAnyCommand();
+  });
+
+  test('isComplete does not reboot again when CloudFormation cannot be read, and keeps waiting', async () => {
+    cloudFormation.on(DescribeStackResourceCommand).rejects(denied());
+    await expect(
+      reboot.isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: false });
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+  });
+
+  test("checks the broker ID against Amazon MQ's format before it reaches a URL", async () => {
+    await expect(onEvent(rebootEvent('Create', { props: { BrokerId: 'b-../../x' } }), lambdaContext())).rejects.toThrow(
+      '"b-../../x" is not an Amazon MQ broker ID',
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
   });
 });

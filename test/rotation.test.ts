@@ -18,8 +18,8 @@ import { findings, isolatedVpc, suppressed, validate } from './fixtures/validati
 
 const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';
-const BROKER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9`;
-const OTHER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:other:b-9999a5b6-78cd-901e-2fgh-3i45j6k17800`;
+const BROKER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:shared:b-1234a5b6-78cd-901e-2fab-3c45d6e178f9`;
+const OTHER_ARN = `arn:aws:mq:${REGION}:${ACCOUNT}:broker:other:b-9999a5b6-78cd-901e-2fab-3c45d6e17800`;
 
 function newStack(app = new App(), id = 'Stack') {
   return new Stack(app, id, { env: { account: ACCOUNT, region: REGION } });
@@ -174,7 +174,7 @@ describe('the secret of a rotation', () => {
     new MqUser(stack, 'Orders', { broker, username: 'orders-service' }).addRotation();
     Template.fromStack(stack).hasResourceProperties('AWS::SecretsManager::Secret', {
       Tags: Match.arrayWith([
-        { Key: 'cdk-mq-user:broker-id', Value: 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9' },
+        { Key: 'cdk-mq-user:broker-id', Value: 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9' },
         { Key: 'cdk-mq-user:rotation', Value: 'MAINTENANCE_WINDOW' },
       ]),
     });
@@ -516,7 +516,7 @@ describe('the broker registry', () => {
           ? ['Stack/Clone', 'Stack/Orders/AlternateResource, the alternate user of the rotation of Stack/Orders']
           : ['Stack/Orders/AlternateResource, the alternate user of the rotation of Stack/Orders', 'Stack/Clone'];
       expect(() => Template.fromStack(stack)).toThrow(
-        `username "orders_clone" is declared twice on broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 (${first} and ${second}): a broker has one user per username`,
+        `username "orders_clone" is declared twice on broker b-1234a5b6-78cd-901e-2fab-3c45d6e178f9 (${first} and ${second}): a broker has one user per username`,
       );
     }
   });
@@ -545,7 +545,7 @@ describe('the broker registry', () => {
     };
     expect(() => Template.fromStack(build(248))).not.toThrow();
     expect(() => Template.fromStack(build(249))).toThrow(
-      "broker b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9 would have 251 users (250 MqUsers, 1 rotation alternate and 0 in the broker's own users list); Amazon MQ allows at most 250 per broker",
+      "broker b-1234a5b6-78cd-901e-2fab-3c45d6e178f9 would have 251 users (250 MqUsers, 1 rotation alternate and 0 in the broker's own users list); Amazon MQ allows at most 250 per broker",
     );
   });
 

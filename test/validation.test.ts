@@ -12,7 +12,7 @@ import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply }
 import { BrokerStack, ExistingBrokerStack } from '../bin/example-stacks';
 import { findings, isolatedVpc, suppressed, validate } from './fixtures/validation';
 
-const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const BROKER_ARN = 'arn:aws:mq:us-east-1:111111111111:broker:shared:b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 
 function exampleApp(app: App) {
   new BrokerStack(app, 'MqUserExample');

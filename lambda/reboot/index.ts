@@ -3,10 +3,15 @@
  * effect, and waits (through the Provider framework's isComplete polling, not inside one invocation) until it
  * is RUNNING again with no covered user's change pending.
  */
-import type { MqBrokerRebootAttributes, MqBrokerRebootResourceProperties } from '../../lib/private/handler-props';
+import {
+  MQ_BROKER_REBOOT_RESOURCE_TYPE,
+  type MqBrokerRebootAttributes,
+  type MqBrokerRebootResourceProperties,
+} from '../../lib/private/handler-props';
 import { Aws } from '../shared/aws';
 import { failure, log, resetSensitive, warn } from '../shared/log';
 import { parseRebootProperties } from '../shared/properties';
+import { ProofUnavailableError } from '../shared/proof';
 import { Deadline } from '../shared/retry';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 
@@ -52,6 +57,17 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       return respond('NONE');
     }
     const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
+    // Nothing is asked of the broker before CloudFormation confirms this event (lambda/shared/proof.ts). Unreadable,
+    // it is skipped as a rollback's is: no reboot without proof, and no failure that could wedge a rollback.
+    try {
+      await aws.prove(event, MQ_BROKER_REBOOT_RESOURCE_TYPE);
+    } catch (error) {
+      if (!(error instanceof ProofUnavailableError)) throw error;
+      warn(`${error.message}: not rebooting. The users' changes stay pending until the broker's next reboot`, {
+        brokerId: props.BrokerId,
+      });
+      return respond('SKIPPED_UNPROVEN');
+    }
     const rollingBack = await aws.isRollingBack();
     // Unknown counts as a rollback: a skipped reboot leaves changes pending, a reboot in a rollback can wedge it.
     if (rollingBack !== false) {
@@ -135,15 +151,33 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     // At most one more RebootBroker per settle period: a broker slow to leave RUNNING must not be rebooted
     // at every poll.
     if (stillPending.length > 0 && elapsedMs >= rebootTiming.settleMs && elapsedMs % rebootTiming.settleMs < POLL_MS) {
-      log('the broker is RUNNING but users still have pending changes: rebooting again', {
-        brokerId: props.BrokerId,
-        users: stillPending,
-      });
-      await rebootUnlessBusy(aws, props.BrokerId);
+      // Anyone allowed to start the waiter can hand it any input: only CloudFormation's own event reboots.
+      if (await provenForReboot(aws, event)) {
+        log('the broker is RUNNING but users still have pending changes: rebooting again', {
+          brokerId: props.BrokerId,
+          users: stillPending,
+        });
+        await rebootUnlessBusy(aws, props.BrokerId);
+      }
     }
     return { IsComplete: false };
   } catch (error) {
     throw failure(error);
+  }
+}
+
+/**
+ * Whether CloudFormation confirms that it is waiting for this resource now; throws when it refutes it. When it
+ * cannot be read, this poll reboots nothing (the next poll asks again).
+ */
+async function provenForReboot(aws: Aws, event: RebootEvent): Promise<boolean> {
+  try {
+    await aws.prove(event, MQ_BROKER_REBOOT_RESOURCE_TYPE);
+    return true;
+  } catch (error) {
+    if (!(error instanceof ProofUnavailableError)) throw error;
+    warn(`${error.message}: not rebooting again at this poll`, {});
+    return false;
   }
 }
 

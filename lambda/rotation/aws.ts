@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { registerSensitive } from '../shared/log';
 import { CallError, Deadline, withRetry } from '../shared/retry';
+import { checkBrokerId } from '../shared/properties';
 import { sdk } from '../shared/sdk';
 import { listStackResources, type StackResource } from '../shared/stack';
 
@@ -125,7 +126,7 @@ export class RotationAws {
 
   async brokerState(brokerId: string): Promise<string> {
     const out = await withRetry({ operation: 'DescribeBroker', brokerId }, this.deadline, (abortSignal) =>
-      sdk().mq.send(new DescribeBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
+      sdk().mq.send(new DescribeBrokerCommand({ BrokerId: checkBrokerId(brokerId) }), { abortSignal }),
     );
     return out.BrokerState ?? 'UNKNOWN';
   }
@@ -134,7 +135,9 @@ export class RotationAws {
   async describeUser(brokerId: string, username: string): Promise<RotatedUserState | undefined> {
     try {
       const out = await withRetry({ operation: 'DescribeUser', brokerId, username }, this.deadline, (abortSignal) =>
-        sdk().mq.send(new DescribeUserCommand({ BrokerId: brokerId, Username: username }), { abortSignal }),
+        sdk().mq.send(new DescribeUserCommand({ BrokerId: checkBrokerId(brokerId), Username: username }), {
+          abortSignal,
+        }),
       );
       const pending = out.Pending;
       return {
@@ -164,7 +167,7 @@ export class RotationAws {
       (abortSignal) =>
         sdk().mq.send(
           new UpdateUserCommand({
-            BrokerId: brokerId,
+            BrokerId: checkBrokerId(brokerId),
             Username: username,
             ConsoleAccess: state.consoleAccess,
             Groups: state.groups,
@@ -178,7 +181,7 @@ export class RotationAws {
 
   async rebootBroker(brokerId: string): Promise<void> {
     await withRetry({ operation: 'RebootBroker', brokerId }, this.deadline, (abortSignal) =>
-      sdk().mq.send(new RebootBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
+      sdk().mq.send(new RebootBrokerCommand({ BrokerId: checkBrokerId(brokerId) }), { abortSignal }),
     );
   }
 }

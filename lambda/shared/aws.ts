@@ -17,7 +17,8 @@ import { log, warn } from './log';
 import { CallError, Deadline, retryTiming, sleep, withRetry } from './retry';
 import { sdk } from './sdk';
 import { listStackResources, type StackResource } from './stack';
-import type { UserIdentity } from './properties';
+import { proveEvent, type ProvableEvent, type ResourceNow } from './proof';
+import { checkBrokerId, type UserIdentity } from './properties';
 
 export interface BrokerInfo {
   readonly engineType: string;
@@ -81,7 +82,13 @@ export class Aws {
     return this.deadline.remainingMs();
   }
 
+  /** CloudFormation's confirmation that it is working on the event's resource now, or a throw (./proof). */
+  prove(event: ProvableEvent, expectedType: string): Promise<ResourceNow> {
+    return proveEvent(this.deadline, event, expectedType);
+  }
+
   async describeBroker(brokerId: string): Promise<BrokerInfo> {
+    checkBrokerId(brokerId);
     const out = await withRetry({ operation: 'DescribeBroker', brokerId }, this.deadline, (abortSignal) =>
       sdk().mq.send(new DescribeBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
     );
@@ -161,7 +168,7 @@ export class Aws {
     send: (input: I & { BrokerId: string; Username: string }, abortSignal: AbortSignal) => Promise<T>,
     options: { retryConflict?: boolean; carriesPassword?: boolean } = {},
   ): Promise<T> {
-    const request = { ...input, BrokerId: user.brokerId, Username: user.username };
+    const request = { ...input, BrokerId: checkBrokerId(user.brokerId), Username: user.username };
     const context = { operation, ...user, carriesPassword: options.carriesPassword };
     let uncertain = false;
     let waitingSince: number | undefined;
@@ -196,6 +203,7 @@ export class Aws {
 
   /** The pending change of every user of the broker that has one, by username (ListUsers, all pages). */
   async pendingChanges(brokerId: string): Promise<Map<string, string>> {
+    checkBrokerId(brokerId);
     const pending = new Map<string, string>();
     let nextToken: string | undefined;
     do {
@@ -212,6 +220,7 @@ export class Aws {
   }
 
   async rebootBroker(brokerId: string): Promise<void> {
+    checkBrokerId(brokerId);
     await withRetry({ operation: 'RebootBroker', brokerId }, this.deadline, (abortSignal) =>
       sdk().mq.send(new RebootBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
     );

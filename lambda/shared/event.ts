@@ -19,16 +19,29 @@ export interface HandlerContext {
 /**
  * Our functions serve their own stack only (the construct sets `CDK_MQ_USER_STACK_ID` to it): whoever else can
  * invoke them, another stack given the service token included, must not drive them against users or brokers
- * that stack does not own. Functions deployed before the variable existed accept every event.
+ * that stack does not own. A function without the variable refuses every event (fail closed): one
+ * UpdateFunctionConfiguration must not turn the fence off. Returns the stack ID the function serves.
  */
-export function refuseForeignStack(event: { readonly StackId: string }): void {
+export function ownStackId(event: { readonly StackId?: string }): string {
   const own = process.env[STACK_ID_ENV];
-  if (own && event.StackId !== own) throw new ForeignStackError(event.StackId, own);
+  if (!own) throw new ForeignStackError(event.StackId ?? '', undefined);
+  if (event.StackId !== own) throw new ForeignStackError(event.StackId ?? '', own);
+  return own;
+}
+
+/** `ownStackId` for callers that need no value. */
+export function refuseForeignStack(event: { readonly StackId: string }): void {
+  ownStackId(event);
 }
 
 export class ForeignStackError extends Error {
-  constructor(received: string, own: string) {
-    super(`refused an event of stack ${received}: this function serves only stack ${own}`);
+  constructor(received: string, own: string | undefined) {
+    super(
+      own === undefined
+        ? `refused an event of stack ${received}: this function has no ${STACK_ID_ENV} in its environment, so it ` +
+            'serves no stack (redeploy the stack to restore it)'
+        : `refused an event of stack ${received}: this function serves only stack ${own}`,
+    );
     this.name = 'ForeignStackError';
   }
 }

@@ -109,6 +109,19 @@ export function physicalResourceId(record: UserRecord): string {
 
 // Broker IDs are `b-` and a UUID; usernames follow USERNAME_PATTERN. Anything else (the Provider framework's
 // CREATE_FAILED marker, an ID CloudFormation made up) was not made by this handler.
+/** Amazon MQ's broker IDs: `b-` and a UUID, lower case. Nothing else may reach a URL path. */
+export const BROKER_ID_PATTERN = /^b-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Throws unless `brokerId` has Amazon MQ's format; called by the AWS doors before any call that names a broker. */
+export function checkBrokerId(brokerId: string): string {
+  if (!BROKER_ID_PATTERN.test(brokerId)) {
+    throw new Error(
+      `${JSON.stringify(brokerId)} is not an Amazon MQ broker ID ("b-" and a lower-case UUID): no call was made`,
+    );
+  }
+  return brokerId;
+}
+
 const PHYSICAL_ID = /^([A-Za-z0-9-]{1,100})\/([A-Za-z0-9._~-]{2,100})(?:\?(.*))?$/;
 
 /**

@@ -3,10 +3,15 @@
  * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
  * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
  */
-import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../../lib/private/handler-props';
+import {
+  MQ_USER_RESOURCE_TYPE,
+  type MqUserResourceAttributes,
+  type MqUserResourceProperties,
+  type Raw,
+} from '../../lib/private/handler-props';
 import { Aws, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
-import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
+import type { HandlerContext, ProviderEvent } from '../shared/event';
 import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
 import { extractPassword, parseJsonObject } from '../shared/password';
 import {
@@ -21,6 +26,7 @@ import {
   sameIdentity,
   stateDigest,
 } from '../shared/properties';
+import { ProofUnavailableError } from '../shared/proof';
 import { CallError, Deadline, backoffMs, retryTiming, sleep } from '../shared/retry';
 import { LABELS } from '../shared/secret-labels';
 
@@ -42,8 +48,12 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
     logicalResourceId: event.LogicalResourceId,
     physicalResourceId: event.PhysicalResourceId,
   });
+  // A Delete of an ID this handler never made writes nothing (onDelete): it needs no proof.
+  if (event.RequestType !== 'Delete' || parsePhysicalResourceId(event.PhysicalResourceId) !== undefined) {
+    const unproven = await prove(aws, event);
+    if (unproven) return unproven;
+  }
   try {
-    refuseForeignStack(event);
     switch (event.RequestType) {
       case 'Create':
         return await onCreate(aws, event);
@@ -55,11 +65,42 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
         throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
     }
   } catch (error) {
-    if (event.RequestType !== 'Create' && !(error instanceof ForeignStackError)) {
+    if (event.RequestType !== 'Create') {
       const answer = await answerRollbackAnyway(aws, event, error);
       if (answer) return answer;
     }
     throw failure(error);
+  }
+}
+
+/**
+ * Nothing is read or written before CloudFormation confirms that it is working on this very resource now
+ * (lambda/shared/proof.ts): a forged or replayed event is refused. When CloudFormation cannot be read (throttled
+ * until the deadline, access denied), nothing is written either: a Create fails (its rollback never reaches this
+ * handler: the Provider framework answers the Delete of a failed Create itself), while an Update or a Delete,
+ * which may be a rollback's that must not wedge, answers SUCCESS with the physical ID it came with and a warning
+ * that the user was left as it is. Returns that answer, or `undefined` once the event is proven.
+ */
+async function prove(aws: Aws, event: UserEvent): Promise<UserResponse | undefined> {
+  try {
+    await aws.prove(event, MQ_USER_RESOURCE_TYPE);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ProofUnavailableError) || event.RequestType === 'Create') throw failure(error);
+    warn(
+      `could not confirm the ${event.RequestType} with CloudFormation: left the user untouched and answered SUCCESS ` +
+        'so that a rollback cannot wedge. Check the user by hand: see "Troubleshooting" in the cdk-mq-user README',
+      {
+        logicalResourceId: event.LogicalResourceId,
+        physicalResourceId: event.PhysicalResourceId,
+        reason: error.message,
+      },
+    );
+    const props = tryParse(event.ResourceProperties);
+    return {
+      PhysicalResourceId: event.PhysicalResourceId ?? '',
+      ...(props ? { Data: attributes(props, 'UNKNOWN') } : {}),
+    };
   }
 }
 

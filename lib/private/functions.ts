@@ -66,7 +66,8 @@ export function lambdaRole(
  * rollback deletes the nested stack with a status of its own (`DELETE_IN_PROGRESS`).
  */
 export function grantOwnStack(role: iam.Role, options: { listResources: boolean }): void {
-  const actions = ['cloudformation:DescribeStacks'];
+  // DescribeStackResource: every event's proof that CloudFormation is working on it now (lambda/shared/proof.ts).
+  const actions = ['cloudformation:DescribeStacks', 'cloudformation:DescribeStackResource'];
   // The user handler reads the stack's resources (who holds a user) and its events (what this operation did).
   if (options.listResources) actions.push('cloudformation:ListStackResources', 'cloudformation:DescribeStackEvents');
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [Aws.STACK_ID] }));

@@ -7,7 +7,7 @@
  * (old properties keep arriving on Delete and on the rollback of an Update).
  */
 export interface MqUserResourceProperties {
-  /** Broker ID, e.g. `b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9`. Part of the user's identity. */
+  /** Broker ID, e.g. `b-1234a5b6-78cd-901e-2fab-3c45d6e178f9`. Part of the user's identity. */
   readonly BrokerId: string;
   /** Part of the user's identity: a change replaces the user. */
   readonly Username: string;
@@ -87,7 +87,10 @@ export interface MqBrokerRebootResourceProperties {
 
 /** What the reboot handler's onEvent decided; the Provider framework hands it to every isComplete call. */
 export interface MqBrokerRebootAttributes {
-  /** `REBOOTED`, `WAITING` (a reboot was already in progress), `SKIPPED_ROLLBACK` or `NONE`. */
+  /**
+   * `REBOOTED`, `WAITING` (a reboot was already in progress), `SKIPPED_ROLLBACK`, `SKIPPED_UNPROVEN` (CloudFormation
+   * could not be read) or `NONE`.
+   */
   readonly Action: string;
   /**
    * `true` when a covered user had a pending change when onEvent ran: then isComplete may take "none pending

@@ -17,8 +17,9 @@
  *   is deleted), updated ones, the failed one included, get an Update with old and new swapped (its
  *   `OldResourceProperties` are the failed new ones); physical resources made by the failed deploy are deleted
  *   in the rollback's cleanup phase (`UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`);
- * - DescribeStacks and ListStackResources (query protocol, XML, paginated by NextToken) are served with what
- *   CloudFormation would show at that moment; by default the status says *_ROLLBACK_IN_PROGRESS as soon as a
+ * - DescribeStacks, ListStackResources, DescribeStackResource (with the resource's resolved `Metadata`) and
+ *   DescribeStackEvents (query protocol, XML, paginated by NextToken) are served with what CloudFormation would show
+ *   at that moment (where the reference is silent, `cleanupView` and `rollbackResourceStatus` offer each answer); by default the status says *_ROLLBACK_IN_PROGRESS as soon as a
  *   resource fails, while siblings already started are still running (`rollbackStatus`); CancelUpdateStack
  *   (`cancelUpdateOnStart`); both APIs can be made to fail (`inject`);
  * - nested stacks (`AWS::CloudFormation::Stack` of a CDK NestedStack): deployed from their template in the
@@ -135,10 +136,19 @@ export interface EmulatorOptions {
   readonly listPageSize?: number;
   /**
    * What ListStackResources shows for a resource while its replaced physical resource is deleted in the cleanup
-   * phase (the reference is silent): its new physical ID as `UPDATE_COMPLETE` ('current', the default), or the new
-   * physical ID as `DELETE_IN_PROGRESS` ('deleting'). Cleanup deletes run concurrently, as CloudFormation runs them.
+   * phase (the reference is silent): its new physical ID as `UPDATE_COMPLETE` ('current', the default), the new
+   * physical ID as `DELETE_IN_PROGRESS` ('deleting'), or the replaced (old) physical ID as `DELETE_IN_PROGRESS`
+   * ('old'). Cleanup deletes run concurrently, as CloudFormation runs them. The same view holds for
+   * DescribeStackResource, and for the cleanup after a rollback.
    */
-  readonly cleanupView?: 'current' | 'deleting';
+  readonly cleanupView?: 'current' | 'deleting' | 'old';
+  /**
+   * What a resource's status says while a rollback updates or deletes it (CloudFormation's enumeration has resource
+   * statuses `UPDATE_ROLLBACK_IN_PROGRESS` and `ROLLBACK_IN_PROGRESS`, and its documentation does not say when a
+   * custom resource shows them): `UPDATE_IN_PROGRESS` / `DELETE_IN_PROGRESS` ('plain', the default), or
+   * `UPDATE_ROLLBACK_IN_PROGRESS` / `ROLLBACK_IN_PROGRESS` ('rollback').
+   */
+  readonly rollbackResourceStatus?: 'plain' | 'rollback';
 }
 
 export interface DeployOptions extends EmulatorOptions {
@@ -157,10 +167,16 @@ export interface DeployOptions extends EmulatorOptions {
   }) => boolean;
 }
 
-export type StackApi = 'DescribeStacks' | 'ListStackResources' | 'DescribeStackEvents';
+export type StackApi = 'DescribeStacks' | 'ListStackResources' | 'DescribeStackEvents' | 'DescribeStackResource';
+const STACK_APIS: readonly string[] = [
+  'DescribeStacks',
+  'ListStackResources',
+  'DescribeStackEvents',
+  'DescribeStackResource',
+];
 
 export interface StackApiInjection {
-  /** Without it, both APIs. */
+  /** Without it, every API. */
   readonly operation?: StackApi;
   /** Stack ID (or name); without it, every stack. */
   readonly stack?: string;
@@ -251,7 +267,7 @@ export class CloudFormation {
     return this.register(new EmulatedStack(this, name));
   }
 
-  /** Makes DescribeStacks / ListStackResources fail (500 InternalFailure, 400 Throttling, 403 AccessDenied). */
+  /** Makes a CloudFormation read fail (500 InternalFailure, 400 Throttling, 403 AccessDenied). */
   inject(injection: StackApiInjection): void {
     this.injections.push({ times: 1, ...injection });
   }
@@ -322,7 +338,7 @@ export class CloudFormation {
     const action = params.get('Action') ?? '';
     const stackName = params.get('StackName') ?? undefined;
     const record = (status: number) => this.calls.push({ operation: action, stack: stackName, status });
-    if (action !== 'DescribeStacks' && action !== 'ListStackResources' && action !== 'DescribeStackEvents') {
+    if (!STACK_APIS.includes(action)) {
       record(400);
       return [400, errorXml('Sender', 'InvalidAction', `Could not find operation ${action}`)];
     }
@@ -353,6 +369,11 @@ export class CloudFormation {
       record(400);
       return [400, errorXml('Sender', 'ValidationError', `Stack with id ${stackName} does not exist`)];
     }
+    if (action === 'DescribeStackResource') {
+      const answer = stack.describeResourceXml(params.get('LogicalResourceId') ?? '');
+      record(answer[0]);
+      return answer;
+    }
     record(200);
     if (action === 'DescribeStacks') return [200, stack.describeXml()];
     if (action === 'DescribeStackEvents') {
@@ -382,6 +403,8 @@ export class EmulatedStack {
   >();
   private deployed = new Map<string, Deployed>();
   private readonly view = new Map<string, ResourceView>();
+  /** Each resource's `Metadata`, resolved, as the last deploy (or its rollback) left it. */
+  private metadata = new Map<string, Json>();
   /** The stack's events, oldest first, as DescribeStackEvents shows them (newest first). */
   private readonly events: Array<{ logicalId: string; physicalId?: string; type: string; status: string; at: number }> =
     [];
@@ -467,8 +490,16 @@ export class EmulatedStack {
       this.setStatus(creating ? 'ROLLBACK_COMPLETE' : 'UPDATE_ROLLBACK_COMPLETE');
       return { status: this.status, reason: (error as Error).message };
     }
+    const metadataBefore = this.metadata;
+    this.metadata = this.resolveMetadata(template);
     const nativeChanges = this.applyNatives(template);
     const merged = { ...this.cfn.options, ...options };
+    const rollbackView = (plain: string) =>
+      merged.rollbackResourceStatus === 'rollback'
+        ? plain === 'UPDATE_IN_PROGRESS'
+          ? 'UPDATE_ROLLBACK_IN_PROGRESS'
+          : 'ROLLBACK_IN_PROGRESS'
+        : plain;
 
     const wanted = new Map<
       string,
@@ -581,13 +612,7 @@ export class EmulatedStack {
       if (!creating && (cleanup.length > 0 || removed.length > 0))
         this.setStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
       await Promise.all(
-        cleanup.map(async ([logicalId, old]) => {
-          const current = this.view.get(logicalId);
-          const deleting = merged.cleanupView === 'deleting' && current !== undefined;
-          if (deleting) this.view.set(logicalId, { ...current, status: 'DELETE_IN_PROGRESS' });
-          await this.deleteResource(logicalId, old);
-          if (deleting) this.view.set(logicalId, current);
-        }),
+        cleanup.map(async ([logicalId, old]) => this.cleanupDelete(logicalId, old, merged.cleanupView)),
       );
       for (const [logicalId, old] of reverseDependencyOrder(removed)) {
         this.deployed.delete(logicalId);
@@ -612,6 +637,7 @@ export class EmulatedStack {
     }
 
     this.setStatus(rollbackStatus);
+    this.metadata = metadataBefore;
     let rollbackFailed: string | undefined;
     const rollbackCleanup: Array<[string, Deployed]> = [];
     for (const step of done.reverse()) {
@@ -621,7 +647,7 @@ export class EmulatedStack {
         this.view.set(step.logicalId, {
           type: current.type,
           physicalId: current.physicalId,
-          status: 'DELETE_IN_PROGRESS',
+          status: rollbackView('DELETE_IN_PROGRESS'),
         });
         // RetainExceptOnCreate (RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE) is deleted when its creation rolls back.
         const result =
@@ -654,7 +680,7 @@ export class EmulatedStack {
       this.view.set(step.logicalId, {
         type: current.type,
         physicalId: current.physicalId,
-        status: 'UPDATE_IN_PROGRESS',
+        status: rollbackView('UPDATE_IN_PROGRESS'),
       });
       // The rollback's "old" properties are the ones the failed deploy asked for, even where that update failed.
       const result = await this.invoke(previous.serviceToken!, {
@@ -690,7 +716,7 @@ export class EmulatedStack {
     }
     if (!creating && rollbackCleanup.length > 0) this.setStatus('UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS');
     for (const [logicalId, made] of rollbackCleanup) {
-      const result = await this.deleteResource(logicalId, made);
+      const result = await this.cleanupDelete(logicalId, made, merged.cleanupView);
       if (result.failed) rollbackFailed ??= `${logicalId}: ${result.reason}`;
     }
     if (rollbackFailed) {
@@ -816,6 +842,58 @@ export class EmulatedStack {
       '<CreationTime>2026-01-01T00:00:00Z</CreationTime></member></Stacks>' +
       `</DescribeStacksResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStacksResponse>`
     );
+  }
+
+  /** A replaced physical ID deleted in a cleanup phase, with the resource shown as `cleanupView` says. */
+  private async cleanupDelete(logicalId: string, old: Deployed, cleanupView: EmulatorOptions['cleanupView']) {
+    const current = this.view.get(logicalId);
+    if (current && cleanupView === 'deleting') this.view.set(logicalId, { ...current, status: 'DELETE_IN_PROGRESS' });
+    if (current && cleanupView === 'old')
+      this.view.set(logicalId, { ...current, physicalId: old.physicalId, status: 'DELETE_IN_PROGRESS' });
+    const result = await this.deleteResource(logicalId, old);
+    if (current && (cleanupView === 'deleting' || cleanupView === 'old')) this.view.set(logicalId, current);
+    return result;
+  }
+
+  /** The template's `Metadata` of each resource, resolved (a value naming what does not exist yet stays as written). */
+  private resolveMetadata(template: Template): Map<string, Json> {
+    const metadata = new Map<string, Json>();
+    for (const [logicalId, resource] of Object.entries(template.Resources)) {
+      const raw = (resource as { Metadata?: Json }).Metadata;
+      if (raw === undefined) continue;
+      try {
+        metadata.set(logicalId, this.resolve(raw));
+      } catch {
+        metadata.set(logicalId, raw);
+      }
+    }
+    return metadata;
+  }
+
+  /** @internal DescribeStackResource's answer: the resource as it is now, or CloudFormation's ValidationError. */
+  describeResourceXml(logicalId: string): [number, string] {
+    const v = this.view.get(logicalId);
+    if (!v) {
+      return [
+        400,
+        errorXml('Sender', 'ValidationError', `Resource ${logicalId} does not exist for stack ${this.name}`),
+      ];
+    }
+    const metadata = this.metadata.get(logicalId);
+    return [
+      200,
+      '<DescribeStackResourceResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">' +
+        '<DescribeStackResourceResult><StackResourceDetail>' +
+        `<StackId>${xml(this.stackId)}</StackId><StackName>${xml(this.name)}</StackName>` +
+        `<LogicalResourceId>${xml(logicalId)}</LogicalResourceId>` +
+        (v.physicalId !== undefined ? `<PhysicalResourceId>${xml(v.physicalId)}</PhysicalResourceId>` : '') +
+        `<ResourceType>${xml(v.type)}</ResourceType><ResourceStatus>${v.status}</ResourceStatus>` +
+        '<LastUpdatedTimestamp>2026-01-01T00:00:00Z</LastUpdatedTimestamp>' +
+        (metadata !== undefined ? `<Metadata>${xml(JSON.stringify(metadata))}</Metadata>` : '') +
+        '<DriftInformation><StackResourceDriftStatus>NOT_CHECKED</StackResourceDriftStatus></DriftInformation>' +
+        '</StackResourceDetail></DescribeStackResourceResult>' +
+        `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStackResourceResponse>`,
+    ];
   }
 
   /** @internal ListStackResources' answer: one page of the resources as they are now. */

@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { FakeMq } from './mq-endpoint';
 
-const B = 'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9';
+const B = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const PASSWORD = 'correct-horse-battery';
 
 let fake: FakeMq;
