@@ -213,7 +213,11 @@ describe('MqBrokerReboot', () => {
       )
       .filter((statement) => JSON.stringify(statement.Action).includes('cloudformation:'));
     expect(rebootPolicies).toEqual([
-      { Action: 'cloudformation:DescribeStacks', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } },
+      {
+        Action: ['cloudformation:DescribeStacks', 'cloudformation:DescribeStackResource'],
+        Effect: 'Allow',
+        Resource: { Ref: 'AWS::StackId' },
+      },
       {
         Action: 'cloudformation:DescribeStacks',
         Effect: 'Allow',

@@ -402,7 +402,7 @@ describe('the provider', () => {
     expect(ours[0].Properties.Environment).toEqual({ Variables: { CDK_MQ_USER_STACK_ID: { Ref: 'AWS::StackId' } } });
   });
 
-  test('lets the handler read the status and the resources of its own stack only', () => {
+  test('lets the handler read the status, the resources (the proof of each event) and the history of its own stack only', () => {
     const template = build(1, 1);
     const statements = resourcesOfType(template, 'AWS::IAM::Policy')
       .flatMap((p) => p.Properties.PolicyDocument.Statement)
@@ -411,6 +411,7 @@ describe('the provider', () => {
       {
         Action: [
           'cloudformation:DescribeStacks',
+          'cloudformation:DescribeStackResource',
           'cloudformation:ListStackResources',
           'cloudformation:DescribeStackEvents',
         ],
@@ -431,6 +432,7 @@ describe('the provider', () => {
       {
         Action: [
           'cloudformation:DescribeStacks',
+          'cloudformation:DescribeStackResource',
           'cloudformation:ListStackResources',
           'cloudformation:DescribeStackEvents',
         ],
