@@ -2,6 +2,7 @@ import { createHash } from 'crypto';
 import {
   Annotations,
   Aws,
+  CfnResource,
   CustomResource,
   Duration,
   Lazy,
@@ -18,7 +19,13 @@ import { MqUserRotationApply, MqUserRotationOptions } from './mq-user-rotation';
 import { DeclaredUser, asCfnBroker, brokerLabel, cfnBrokerUsernames, declareUser } from './private/broker-registry';
 import { MQ_USER_FORMAT_VERSION, MQ_USER_RESOURCE_TYPE, type MqUserResourceProperties } from './private/handler-props';
 import { MqUserRotationFunction } from './private/rotation-function';
-import { ALTERNATE_SUFFIX, ROTATION_TAGS, WEB_CONSOLE_GROUP } from './private/rules';
+import {
+  ALTERNATE_SUFFIX,
+  ROTATION_BINDING_KEY,
+  ROTATION_TAGS,
+  WEB_CONSOLE_GROUP,
+  type RotationBinding,
+} from './private/rules';
 import { normalizeGroups, validateRotation, validateUserProps } from './private/validate';
 
 /** Properties of an MqUser. */
@@ -302,7 +309,17 @@ export class MqUser extends Construct {
     const { resource: alternate, declared } = this.userResource('AlternateResource', alternateProperties, true);
     this.rotation = { alternate };
 
-    // Tags never regenerate a secret (a changed generateSecretString would): the function reads them.
+    // What the rotation function may do with this secret, bound at synth in the secret's metadata (only a deploy of
+    // the stack changes it; a metadata change never regenerates the secret): the two users, the mode, the interval.
+    const binding: RotationBinding = {
+      User: (this.resource.node.defaultChild as CfnResource).logicalId,
+      Alternate: (alternate.node.defaultChild as CfnResource).logicalId,
+      ApplyBy: applyBy,
+      IntervalSeconds: automaticallyAfter.toSeconds(),
+    };
+    (this.secret.node.defaultChild as CfnResource).addMetadata(ROTATION_BINDING_KEY, binding);
+    // Tags never regenerate a secret (a changed generateSecretString would). The function's grant on secrets is by
+    // the stack tag; it trusts none of them.
     Tags.of(this.secret).add(ROTATION_TAGS.brokerId, props.broker.brokerRef.brokerId);
     Tags.of(this.secret).add(ROTATION_TAGS.mode, applyBy);
     Tags.of(this.secret).add(ROTATION_TAGS.stackId, Aws.STACK_ID);

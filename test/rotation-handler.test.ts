@@ -23,11 +23,17 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { CloudFormationClient, ListStackResourcesCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CloudFormationClient,
+  DescribeStackResourceCommand,
+  ListStackResourcesCommand,
+} from '@aws-sdk/client-cloudformation';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { retryTiming } from '../lambda/shared/retry';
 import { LABELS, ROTATION_TAGS, handler, rotationTiming, stagedVersionId } from '../lambda/rotation/index';
+import { ROTATION_BINDING_KEY } from '../lib/private/rules';
+import { resourceDetail, validationError } from './fixtures/proof';
 import {
   BROKER_ID,
   OTHER_BROKER_ID,
@@ -81,12 +87,29 @@ class World {
     [ROTATION_TAGS.stackId]: STACK_ID,
   };
   rotationEnabled = true;
+  /** DescribeSecret's LastRotatedDate: never rotated by default. */
+  lastRotated?: Date;
   /** What ListStackResources shows of the function's stack: the secret and both users, by default. */
-  stackResources: Array<{ ResourceType: string; PhysicalResourceId: string }> = [
-    { ResourceType: 'AWS::SecretsManager::Secret', PhysicalResourceId: SECRET_ARN },
-    { ResourceType: 'Custom::MqUser', PhysicalResourceId: `${BROKER_ID}/${PRIMARY}?owner=created` },
-    { ResourceType: 'Custom::MqUser', PhysicalResourceId: `${BROKER_ID}/${ALTERNATE}?owner=created` },
+  stackResources: Array<{ LogicalResourceId: string; ResourceType: string; PhysicalResourceId: string }> = [
+    { LogicalResourceId: 'Secret', ResourceType: 'AWS::SecretsManager::Secret', PhysicalResourceId: SECRET_ARN },
+    {
+      LogicalResourceId: 'User',
+      ResourceType: 'Custom::MqUser',
+      PhysicalResourceId: `${BROKER_ID}/${PRIMARY}?owner=created`,
+    },
+    {
+      LogicalResourceId: 'Alternate',
+      ResourceType: 'Custom::MqUser',
+      PhysicalResourceId: `${BROKER_ID}/${ALTERNATE}?owner=created`,
+    },
   ];
+  /** The secret resource's metadata under ROTATION_BINDING_KEY, as `addRotation` declares it. */
+  binding: Record<string, unknown> = {
+    User: 'User',
+    Alternate: 'Alternate',
+    ApplyBy: 'MAINTENANCE_WINDOW',
+    IntervalSeconds: 30 * 86_400,
+  };
   brokerState = 'RUNNING';
   /** DescribeBroker answers REBOOT_IN_PROGRESS this many more times, then the broker is RUNNING with all applied. */
   rebootPolls = 0;
@@ -185,18 +208,29 @@ const invalidParameter = (message: string) =>
 
 function installMocks(): void {
   cloudFormation.on(ListStackResourcesCommand).callsFake(async () => ({
-    StackResourceSummaries: world.stackResources.map((r, i) => ({
+    StackResourceSummaries: world.stackResources.map((r) => ({
       ...r,
-      LogicalResourceId: `Resource${i}`,
       ResourceStatus: 'UPDATE_COMPLETE',
       LastUpdatedTimestamp: new Date(),
     })),
   }));
+  cloudFormation
+    .on(DescribeStackResourceCommand)
+    .callsFake(async (input: { StackName?: string; LogicalResourceId?: string }) => {
+      const r = world.stackResources.find((candidate) => candidate.LogicalResourceId === input.LogicalResourceId);
+      if (!r || input.StackName !== STACK_ID) {
+        throw validationError(`Resource ${input.LogicalResourceId} does not exist for stack ${input.StackName}`);
+      }
+      const metadata =
+        r.ResourceType === 'AWS::SecretsManager::Secret' ? { [ROTATION_BINDING_KEY]: world.binding } : undefined;
+      return resourceDetail(r.LogicalResourceId, r.ResourceType, 'UPDATE_COMPLETE', r.PhysicalResourceId, metadata);
+    });
   secrets.on(DescribeSecretCommand).callsFake(async () =>
     world.call('DescribeSecret', () => ({
       ARN: SECRET_ARN,
       RotationEnabled: world.rotationEnabled,
       Tags: Object.entries(world.tags).map(([Key, Value]) => ({ Key, Value })),
+      LastRotatedDate: world.lastRotated,
       VersionIdsToStages: Object.fromEntries(
         [...world.versions].filter(([, v]) => v.stages.size > 0).map(([id, v]) => [id, [...v.stages]]),
       ),
@@ -588,8 +622,60 @@ describe('MAINTENANCE_WINDOW', () => {
 
 describe('REBOOT', () => {
   beforeEach(() => {
-    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.binding.ApplyBy = 'REBOOT';
     world.rebootPolls = 2;
+  });
+
+  describe('finding 6: RotateSecret is no reboot button', () => {
+    const DAY = 86_400_000;
+
+    test.each([
+      ['an hour', 3_600_000],
+      ['28 days (two days early)', 28 * DAY],
+    ])(
+      'refuses a rotation started %s after the last one (interval 30 days): no version, no reboot',
+      async (_case, ago) => {
+        world.lastRotated = new Date(Date.now() - ago);
+        const token = newToken();
+        startRotation(token);
+        await expect(invoke('createSecret', token)).rejects.toThrow(
+          new RegExp(
+            `^refused to start a REBOOT rotation of secret ${SECRET_ARN}: it was last rotated at .*, and a rotation ` +
+              `that reboots broker ${BROKER_ID} may start again from .* \\(its interval is 720 hours\\)$`,
+          ),
+        );
+        expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+        expect(mq).not.toHaveReceivedAnyCommand();
+        expect(world.reboots).toBe(0);
+      },
+    );
+
+    test.each([
+      ['never rotated', undefined],
+      ['rotated 29 days and one hour ago (within the early day of the window)', 29 * DAY + 3_600_000],
+      ['rotated 31 days ago', 31 * DAY],
+    ])('starts a rotation of a secret %s', async (_case, ago) => {
+      world.lastRotated = ago === undefined ? undefined : new Date(Date.now() - ago);
+      await rotate();
+      expect(world.reboots).toBe(1);
+    });
+
+    test('resumes a rotation already started, however recent the last one', async () => {
+      const token = newToken();
+      startRotation(token);
+      await invoke('createSecret', token);
+      world.lastRotated = new Date();
+      await invoke('createSecret', token);
+      for (const step of ['setSecret', 'testSecret', 'finishSecret'] as const) await invoke(step, token);
+      expect(world.reboots).toBe(1);
+    });
+
+    test('a MAINTENANCE_WINDOW rotation is not bound by the interval (it reboots nothing)', async () => {
+      world.binding.ApplyBy = 'MAINTENANCE_WINDOW';
+      world.lastRotated = new Date(Date.now() - 3_600_000);
+      await rotate();
+      expect(world.holder(LABELS.staged)).toBeDefined();
+    });
   });
 
   test('createSecret puts a new password for the other user on the pending version, once', async () => {
@@ -777,7 +863,7 @@ describe('crash safety', () => {
           let crashes = 0;
           for (let afterCall = 1; ; afterCall++) {
             world = new World();
-            world.tags[ROTATION_TAGS.mode] = scenario.mode;
+            world.binding.ApplyBy = scenario.mode;
             world.rebootPolls = 2;
             await scenario.prepare();
             const token = newToken();
@@ -879,31 +965,95 @@ describe('validation', () => {
     expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
   });
 
+  const plainUsers = (...names: string[]) =>
+    names.map((name) => ({
+      LogicalResourceId: name.replace(/[^A-Za-z0-9]/g, ''),
+      ResourceType: 'Custom::MqUser',
+      PhysicalResourceId: `${BROKER_ID}/${name}?owner=created`,
+    }));
+
   test.each([
-    ['whose alternate the stack does not declare (a user without rotation)', [PRIMARY]],
-    ['that the stack does not declare at all (a forged pair, e.g. a console admin)', []],
-  ])('fails for a secret whose users are a pair %s, touching no user', async (_case, declared) => {
-    world.stackResources = [
-      { ResourceType: 'AWS::SecretsManager::Secret', PhysicalResourceId: SECRET_ARN },
-      ...declared.map((name) => ({
-        ResourceType: 'Custom::MqUser',
-        PhysicalResourceId: `${BROKER_ID}/${name}?owner=created`,
-      })),
-    ];
+    ['names a logical ID the stack does not hold', { User: 'User', Alternate: 'Missing' }],
+    ['names two users that are not a user and its alternate', { User: 'Alternate', Alternate: 'User' }],
+    ['names a resource that is no user (the secret itself)', { User: 'User', Alternate: 'Secret' }],
+  ])('fails for a secret whose binding %s, touching no user', async (_case, pair) => {
+    Object.assign(world.binding, pair);
     const token = newToken();
     startRotation(token);
     await expect(invoke('createSecret', token)).rejects.toThrow(
-      `refused to rotate secret ${SECRET_ARN}: its users are not a rotated MqUser of stack ${STACK_ID} on broker ${BROKER_ID}`,
+      `refused to rotate secret ${SECRET_ARN}: its declared users ${pair.User} and ${pair.Alternate} are not a user ` +
+        `and its alternate (<username>_clone) on one broker in stack ${STACK_ID}`,
     );
     expect(mq).not.toHaveReceivedAnyCommand();
     expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
   });
 
-  test('fails when the declared users live on another broker than the tag says', async () => {
-    world.tags[ROTATION_TAGS.brokerId] = OTHER_BROKER_ID;
+  test('fails for a pair whose users live on two brokers', async () => {
+    world.stackResources[2].PhysicalResourceId = `${OTHER_BROKER_ID}/${ALTERNATE}?owner=created`;
     const token = newToken();
     startRotation(token);
-    await expect(invoke('createSecret', token)).rejects.toThrow(/its users are not a rotated MqUser/);
+    await expect(invoke('createSecret', token)).rejects.toThrow(/are not a user and its alternate .* on one broker/);
+    expect(mq).not.toHaveReceivedAnyCommand();
+  });
+
+  test('finding 4: a plain user\'s secret re-tagged for rotation is refused, and its "_clone" neighbour untouched', async () => {
+    // The stack holds two plain users, `app` and `app_clone`, and `app`'s generated secret, which someone allowed to
+    // tag it tagged for rotation (broker, mode and stack tags): its resource declares no rotation.
+    world.stackResources = [world.stackResources[0], ...plainUsers('app', 'app_clone')];
+    world.versions.get('v0')!.value = secretString('app', PASSWORD);
+    delete world.binding.User;
+    const token = newToken();
+    startRotation(token);
+    await expect(invoke('createSecret', token)).rejects.toThrow(
+      `refused to rotate secret ${SECRET_ARN}: its resource Secret in stack ${STACK_ID} declares no rotation`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  test("finding 4: a rotated secret's value rewritten to name another rotated user of the stack is refused", async () => {
+    world.stackResources.push(...plainUsers('billing', 'billing_clone'));
+    world.versions.get('v0')!.value = secretString('billing', PASSWORD);
+    const token = newToken();
+    startRotation(token);
+    await expect(invoke('createSecret', token)).rejects.toThrow(
+      `refused to rotate secret ${SECRET_ARN}: its current credentials name user "billing", which is neither ` +
+        `${PRIMARY} nor ${ALTERNATE}, the pair declared with it`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+
+  test('finding 4: the mode and broker tags decide nothing: a rotation declared MAINTENANCE_WINDOW never reboots', async () => {
+    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.tags[ROTATION_TAGS.brokerId] = OTHER_BROKER_ID;
+    await rotate();
+    expect(world.reboots).toBe(0);
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    for (const call of mq.calls()) expect(call.args[0].input).toMatchObject({ BrokerId: BROKER_ID });
+    expect(world.holder(LABELS.staged)).toBeDefined();
+  });
+
+  test('finding 5: refuses every secret when the function has no stack ID (fail closed), touching nothing', async () => {
+    delete process.env.CDK_MQ_USER_STACK_ID;
+    const token = newToken();
+    startRotation(token);
+    await expect(invoke('createSecret', token)).rejects.toThrow(
+      `refused to rotate secret ${SECRET_ARN}: this function has no CDK_MQ_USER_STACK_ID in its environment`,
+    );
+    expect(mq).not.toHaveReceivedAnyCommand();
+    expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
+    expect(cloudFormation).not.toHaveReceivedAnyCommand();
+  });
+
+  test('fails for a binding with an unknown mode or no interval, as for no binding', async () => {
+    const token = newToken();
+    startRotation(token);
+    world.binding.ApplyBy = 'SOMETIMES';
+    await expect(invoke('createSecret', token)).rejects.toThrow('declares no rotation');
+    world.binding.ApplyBy = 'REBOOT';
+    delete world.binding.IntervalSeconds;
+    await expect(invoke('createSecret', token)).rejects.toThrow('declares no rotation');
     expect(mq).not.toHaveReceivedAnyCommand();
   });
 
@@ -912,24 +1062,6 @@ describe('validation', () => {
     const token = newToken();
     startRotation(token);
     await expect(invoke('createSecret', token)).rejects.toThrow(`its tag ${ROTATION_TAGS.stackId} is missing`);
-  });
-
-  test('accepts any secret when the function was deployed without a stack ID', async () => {
-    delete process.env.CDK_MQ_USER_STACK_ID;
-    world.tags[ROTATION_TAGS.stackId] = OTHER_STACK_ID;
-    await rotate();
-    expect(world.holder(LABELS.staged)).toBeDefined();
-  });
-
-  test('fails without a broker tag, and with an unknown rotation mode', async () => {
-    const token = newToken();
-    startRotation(token);
-    world.tags[ROTATION_TAGS.mode] = 'SOMETIMES';
-    await expect(invoke('createSecret', token)).rejects.toThrow(
-      `tag ${ROTATION_TAGS.mode} must be one of MAINTENANCE_WINDOW, REBOOT, got "SOMETIMES"`,
-    );
-    delete world.tags[ROTATION_TAGS.brokerId];
-    await expect(invoke('createSecret', token)).rejects.toThrow(`has no tag ${ROTATION_TAGS.brokerId}`);
   });
 
   test('fails for a secret that is not JSON, naming the secret and never quoting it', async () => {
@@ -952,7 +1084,7 @@ describe('validation', () => {
   });
 
   test('fails when the pending version would change the password of the user in AWSCURRENT', async () => {
-    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.binding.ApplyBy = 'REBOOT';
     const token = newToken();
     startRotation(token);
     world.versions.get(token)!.value = secretString(PRIMARY, 'AnotherPassw0rdForPrimary');
@@ -987,7 +1119,7 @@ describe('secrets', () => {
     await rotate();
     world.applyPending();
     await rotate();
-    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.binding.ApplyBy = 'REBOOT';
     world.rebootPolls = 1;
     await rotate();
     world.users.delete(ALTERNATE); // the other user now: setSecret fails
@@ -997,7 +1129,7 @@ describe('secrets', () => {
   });
 
   test('generates distinct 32-character passwords of letters and digits', async () => {
-    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.binding.ApplyBy = 'REBOOT';
     world.rebootPolls = 0;
     const passwords = new Set<string>();
     for (let i = 0; i < 5; i++) {

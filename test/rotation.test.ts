@@ -1,5 +1,6 @@
 import {
   App,
+  CfnResource,
   CfnParameter,
   Duration,
   RemovalPolicy,
@@ -344,14 +345,39 @@ describe('the rotation function', () => {
         Effect: 'Allow',
         Resource: [BROKER_ARN, OTHER_ARN, { 'Fn::GetAtt': ['Broker', 'Arn'] }],
       },
-      // To check that a secret and its users are this stack's (tags can be forged).
-      { Action: 'cloudformation:ListStackResources', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } },
+      // To check that a secret is this stack's and read what its metadata binds it to (tags can be forged).
+      {
+        Action: ['cloudformation:ListStackResources', 'cloudformation:DescribeStackResource'],
+        Effect: 'Allow',
+        Resource: { Ref: 'AWS::StackId' },
+      },
       {
         Action: ['mq:DescribeBroker', 'mq:RebootBroker'],
         Effect: 'Allow',
         Resource: [OTHER_ARN, { 'Fn::GetAtt': ['Broker', 'Arn'] }],
       },
     ]);
+  });
+
+  test("binds each rotated secret at synth, in its metadata, to its two users' logical IDs, its mode and interval", () => {
+    const stack = newStack();
+    const user = new MqUser(stack, 'A', { broker: activeMq(stack), username: 'a-service' });
+    user.addRotation({ applyBy: MqUserRotationApply.REBOOT, automaticallyAfter: Duration.days(10) });
+    const template = Template.fromStack(stack);
+    const logicalIdOf = (path: string) =>
+      stack.getLogicalId(stack.node.findChild('A').node.findChild(path).node.defaultChild as CfnResource);
+    template.hasResource('AWS::SecretsManager::Secret', {
+      Metadata: {
+        'cdk-mq-user:rotation': {
+          User: logicalIdOf('Resource'),
+          Alternate: logicalIdOf('AlternateResource'),
+          ApplyBy: 'REBOOT',
+          IntervalSeconds: 864_000,
+        },
+      },
+    });
+    expect(logicalIdOf('AlternateResource')).not.toBe(logicalIdOf('Resource'));
+    template.resourceCountIs('Custom::MqUser', 2);
   });
 
   test('may reboot nothing when every rotation applies by the maintenance window', () => {
@@ -363,7 +389,7 @@ describe('the rotation function', () => {
       ['logs:CreateLogStream', 'logs:PutLogEvents'],
       expect.arrayContaining(['secretsmanager:PutSecretValue']),
       ['mq:DescribeUser', 'mq:UpdateUser'],
-      'cloudformation:ListStackResources',
+      ['cloudformation:ListStackResources', 'cloudformation:DescribeStackResource'],
     ]);
   });
 

@@ -14,6 +14,7 @@ import { registerSensitive } from '../shared/log';
 import { CallError, Deadline, withRetry } from '../shared/retry';
 import { checkBrokerId } from '../shared/properties';
 import { sdk } from '../shared/sdk';
+import { describeStackResource, type ResourceNow } from '../shared/proof';
 import { listStackResources, type StackResource } from '../shared/stack';
 
 /** What DescribeSecret says about a secret: never its value. */
@@ -23,6 +24,8 @@ export interface SecretDescription {
   readonly tags: ReadonlyMap<string, string>;
   /** Version ID to its staging labels (only versions that carry a label: the others are deprecated). */
   readonly versions: Map<string, Set<string>>;
+  /** When Secrets Manager last completed a rotation (ms since the epoch); `undefined` if never. */
+  readonly lastRotatedAt?: number;
 }
 
 /** A user as DescribeUser shows it: the pending values first, else the applied ones. */
@@ -47,6 +50,11 @@ export class RotationAws {
     return listStackResources(this.deadline, stackId);
   }
 
+  /** One resource of the stack, its `Metadata` included (DescribeStackResource). */
+  stackResource(stackId: string, logicalId: string): Promise<ResourceNow> {
+    return describeStackResource(this.deadline, stackId, logicalId);
+  }
+
   async describeSecret(secretId: string): Promise<SecretDescription> {
     const out = await withRetry({ operation: 'DescribeSecret', secretArn: secretId }, this.deadline, (abortSignal) =>
       sdk().secrets.send(new DescribeSecretCommand({ SecretId: secretId }), { abortSignal }),
@@ -55,7 +63,13 @@ export class RotationAws {
     for (const tag of out.Tags ?? []) if (tag.Key !== undefined) tags.set(tag.Key, tag.Value ?? '');
     const versions = new Map<string, Set<string>>();
     for (const [id, stages] of Object.entries(out.VersionIdsToStages ?? {})) versions.set(id, new Set(stages));
-    return { arn: out.ARN ?? secretId, rotationEnabled: out.RotationEnabled === true, tags, versions };
+    return {
+      arn: out.ARN ?? secretId,
+      rotationEnabled: out.RotationEnabled === true,
+      tags,
+      versions,
+      lastRotatedAt: out.LastRotatedDate?.getTime(),
+    };
   }
 
   /**

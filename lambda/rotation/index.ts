@@ -14,7 +14,13 @@
  */
 import { createHash, randomInt } from 'node:crypto';
 import { STACK_ID_ENV } from '../../lib/private/env';
-import { ALTERNATE_SUFFIX, USERNAME_PATTERN, passwordProblem } from '../../lib/private/rules';
+import {
+  ALTERNATE_SUFFIX,
+  ROTATION_BINDING_KEY,
+  USERNAME_PATTERN,
+  passwordProblem,
+  type RotationBinding,
+} from '../../lib/private/rules';
 import type { HandlerContext } from '../shared/event';
 import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
 import { CallError, Deadline, sleep } from '../shared/retry';
@@ -67,9 +73,7 @@ export async function handler(event: RotationEvent, context: HandlerContext): Pr
     const { secretId, token, step } = parseEvent(event);
     const aws = new RotationAws(Deadline.fromRemaining(context.getRemainingTimeInMillis()));
     const secret = await aws.describeSecret(secretId);
-    refuseForeignSecret(secret);
-    const config = readConfig(secret);
-    await refuseUndeclared(aws, secret, config);
+    const config = await boundRotation(aws, secret);
     const rotation = new Rotation(aws, secret, token, config);
     if (!rotation.validate(step)) return;
     log(`${step}: started`, rotation.fields());
@@ -90,69 +94,109 @@ function parseEvent(event: RotationEvent): { secretId: string; token: string; st
 }
 
 /**
- * The function serves the secrets of its own stack only: whoever else could invoke it must not drive it against
- * users of another stack. Functions deployed without the variable accept every secret.
+ * What the function may do with `secret`, as its own stack declares it; anything else is refused before any user,
+ * broker or secret value is touched. The function serves its stack only, and one without its stack ID serves none
+ * (fail closed). The secret must be a resource of that stack (ListStackResources), and its resource's `Metadata`
+ * (DescribeStackResource; only a deploy changes it) names the user and alternate `Custom::MqUser` resources and the
+ * mode, bound at synth by `addRotation`. The broker and the usernames come from those resources' physical IDs: never
+ * from tags (anyone allowed to tag the secret could set them) nor from the secret's value (anyone allowed to write
+ * it could name another user): the value's username must be one of the pair.
  */
-function refuseForeignSecret(secret: SecretDescription): void {
+async function boundRotation(aws: RotationAws, secret: SecretDescription): Promise<RotationConfig> {
   const own = process.env[STACK_ID_ENV];
-  if (!own) return;
+  const refuse = (why: string) => new Error(`refused to rotate secret ${secret.arn}: ${why}`);
+  if (!own) throw refuse(`this function has no ${STACK_ID_ENV} in its environment, so it serves no stack`);
+  // The tag can only refuse, never redirect: it mirrors the condition of the function's grant on secrets.
   const tagged = secret.tags.get(ROTATION_TAGS.stackId);
   if (tagged !== own) {
-    throw new Error(
-      `refused to rotate secret ${secret.arn}: its tag ${ROTATION_TAGS.stackId} is ` +
-        `${tagged === undefined ? 'missing' : JSON.stringify(tagged)}; this function serves only stack ${own}`,
+    throw refuse(
+      `its tag ${ROTATION_TAGS.stackId} is ${tagged === undefined ? 'missing' : JSON.stringify(tagged)}; ` +
+        `this function serves only stack ${own}`,
     );
   }
-}
-
-/**
- * Tags are no proof: whoever may tag a secret could tag their own. The function acts only for what its own stack
- * declares: the secret must be a secret of the stack (a physical ID of its `AWS::SecretsManager::Secret`), and the
- * two users its current credentials name, on the tagged broker, must both be users of the stack (physical IDs of
- * its `Custom::MqUser`): a user and its alternate exist together only where `addRotation` declared them.
- */
-async function refuseUndeclared(aws: RotationAws, secret: SecretDescription, config: RotationConfig): Promise<void> {
-  const own = process.env[STACK_ID_ENV];
-  if (!own) return;
+  const resources = await aws.stackResources(own);
+  const resource = resources.find((r) => r.type === 'AWS::SecretsManager::Secret' && r.physicalId === secret.arn);
+  if (!resource) throw refuse(`it is not a secret of stack ${own}`);
+  const binding = parseBinding((await aws.stackResource(own, resource.logicalId)).metadata);
+  if (!binding) {
+    throw refuse(
+      `its resource ${resource.logicalId} in stack ${own} declares no rotation (Metadata "${ROTATION_BINDING_KEY}" ` +
+        'with the users, the mode and the interval): deploy the stack with this version of cdk-mq-user',
+    );
+  }
+  const userOf = (logicalId: string) => {
+    const r = resources.find((candidate) => candidate.logicalId === logicalId && candidate.type === 'Custom::MqUser');
+    return r ? parsePhysicalResourceId(r.physicalId) : undefined;
+  };
+  const user = userOf(binding.User);
+  const alternate = userOf(binding.Alternate);
+  if (
+    !user ||
+    !alternate ||
+    alternate.brokerId !== user.brokerId ||
+    alternate.username !== `${user.username}${ALTERNATE_SUFFIX}`
+  ) {
+    throw refuse(
+      `its declared users ${binding.User} and ${binding.Alternate} are not a user and its alternate ` +
+        `(<username>${ALTERNATE_SUFFIX}) on one broker in stack ${own}`,
+    );
+  }
   const current = await aws.secretString(secret.arn, { versionStage: LABELS.current });
   const username = current === undefined ? undefined : parseJsonObject(current)?.username;
-  const resources = await aws.stackResources(own);
-  const secretOfStack = resources.some((r) => r.type === 'AWS::SecretsManager::Secret' && r.physicalId === secret.arn);
-  const declared = (name: string) =>
-    resources.some((r) => {
-      const user = r.type === 'Custom::MqUser' ? parsePhysicalResourceId(r.physicalId) : undefined;
-      return user?.brokerId === config.brokerId && user.username === name;
-    });
   // A secret string without a username fails later, with a message that names the key.
-  if (!secretOfStack || (typeof username === 'string' && !(declared(username) && declared(otherUser(username))))) {
-    throw new Error(
-      `refused to rotate secret ${secret.arn}: ${
-        secretOfStack
-          ? `its users are not a rotated MqUser of stack ${own} on broker ${config.brokerId}`
-          : `it is not a secret of stack ${own}`
-      }`,
+  if (typeof username === 'string' && username !== user.username && username !== alternate.username) {
+    throw refuse(
+      `its current credentials name user ${JSON.stringify(username)}, which is neither ${user.username} nor ` +
+        `${alternate.username}, the pair declared with it`,
     );
   }
+  return {
+    brokerId: user.brokerId,
+    mode: binding.ApplyBy as RotationMode,
+    intervalMs: binding.IntervalSeconds * 1000,
+    lastRotatedAt: secret.lastRotatedAt,
+  };
+}
+
+/** The binding in a resource's metadata, or `undefined` when there is none or it does not hold one. */
+export function parseBinding(metadata: string | undefined): RotationBinding | undefined {
+  const json = metadata === undefined ? undefined : parseJsonObject(metadata);
+  const binding = json?.[ROTATION_BINDING_KEY] as Partial<RotationBinding> | undefined;
+  if (
+    typeof binding !== 'object' ||
+    binding === null ||
+    typeof binding.User !== 'string' ||
+    typeof binding.Alternate !== 'string' ||
+    !MODES.includes(String(binding.ApplyBy)) ||
+    !(Number(binding.IntervalSeconds) > 0)
+  ) {
+    return undefined;
+  }
+  return {
+    User: binding.User,
+    Alternate: binding.Alternate,
+    ApplyBy: String(binding.ApplyBy),
+    IntervalSeconds: Number(binding.IntervalSeconds),
+  };
 }
 
 interface RotationConfig {
   readonly brokerId: string;
   readonly mode: RotationMode;
+  /** The interval declared with the secret. */
+  readonly intervalMs: number;
+  /** When Secrets Manager last completed a rotation of the secret (ms since the epoch), if ever. */
+  readonly lastRotatedAt?: number;
 }
 
-function readConfig(secret: SecretDescription): RotationConfig {
-  const brokerId = secret.tags.get(ROTATION_TAGS.brokerId);
-  if (!brokerId) {
-    throw new Error(`secret ${secret.arn} has no tag ${ROTATION_TAGS.brokerId}: it names the broker of the users`);
-  }
-  const mode = secret.tags.get(ROTATION_TAGS.mode);
-  if (mode === undefined || !MODES.includes(mode)) {
-    throw new Error(
-      `secret ${secret.arn}: tag ${ROTATION_TAGS.mode} must be one of ${MODES.join(', ')}, got ` +
-        `${mode === undefined ? 'none' : JSON.stringify(mode)}`,
-    );
-  }
-  return { brokerId, mode: mode as RotationMode };
+/**
+ * How soon after the last completed rotation a REBOOT rotation may start: the declared interval, less the day
+ * Secrets Manager's rotation window may start early (at most half the interval). Sooner, it is refused: RotateSecret
+ * must not become a reboot button.
+ */
+export function earliestRebootRotation(lastRotatedAt: number | undefined, intervalMs: number): number | undefined {
+  if (lastRotatedAt === undefined) return undefined;
+  return lastRotatedAt + intervalMs - Math.min(24 * 3_600_000, intervalMs / 2);
 }
 
 /** A version's secret JSON, parsed; its password is registered as sensitive. */
@@ -200,6 +244,7 @@ class Rotation {
   readonly arn: string;
   readonly brokerId: string;
   readonly mode: RotationMode;
+  readonly config: RotationConfig;
   private readonly rotationEnabled: boolean;
   /** The secret's labelled versions, kept in step with our own writes during this invocation. */
   private readonly versions: Map<string, Set<string>>;
@@ -213,6 +258,7 @@ class Rotation {
     this.arn = secret.arn;
     this.brokerId = config.brokerId;
     this.mode = config.mode;
+    this.config = config;
     this.versions = secret.versions;
     this.rotationEnabled = secret.rotationEnabled;
   }
@@ -517,6 +563,15 @@ async function createReboot(r: Rotation): Promise<void> {
   if (await r.pendingExists()) {
     log('createSecret: the pending version exists already', r.fields());
     return;
+  }
+  // A new rotation: refused when it starts sooner than the declared interval allows (nothing staged, no reboot).
+  const earliest = earliestRebootRotation(r.config.lastRotatedAt, r.config.intervalMs);
+  if (earliest !== undefined && Date.now() < earliest) {
+    throw new Error(
+      `refused to start a REBOOT rotation of secret ${r.arn}: it was last rotated at ` +
+        `${new Date(r.config.lastRotatedAt!).toISOString()}, and a rotation that reboots broker ${r.brokerId} may ` +
+        `start again from ${new Date(earliest).toISOString()} (its interval is ${r.config.intervalMs / 3_600_000} hours)`,
+    );
   }
   const current = await r.current();
   const other = otherUser(current.username);

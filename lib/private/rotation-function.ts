@@ -70,10 +70,13 @@ export class MqUserRotationFunction extends Construct {
     });
     // The brokers of rotated users only (`allow`): unlike the user handler, no cleanup phase ever needs another.
     this.role.addToPrincipalPolicy(this.userStatement);
-    // Tags are no proof of ownership: the function rotates only a secret of this stack whose two users this stack
-    // declares, as its resources show.
+    // Tags are no proof of ownership: the function rotates only a secret of this stack, for the users and mode its
+    // resource's metadata declares (ListStackResources finds it, DescribeStackResource reads the metadata).
     this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['cloudformation:ListStackResources'], resources: [Aws.STACK_ID] }),
+      new iam.PolicyStatement({
+        actions: ['cloudformation:ListStackResources', 'cloudformation:DescribeStackResource'],
+        resources: [Aws.STACK_ID],
+      }),
     );
     acknowledgeNag(
       secretsPolicy,

@@ -48,6 +48,25 @@ export const ALTERNATE_SUFFIX = '_clone';
  * Tags that `addRotation` puts on a generated secret, read by the rotation function (DescribeSecret). Shared by the
  * construct and the rotation bundle: this file has no imports.
  */
+/**
+ * The key of the `Metadata` that `addRotation` puts on a rotated generated secret: what the rotation function may do
+ * with it, bound at synth. Only a deploy of the stack changes a resource's metadata (tags and the secret's value can
+ * be changed by anyone allowed to, so neither decides anything).
+ */
+export const ROTATION_BINDING_KEY = 'cdk-mq-user:rotation';
+
+/** The value under `ROTATION_BINDING_KEY`. */
+export interface RotationBinding {
+  /** The logical ID of the user's `Custom::MqUser` in the secret's stack. */
+  readonly User: string;
+  /** The logical ID of the alternate's `Custom::MqUser` (`<username>_clone`) in the same stack. */
+  readonly Alternate: string;
+  /** `MAINTENANCE_WINDOW` or `REBOOT`. */
+  readonly ApplyBy: string;
+  /** The rotation interval the schedule was declared with: a REBOOT rotation never starts much sooner. */
+  readonly IntervalSeconds: number;
+}
+
 export const ROTATION_TAGS = {
   /** The ID of the broker the users live on: a staged password is promoted only on that broker. */
   brokerId: 'cdk-mq-user:broker-id',
