@@ -2,9 +2,7 @@ import {
   Aws,
   Duration,
   Lazy,
-  Resource,
   Stack,
-  Tags,
   Token,
   aws_ec2 as ec2,
   aws_iam as iam,
@@ -75,9 +73,6 @@ export interface MqUserProviderProps {
 // CloudFormation refuses to change a service token: never rename it.
 const PROVIDER_ID = 'CdkMqUserProvider';
 
-/** Tag on generated secrets; the handler may read the secrets that carry its stack's ID there. */
-const GENERATED_SECRET_TAG = 'cdk-mq-user:stack-id';
-
 // IAM: a managed policy holds at most 6,144 characters. An ARN that is a token (a secret of this app)
 // resolves at deploy time: 160 characters covers a CloudFormation-generated secret name with room to spare.
 const MANAGED_POLICY_BUDGET = 6_144 - 400;
@@ -143,8 +138,7 @@ export class MqUserProvider extends Construct {
    */
   public readonly _settings: MqUserProviderProps;
 
-  private generatedSecretsGrant?: IDependable;
-  /** The handler's statements on every broker and on the tagged secrets: the acknowledged wildcards. */
+  /** The handler's statements on every broker: the acknowledged wildcard. */
   private readonly lifecyclePolicy: iam.Policy;
   private readonly suppliedSecretGrants = new Map<string, IDependable>();
   private readonly secretPolicies: SecretsPolicy[] = [];
@@ -211,47 +205,23 @@ export class MqUserProvider extends Construct {
    *
    * @internal
    */
-  public _grantPasswordRead(user: IConstruct, secret: secretsmanager.ISecret, generated: boolean): void {
-    user.node.addDependency(generated ? this.grantGeneratedSecret(secret) : this.grantSuppliedSecret(secret));
-  }
-
-  /** One statement for every generated secret, by tag: its size does not grow with the number of users. */
-  private grantGeneratedSecret(secret: secretsmanager.ISecret): IDependable {
-    Tags.of(secret).add(GENERATED_SECRET_TAG, Aws.STACK_ID);
-    if (!this.generatedSecretsGrant) {
-      acknowledgeNag(
-        this.lifecyclePolicy,
-        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*]',
-        "Only secretsmanager:GetSecretValue, only on secrets tagged cdk-mq-user:stack-id = this stack's ID (the " +
-          "condition): the stack's generated secrets, and a secret someone allowed to tag secrets tags so. One " +
-          'statement for any number of generated secrets.',
-      );
-    }
-    if (!this.generatedSecretsGrant) {
-      this.lifecyclePolicy.addStatements(
-        new iam.PolicyStatement({
-          actions: ['secretsmanager:GetSecretValue'],
-          resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:*`],
-          conditions: { StringEquals: { [`aws:ResourceTag/${GENERATED_SECRET_TAG}`]: Aws.STACK_ID } },
-        }),
-      );
-      this.generatedSecretsGrant = this.lifecyclePolicy;
-    }
-    return this.generatedSecretsGrant;
+  public _grantPasswordRead(user: IConstruct, secret: secretsmanager.ISecret, _generated: boolean): void {
+    user.node.addDependency(this.grantSecretRead(secret));
   }
 
   /**
-   * Supplied secrets are named one by one, packed into managed policies of at most 6 KB each: 250 distinct
-   * secrets fit in a few policies, where the role's inline policies would overflow at about 100.
+   * Every secret the handler reads is named, one by one: the stack's generated secrets and the secrets its MqUsers
+   * declare, never a tag that anyone allowed to tag secrets could set. They are packed into managed policies of at
+   * most 6 KB each: 250 distinct secrets fit in a few policies, where the role's inline policies would overflow at
+   * about 100.
    */
-  private grantSuppliedSecret(secret: secretsmanager.ISecret): IDependable {
+  private grantSecretRead(secret: secretsmanager.ISecret): IDependable {
     const arn = secret.secretFullArn ?? `${secret.secretArn}-??????`;
     const key = JSON.stringify(Stack.of(this).resolve(arn));
     const granted = this.suppliedSecretGrants.get(key);
     if (granted) return granted;
 
-    const foreignKey = secret.encryptionKey && !this.isOwnKey(secret.encryptionKey) ? secret.encryptionKey : undefined;
-    const keyArn = foreignKey ? this.foreignKeyArn(foreignKey) : undefined;
+    const keyArn = secret.encryptionKey ? this.keyArnToGrant(secret.encryptionKey) : undefined;
     // IAM counts characters: the ARN in the secrets statement, and with a key from elsewhere the ARN again in
     // the KMS condition, the key's ARN, and the KMS statement itself once per policy.
     const arnSize = (Token.isUnresolved(arn) ? TOKEN_ARN_ESTIMATE : arn.length) + 3;
@@ -271,30 +241,21 @@ export class MqUserProvider extends Construct {
     }
     current.statement.addResources(arn);
     current.size += sizeIn(current);
-    if (foreignKey && keyArn) {
-      this.grantForeignKeyDecrypt(current, keyArn, arn);
-    } else if (secret.encryptionKey) {
-      // A customer-managed key of this stack: its key policy names the role; decrypt through Secrets Manager only.
-      secret.encryptionKey.grantDecrypt(
-        new kms.ViaServicePrincipal(`secretsmanager.${Stack.of(this).region}.amazonaws.com`, this.handlerRole),
-      );
-    }
+    // Every customer-managed key, of this stack or from elsewhere, is granted the same way: kms:Decrypt through
+    // Secrets Manager, for this policy's secrets only (the encryption context). A key of this stack cannot carry
+    // that condition in its key policy: naming the secret there makes a cycle (the secret names the key).
+    if (keyArn) this.grantKeyDecrypt(current, keyArn, arn);
     this.suppliedSecretGrants.set(key, current.policy);
     return current.policy;
   }
 
-  /** A key made by this stack: its key policy can name the role without a cross-stack reference. */
-  private isOwnKey(key: kms.IKey): boolean {
-    return Resource.isOwnedResource(key) && Stack.of(key) === Stack.of(this);
-  }
-
   /**
-   * What to name in the grant of a key from elsewhere: its ARN when that is a literal or a value of this stack
-   * (`Key.fromKeyArn`); the account's keys when it would be a reference to another stack. Such a reference is
+   * What to name in the grant of a key: its ARN when that is a literal or a value of this stack (a key of this
+   * stack, `Key.fromKeyArn`); the account's keys when it would be a reference to another stack. Such a reference is
    * what made a key and secret of another stack a dependency cycle (that stack's key policy then named our role),
    * and it would pin an export of the key's ARN in that stack.
    */
-  private foreignKeyArn(key: kms.IKey): string {
+  private keyArnToGrant(key: kms.IKey): string {
     if (!Token.isUnresolved(key.keyArn) || Stack.of(key) === Stack.of(this)) return key.keyArn;
     const keysOfAccount = `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/*`;
     return keysOfAccount;
@@ -305,7 +266,7 @@ export class MqUserProvider extends Construct {
    * the encryption context `SecretARN`): the principal's side of the grant. The key policy must let IAM
    * policies of the account grant it (the default key policy does), or name the role; see the README.
    */
-  private grantForeignKeyDecrypt(policy: SecretsPolicy, keyArn: string, secretArn: string): void {
+  private grantKeyDecrypt(policy: SecretsPolicy, keyArn: string, secretArn: string): void {
     if (!policy.kmsStatement) {
       policy.kmsStatement = new iam.PolicyStatement({
         actions: ['kms:Decrypt'],

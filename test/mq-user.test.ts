@@ -101,8 +101,11 @@ describe('the custom resource', () => {
         ExcludePunctuation: true,
         IncludeSpace: false,
       },
-      Tags: [{ Key: 'cdk-mq-user:stack-id', Value: { Ref: 'AWS::StackId' } }],
     });
+    // No tag decides who may read it: anyone allowed to tag secrets could set one.
+    expect(
+      Object.values(Template.fromStack(stack).findResources('AWS::SecretsManager::Secret'))[0].Properties.Tags,
+    ).toBeUndefined();
     expect(user.secret).toBeDefined();
   });
 
@@ -320,22 +323,22 @@ describe('the provider', () => {
     }
   });
 
-  test('reads generated secrets by the stack tag, with one statement whatever their number', () => {
+  test('reads generated secrets by their ARNs, never by a tag, and each user waits for its grant', () => {
     const template = build(3, 1);
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Action: 'secretsmanager:GetSecretValue',
-            Condition: { StringEquals: { 'aws:ResourceTag/cdk-mq-user:stack-id': { Ref: 'AWS::StackId' } } },
-          }),
-        ]),
-      },
-    });
-    const users = resourcesOfType(template, 'Custom::MqUser') as unknown as Array<{ DependsOn: string[] }>;
+    const statements = [
+      ...resourcesOfType(template, 'AWS::IAM::Policy'),
+      ...resourcesOfType(template, 'AWS::IAM::ManagedPolicy'),
+    ].flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const reads = statements.filter((s) => JSON.stringify(s.Action).includes('secretsmanager:GetSecretValue'));
+    expect(JSON.stringify(reads)).not.toMatch(/ResourceTag|secret:\*/);
+    const secretIds = Object.keys(template.findResources('AWS::SecretsManager::Secret'));
+    expect(secretIds).toHaveLength(3);
+    const named = reads.flatMap((s) => [s.Resource].flat());
+    for (const id of secretIds) expect(named).toContainEqual({ Ref: id });
     const withDeps = Object.values(template.findResources('Custom::MqUser')) as Array<{ DependsOn: string[] }>;
-    expect(users).toHaveLength(3);
-    for (const u of withDeps) expect(u.DependsOn).toEqual([expect.stringMatching(/^CdkMqUserProviderLifecyclePolicy/)]);
+    expect(withDeps).toHaveLength(3);
+    for (const u of withDeps)
+      expect(u.DependsOn).toContainEqual(expect.stringMatching(/^CdkMqUserProviderSecretsPolicy/));
   });
 
   test('is configured per stack before the first user', () => {
@@ -530,20 +533,25 @@ describe('customer-managed keys of supplied secrets', () => {
     ]);
   });
 
-  test('grants a key of its own stack in the key policy, through Secrets Manager only', () => {
+  test('grants a key of its own stack like any other: through Secrets Manager, for its own secrets only', () => {
     const stack = newStack();
     const passwordSecret = new secretsmanager.Secret(stack, 'Secret', { encryptionKey: new kms.Key(stack, 'Key') });
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', passwordSecret });
     const template = Template.fromStack(stack);
-    template.hasResourceProperties('AWS::KMS::Key', {
-      KeyPolicy: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Action: 'kms:Decrypt',
-            Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` } },
-            Principal: { AWS: { 'Fn::GetAtt': [Match.stringLikeRegexp('^CdkMqUserProviderHandlerRole'), 'Arn'] } },
-          }),
-        ]),
+    // The key policy names no role (naming the secret there would make a cycle: the secret names the key) ...
+    const keyPolicy = Object.values(template.findResources('AWS::KMS::Key'))[0].Properties.KeyPolicy;
+    expect(JSON.stringify(keyPolicy)).not.toMatch(/CdkMqUserProviderHandlerRole/);
+    // ... the role's secrets policy grants Decrypt with the Secrets Manager encryption context of the secret.
+    const statements = resourcesOfType(template, 'AWS::IAM::ManagedPolicy').flatMap(
+      (p) => p.Properties.PolicyDocument.Statement,
+    );
+    expect(statements).toContainEqual({
+      Action: 'kms:Decrypt',
+      Effect: 'Allow',
+      Resource: { 'Fn::GetAtt': ['Key961B73FD', 'Arn'] },
+      Condition: {
+        StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` },
+        StringLike: { 'kms:EncryptionContext:SecretARN': [{ Ref: 'SecretA720EF05' }] },
       },
     });
   });
@@ -600,13 +608,15 @@ describe('scale', () => {
     for (const policy of managed) expect(iamSize(policy.Properties.PolicyDocument, 160)).toBeLessThanOrEqual(6_144);
   });
 
-  test('fits 240 users with generated secrets in CloudFormation limits, with one grant statement', () => {
+  test("fits 240 users with generated secrets in CloudFormation's and IAM's limits, each secret named", () => {
     const stack = newStack();
     const broker = activeMq(stack);
     for (let i = 0; i < 240; i++) new MqUser(stack, `U${i}`, { broker, username: `user-${i}` });
     const template = Template.fromStack(stack);
     expect(Object.keys(template.toJSON().Resources).length).toBeLessThanOrEqual(500);
-    template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+    const managed = resourcesOfType(template, 'AWS::IAM::ManagedPolicy');
+    expect(managed.length).toBeLessThanOrEqual(10); // IAM's default quota of managed policies per role
+    for (const policy of managed) expect(iamSize(policy.Properties.PolicyDocument, 160)).toBeLessThanOrEqual(6_144);
     const inline = resourcesOfType(template, 'AWS::IAM::Policy');
     for (const policy of inline) expect(iamSize(policy.Properties.PolicyDocument, 100)).toBeLessThanOrEqual(2_048);
   });

@@ -165,7 +165,6 @@ describe('the secret of a rotation', () => {
       { Key: 'cdk-mq-user:broker-id', Value: { Ref: 'Broker' } },
       { Key: 'cdk-mq-user:rotation', Value: 'REBOOT' },
       { Key: 'cdk-mq-user:rotation-stack-id', Value: { Ref: 'AWS::StackId' } },
-      { Key: 'cdk-mq-user:stack-id', Value: { Ref: 'AWS::StackId' } },
     ]);
   });
 
