@@ -136,6 +136,16 @@ function checkUsernameOnce({ broker, users }: BrokerUsers, user: DeclaredUser): 
   if (!first || first === user) return [];
   const describe = (u: DeclaredUser) =>
     u.alternateOf ? `${u.path}, the alternate user of the rotation of ${u.alternateOf}` : u.path;
+  const alternate = [first, user].find((u) => u.alternateOf !== undefined);
+  const plain = [first, user].find((u) => u.alternateOf === undefined);
+  if (alternate && plain) {
+    // Rotation sets the password of `<name>_clone`: a plain user of that name would be its victim.
+    return [
+      `username "${user.username}" of ${plain.path} is the name of the alternate user that the rotation of ` +
+        `${alternate.alternateOf} manages on broker ${brokerLabel(broker)}: the rotation would set its password. ` +
+        'Rename the plain user, or rotate it instead of declaring its _clone yourself',
+    ];
+  }
   return [
     `username "${user.username}" is declared twice on broker ${brokerLabel(broker)} (${describe(first)} and ` +
       `${describe(user)}): a broker has one user per username; remove one of the two MqUsers or give it another username`,
