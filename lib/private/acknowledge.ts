@@ -36,9 +36,10 @@ export const BROKERS_REASON =
   'mq:CreateUser/UpdateUser/DeleteUser/DescribeUser/DescribeBroker on every broker of the account and region ' +
   '(never another region or account): CloudFormation deletes replaced and removed users in its cleanup phase, after ' +
   'this policy was updated, so naming only the current brokers would fail those deletes. The risk is a confused ' +
-  'deputy: whoever can invoke this function or the Provider framework function could manage any user there. ' +
-  "The fence: the handler refuses events whose StackId is not its own stack's, and no one else may get " +
-  'lambda:InvokeFunction on these functions or the service token (README, "Security").';
+  'deputy: whoever can invoke this function or the Provider framework function could send it any event. ' +
+  'The fence: before any call, each event must be confirmed by CloudFormation itself (DescribeStackResource: ' +
+  'the resource of the expected type in its own stack, in progress for that request type, with that physical ' +
+  'ID), so a forged or replayed event writes nothing; invoke rights stay with deployers (README, "Security").';
 
 export const INVOKE_REASON =
   "The CDK Provider framework's grant to its own role: lambda:InvokeFunction on one function of this provider " +
