@@ -26,6 +26,8 @@ interface Phase {
   readonly name: string;
   readonly events: number;
   readonly calls: CallRecord[];
+  /** CloudFormation reads of the handlers (the proof, stack status, resources, history), by operation. */
+  readonly cloudFormation: string[];
   readonly refused: number;
   readonly seconds: number;
   readonly status: string;
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
     };
     const measure = async (name: string, events: number, run: () => Promise<{ status: string }>) => {
       const from = mq.calls.length;
+      const cfnFrom = cfn.calls.length;
       const started = performance.now();
       const result = await run();
       const seconds = (performance.now() - started) / 1000;
@@ -67,7 +70,16 @@ async function main(): Promise<void> {
       // A call the bucket refused (429) took no token: the floor counts the calls that got through.
       const calls = mqCalls.filter((c) => c.status !== 429);
       mq.applyPendingChanges(BROKER); // the broker reboots between phases, as MqBrokerReboot would
-      return { name, events, calls, refused: mqCalls.length - calls.length, seconds, status: result.status };
+      const cloudFormation = cfn.calls.slice(cfnFrom).map((c) => c.operation);
+      return {
+        name,
+        events,
+        calls,
+        cloudFormation,
+        refused: mqCalls.length - calls.length,
+        seconds,
+        status: result.status,
+      };
     };
 
     // Per event, exact: one user, no throttle.
@@ -115,6 +127,11 @@ function report(perEvent: Phase[], phases: Phase[], n: number, throttled: number
       .filter(([, count]) => count > 0)
       .map(([op, count]) => `${op} ${count}`)
       .join(', ') || 'none';
+  const cfnByOperation = (operations: string[]) =>
+    [...new Set(operations)]
+      .sort()
+      .map((op) => `${op} ${operations.filter((o) => o === op).length}`)
+      .join(', ') || 'none';
   // Every call takes a token; the bucket starts full: the fastest possible phase.
   const floor = (calls: number) => Math.max(0, (calls - BUCKET.capacity) / BUCKET.refillPerSecond);
   const lines = [
@@ -130,25 +147,29 @@ function report(perEvent: Phase[], phases: Phase[], n: number, throttled: number
     'for the calls that got through: (calls − 100) / 15 s; a call refused with 429 takes no token. AwsCustomResource',
     'makes one SDK call per event (and none for an unchanged template), so its floor is that of N calls; it',
     'checks nothing first (the broker, an existing user) and, unlike MqUser, puts the password in the template.',
+    'Every MqUser event first proves itself with one CloudFormation read (DescribeStackResource); the emulator',
+    "answers CloudFormation's reads without throttling (CloudFormation's own API rate limits are not modelled).",
     '',
     '### Amazon MQ calls per event (one user, no throttling)',
     '',
-    '| event | MQ calls | which | outcome | AwsCustomResource (one SDK call per event) |',
-    '| --- | --- | --- | --- | --- |',
+    '| event | MQ calls | which | CloudFormation reads (the proof is DescribeStackResource) | outcome | AwsCustomResource (one SDK call per event) |',
+    '| --- | --- | --- | --- | --- | --- |',
     ...perEvent.map(
       // AwsCustomResource sends its one call per event; an unchanged template sends it no event at all.
       (p) =>
-        `| ${p.name} | ${p.calls.length} | ${byOperation(p.calls)} | ${p.status} | ${p.name.includes('no change') ? 0 : 1} |`,
+        `| ${p.name} | ${p.calls.length} | ${byOperation(p.calls)} | ${cfnByOperation(p.cloudFormation)} | ${p.status} | ` +
+        `${p.name.includes('no change') ? 0 : 1} |`,
     ),
     '',
     `### ${n} users against the token bucket (${BUCKET.capacity} requests, ${BUCKET.refillPerSecond}/s)`,
     '',
-    '| phase | MQ calls answered | per user | refused (429, retried) | wall time | token-bucket floor for these calls | floor for AwsCustomResource (N calls) | outcome |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| phase | MQ calls answered | per user | refused (429, retried) | CloudFormation reads per user | wall time | token-bucket floor for these calls | floor for AwsCustomResource (N calls) | outcome |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...phases.map(
       (p) =>
         `| ${p.name} | ${p.calls.length} | ${(p.calls.length / p.events).toFixed(2)} | ${p.refused} | ` +
-        `${p.seconds.toFixed(1)} s | ${floor(p.calls.length).toFixed(1)} s | ${floor(p.events).toFixed(1)} s | ${p.status} |`,
+        `${(p.cloudFormation.length / p.events).toFixed(2)} | ${p.seconds.toFixed(1)} s | ` +
+        `${floor(p.calls.length).toFixed(1)} s | ${floor(p.events).toFixed(1)} s | ${p.status} |`,
     ),
     '',
     `Calls refused by the bucket over the whole run: ${throttled}.`,
