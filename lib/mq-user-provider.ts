@@ -120,7 +120,7 @@ export class MqUserProvider extends Construct {
    */
   public readonly serviceToken: string;
 
-  /** The function that calls Amazon MQ, which refuses events of other stacks. */
+  /** The function that calls Amazon MQ; it acts only on events CloudFormation confirms for its own stack. */
   public readonly handler: lambda.IFunction;
 
   /**

@@ -5,7 +5,7 @@
 
 /**
  * The ID of the stack whose functions these are (`AWS::StackId`): the handlers refuse any event whose `StackId`
- * is another stack's. That stops another stack given the service token, not a principal who may invoke the
- * functions directly (a stack's ID is no secret): invoke rights stay the fence (README, "Security").
+ * is another stack's, and a function without it refuses every event (fail closed). An event that names this
+ * stack must still prove itself against CloudFormation (lambda/shared/proof.ts).
  */
 export const STACK_ID_ENV = 'CDK_MQ_USER_STACK_ID';
