@@ -120,7 +120,7 @@ export class MqUserProvider extends Construct {
    */
   public readonly serviceToken: string;
 
-  /** The function that calls Amazon MQ; it acts only on events CloudFormation confirms for its own stack. */
+  /** The function that calls Amazon MQ, acting only on events that CloudFormation confirms for its own stack. */
   public readonly handler: lambda.IFunction;
 
   /**
