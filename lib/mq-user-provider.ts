@@ -205,7 +205,7 @@ export class MqUserProvider extends Construct {
    *
    * @internal
    */
-  public _grantPasswordRead(user: IConstruct, secret: secretsmanager.ISecret, _generated: boolean): void {
+  public _grantPasswordRead(user: IConstruct, secret: secretsmanager.ISecret): void {
     user.node.addDependency(this.grantSecretRead(secret));
   }
 

@@ -355,7 +355,7 @@ export class MqUser extends Construct {
       properties: { ...properties },
       removalPolicy: this.props.removalPolicy ?? RemovalPolicy.DESTROY,
     });
-    provider._grantPasswordRead(resource, this.secret, this.props.passwordSecret === undefined);
+    provider._grantPasswordRead(resource, this.secret);
     const declared: DeclaredUser = {
       username: properties.Username,
       path: alternate ? resource.node.path : this.node.path,
