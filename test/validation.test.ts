@@ -106,7 +106,7 @@ describe('cdk-nag AwsSolutions', () => {
     expect(brokers.length).toBeGreaterThan(0);
     for (const { reason } of brokers) {
       expect(reason).toMatch(/confused deputy/);
-      expect(reason).toMatch(/refuses events whose StackId is not its own stack's/);
+      expect(reason).toMatch(/each event must be confirmed by CloudFormation itself/);
       expect(reason).toMatch(/lambda:InvokeFunction/);
     }
   });

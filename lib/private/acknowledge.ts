@@ -39,7 +39,7 @@ export const BROKERS_REASON =
   'deputy: whoever can invoke this function or the Provider framework function could send it any event. ' +
   'The fence: before any call, each event must be confirmed by CloudFormation itself (DescribeStackResource: ' +
   'the resource of the expected type in its own stack, in progress for that request type, with that physical ' +
-  'ID), so a forged or replayed event writes nothing; invoke rights stay with deployers (README, "Security").';
+  'ID), so a forged or replayed event writes nothing; lambda:InvokeFunction stays with deployers (README, "Security").';
 
 export const INVOKE_REASON =
   "The CDK Provider framework's grant to its own role: lambda:InvokeFunction on one function of this provider " +
