@@ -608,6 +608,79 @@ describe('issue 10: rotation', () => {
   });
 });
 
+describe('issue 15: rotation that can never lock a client out', () => {
+  test('finding 1 (hostile): rotation turned off and on again: the alternate is created again with the password sent to it, so the promotion signs in', async () => {
+    const w = await deploy();
+    expectCompleted(await firstRotation(w)); // stages the alternate's new password and sends it
+    const sent = JSON.parse(stagesOf(w, 'MQUSER_SENT')!.value!);
+    expect(sent.username).toBe(ALTERNATE);
+    expect(await w.stack.deploy(synth({ rotate: false }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    mq.advance(8 * DAY); // a window applies the deletion of the alternate
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    expect(await w.stack.deploy(synth())).toEqual({ status: 'UPDATE_COMPLETE' });
+    // The labels still say the alternate was sent `sent`: the alternate is created with exactly that password.
+    expect(mq.user(BROKER, ALTERNATE)?.pending).toMatchObject({ change: 'CREATE', password: sent.password });
+    expectCompleted(await firstRotation(w)); // the new schedule's immediate rotation: the alternate is pending: holds
+    expect(credentials(w).username).toBe(USERNAME);
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes
+    expect(credentials(w)).toEqual({ username: ALTERNATE, password: sent.password });
+    expectCheckerGreen(w);
+  });
+
+  test('finding 1 (hostile): an alternate deleted out of band after its new password was sent, created again by a deploy, gets that password', async () => {
+    const w = await deploy();
+    expectCompleted(await firstRotation(w));
+    const sent = JSON.parse(stagesOf(w, 'MQUSER_SENT')!.value!);
+    await deleteUserOutOfBand(ALTERNATE);
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    // README "Troubleshooting": deploy a change to the MqUser to create the user again.
+    expect(await w.stack.deploy(synth({ groups: ['orders', 'audit'] }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.user(BROKER, ALTERNATE)?.pending).toMatchObject({ change: 'CREATE', password: sent.password });
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes what the alternate holds
+    expect(credentials(w)).toEqual({ username: ALTERNATE, password: sent.password });
+    expectCheckerGreen(w);
+  });
+
+  test('finding 2 (hostile): turning rotation off while AWSCURRENT names the alternate fails before anything is deleted; after rotating back it succeeds', async () => {
+    const w = await deploy();
+    await firstRotation(w);
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes the alternate
+    expect(credentials(w).username).toBe(ALTERNATE);
+    const refused = await w.stack.deploy(synth({ rotate: false }));
+    expect(refused.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    expect(refused.reason).toMatch(
+      /cannot turn rotation off for user "orders-service" .* names its alternate "orders-service_clone".*Nothing was deleted/,
+    );
+    expect(mq.mqCalls(0, 'DeleteUser')).toEqual([]);
+    expect(mq.rotationOf(w.secretArn)).toBeDefined();
+    expect(credentials(w).username).toBe(ALTERNATE); // the rollback restored the secret's tags, nothing else
+    mq.advance(8 * DAY); // clients keep signing in: the checker runs every minute
+    expectCompleted(await w.driver.rotate(w.secretArn)); // stages the primary
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes it
+    expect(credentials(w).username).toBe(USERNAME);
+    // The alternate's credentials were AWSCURRENT until this promotion: the clients read the secret again before
+    // rotation is turned off (README "Turning rotation off"), then its deletion locks no one out.
+    w.checker.clientsRefreshed();
+    expect(await w.stack.deploy(synth({ rotate: false }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    mq.advance(8 * DAY);
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    expect(mq.authenticates(BROKER, USERNAME, credentials(w).password)).toBe(true);
+    expectCheckerGreen(w);
+  });
+});
+
+async function deleteUserOutOfBand(username: string, brokerId = BROKER) {
+  const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
+  await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
+    new DeleteUserCommand({ BrokerId: brokerId, Username: username }),
+  );
+  mq.applyPendingChanges(brokerId);
+}
+
 function otherOf(username: string): string {
   return username.endsWith('_clone') ? username.slice(0, -'_clone'.length) : `${username}_clone`;
 }
