@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
-import { MqBroker, MqUser, MqUserRotationApply } from '../lib';
+import { MqBroker, MqBrokerReboot, MqUser, MqUserRotationApply } from '../lib';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
 import { ClientChecker, RotationDriver, RotationResult, RotationStep, STEPS } from './support/secrets-rotation';
@@ -146,14 +146,19 @@ interface AppProps {
   days?: number;
   groups?: string[];
   brokerId?: string;
+  /** Another MqUser of the broker, `billing-service`, without rotation. */
+  billing?: boolean;
+  /** An MqBrokerReboot of the broker. */
+  reboot?: boolean;
 }
 
 function synth(props: AppProps = {}): string {
   const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
   const app = new App({ outdir });
   const stack = new Stack(app, 'Orders');
+  const broker = MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(props.brokerId ?? BROKER));
   const user = new MqUser(stack, 'Orders', {
-    broker: MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(props.brokerId ?? BROKER)),
+    broker,
     username: USERNAME,
     groups: props.groups ?? ['orders'],
   });
@@ -163,6 +168,8 @@ function synth(props: AppProps = {}): string {
       applyBy: props.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW,
     });
   }
+  if (props.billing) new MqUser(stack, 'Billing', { broker, username: 'billing-service', groups: ['billing'] });
+  if (props.reboot) new MqBrokerReboot(stack, 'Reboot', { broker });
   app.synth();
   return outdir;
 }
@@ -669,6 +676,23 @@ describe('issue 15: rotation that can never lock a client out', () => {
     mq.advance(8 * DAY);
     expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
     expect(mq.authenticates(BROKER, USERNAME, credentials(w).password)).toBe(true);
+    expectCheckerGreen(w);
+  });
+
+  test("finding 4 (hostile): with MqBrokerReboot, a deploy that only removes another user does not reboot for the rotation's staged password", async () => {
+    const w = await deploy({ billing: true, reboot: true });
+    expect(mq.reboots(BROKER)).toBe(1); // the first deploy created the users: rebooted for them
+    mq.finishReboot(BROKER);
+    expectCompleted(await firstRotation(w)); // stages the alternate's password: pending UPDATE
+    expect(mq.user(BROKER, ALTERNATE)?.pending?.change).toBe('UPDATE');
+    const before = mq.calls.length;
+    expect(await w.stack.deploy(synth({ reboot: true }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.mqCalls(before, 'RebootBroker')).toEqual([]);
+    expect(mq.user(BROKER, ALTERNATE)?.pending?.change).toBe('UPDATE'); // still the window's to apply
+    expect(mq.user(BROKER, 'billing-service')?.pending?.change).toBe('DELETE');
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // the window applied it: promoted
+    expect(credentials(w).username).toBe(ALTERNATE);
     expectCheckerGreen(w);
   });
 });
