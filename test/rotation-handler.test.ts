@@ -94,6 +94,17 @@ class World {
   reboots = 0;
   /** When set, RebootBroker answers 400 and the broker starts someone else's reboot. */
   concurrentReboot = false;
+  /**
+   * RebootBroker is asynchronous: after an accepted one the broker keeps saying RUNNING, its changes pending, for
+   * this many more DescribeBroker answers, then REBOOT_IN_PROGRESS (0: at once, the convenient answer).
+   */
+  rebootStartsAfterPolls = 0;
+  rebootStartsIn?: number;
+  /**
+   * Amazon MQ refuses user calls with 400 while the broker is not RUNNING ("expect user calls to fail with 400
+   * outside RUNNING", unverified): DescribeUser too (UpdateUser always does here).
+   */
+  refuseUserCallsWhileRebooting = false;
   readonly users = new Map<string, User>();
   /** Every password the world has seen: none may appear in a log line or an error. */
   readonly secretsSeen = new Set<string>([PASSWORD]);
@@ -271,11 +282,19 @@ function installMocks(): void {
         world.applyPending();
         world.brokerState = 'RUNNING';
       }
-      return { BrokerId: BROKER_ID, BrokerState: world.brokerState as never, EngineType: 'ACTIVEMQ' as never };
+      const answer = { BrokerId: BROKER_ID, BrokerState: world.brokerState as never, EngineType: 'ACTIVEMQ' as never };
+      if (world.rebootStartsIn !== undefined && --world.rebootStartsIn <= 0) {
+        world.rebootStartsIn = undefined;
+        world.brokerState = 'REBOOT_IN_PROGRESS'; // right after this answer said RUNNING
+      }
+      return answer;
     }),
   );
   mq.on(DescribeUserCommand).callsFake(async (input: { Username: string }) =>
     world.call('DescribeUser', () => {
+      if (world.refuseUserCallsWhileRebooting && world.brokerState !== 'RUNNING') {
+        throw new BadRequestException({ message: 'broker not running', $metadata: { httpStatusCode: 400 } as never });
+      }
       const user = world.users.get(input.Username);
       if (!user) {
         throw new NotFoundException({
@@ -336,7 +355,8 @@ function installMocks(): void {
         });
       }
       world.reboots++;
-      world.brokerState = 'REBOOT_IN_PROGRESS';
+      if (world.rebootStartsAfterPolls > 0) world.rebootStartsIn = world.rebootStartsAfterPolls;
+      else world.brokerState = 'REBOOT_IN_PROGRESS';
       return {};
     }),
   );
@@ -658,7 +678,7 @@ describe('REBOOT', () => {
       `broker ${BROKER_ID} is still rebooting (REBOOT_IN_PROGRESS)`,
     );
     expect(world.valueOf('AWSCURRENT')!.username).toBe(PRIMARY);
-    expect(world.labelsOf(token)).toEqual(['AWSPENDING', LABELS.rebooted, LABELS.sent]);
+    expect(world.labelsOf(token)).toEqual(['AWSPENDING', LABELS.rebooted, LABELS.rebootRequested, LABELS.sent]);
 
     world.rebootPolls = 3;
     await rotate(token); // Secrets Manager retries the whole rotation with the same token
@@ -810,6 +830,105 @@ describe('crash safety', () => {
       }
     }
   }
+});
+
+describe('issue 15: a rebooting broker, and one reboot per rotation', () => {
+  test('MAINTENANCE_WINDOW: a rotation during a window reboot (user calls refused) holds and succeeds, without DescribeBroker (finding 5b)', async () => {
+    world.refuseUserCallsWhileRebooting = true;
+    world.brokerState = 'REBOOT_IN_PROGRESS';
+    world.rebootPolls = Number.POSITIVE_INFINITY; // the window's reboot outlasts the rotation
+    const first = await rotate(); // stages; setSecret cannot send: nothing is labelled sent
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    const stagedId = stagedVersionId(first);
+    expect(world.labelsOf(stagedId)).toEqual([LABELS.staged]);
+    expect(world.calls).not.toContain('DescribeBroker'); // the MAINTENANCE_WINDOW role has no mq:DescribeBroker
+    world.brokerState = 'RUNNING';
+    world.applyPending();
+    await rotate(); // holds, and sends the staged password now
+    expect(world.labelsOf(stagedId)).toEqual([LABELS.sent, LABELS.staged]);
+    // The next window reboots while the third rotation runs: it cannot tell whether anything is applied: holds.
+    world.brokerState = 'REBOOT_IN_PROGRESS';
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(PRIMARY);
+    world.brokerState = 'RUNNING';
+    world.applyPending();
+    await rotate(); // promotes what the alternate holds
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+    expect(world.calls).not.toContain('DescribeBroker');
+    expect(world.calls).not.toContain('RebootBroker');
+  });
+
+  test('MAINTENANCE_WINDOW: fails loudly on a 400 that names a field of the request (a bad request never passes)', async () => {
+    mq.on(UpdateUserCommand).rejects(
+      new BadRequestException({
+        message: 'invalid groups',
+        ErrorAttribute: 'groups',
+        $metadata: { httpStatusCode: 400 } as never,
+      }),
+    );
+    const token = newToken();
+    startRotation(token);
+    await invoke('createSecret', token);
+    await expect(invoke('setSecret', token)).rejects.toThrow(/UpdateUser .* failed/);
+    expect(world.labelsOf(stagedVersionId(token))).toEqual([LABELS.staged]);
+  });
+
+  test('REBOOT: DescribeUser refused because the broker left RUNNING right after saying RUNNING: testSecret waits, one reboot (finding 5a)', async () => {
+    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.refuseUserCallsWhileRebooting = true;
+    world.rebootStartsAfterPolls = 1; // RebootBroker accepted; the next DescribeBroker still says RUNNING
+    world.rebootPolls = 2;
+    const token = await rotate();
+    expect(world.reboots).toBe(1);
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+    expect(world.labelsOf(token)).toEqual(['AWSCURRENT', 'AWSPENDING']);
+  });
+
+  test('REBOOT: a crash after any call of testSecret, the reboot asynchronous: never a second reboot (finding 6)', async () => {
+    let crashes = 0;
+    for (let afterCall = 1; ; afterCall++) {
+      world = new World();
+      world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+      world.rebootStartsAfterPolls = 3; // the broker says RUNNING for three more answers after RebootBroker
+      world.rebootPolls = 2;
+      const token = newToken();
+      startRotation(token);
+      await invoke('createSecret', token);
+      await invoke('setSecret', token);
+      world.armCrash(afterCall);
+      const crashed = await invoke('testSecret', token).then(
+        () => false,
+        (error: Error) => error.message.includes('LambdaCrash'),
+      );
+      world.armCrash(undefined);
+      expectClientsServed();
+      if (!crashed) break;
+      crashes++;
+      await rotate(token); // Secrets Manager retries the whole rotation at once, the broker still RUNNING
+      expect({ afterCall, reboots: world.reboots }).toEqual({ afterCall, reboots: 1 });
+      expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+    }
+    expect(crashes).toBeGreaterThan(3);
+  });
+
+  test('REBOOT: a crash between recording the reboot and asking for it: the retry reboots once, after a settle period (finding 6)', async () => {
+    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    world.rebootPolls = 2;
+    const token = newToken();
+    startRotation(token);
+    await invoke('createSecret', token);
+    await invoke('setSecret', token);
+    mq.on(RebootBrokerCommand).callsFakeOnce(async () => {
+      throw new Crash(); // the runtime dies before the request leaves
+    });
+    await expect(invoke('testSecret', token)).rejects.toThrow('LambdaCrash');
+    expect(world.labelsOf(token)).toContain(LABELS.rebootRequested);
+    expect(world.reboots).toBe(0);
+    installMocks(); // the next invocation's RebootBroker reaches Amazon MQ
+    await rotate(token);
+    expect(world.reboots).toBe(1);
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+  });
 });
 
 describe('validation', () => {
