@@ -306,9 +306,10 @@ export class MqUser extends Construct {
     Tags.of(this.secret).add(ROTATION_TAGS.brokerId, props.broker.brokerRef.brokerId);
     Tags.of(this.secret).add(ROTATION_TAGS.mode, applyBy);
     Tags.of(this.secret).add(ROTATION_TAGS.stackId, Aws.STACK_ID);
+    if (options.verifySignIn) Tags.of(this.secret).add(ROTATION_TAGS.verifySignIn, 'true');
 
     const rotationFunction = MqUserRotationFunction.getOrCreate(this);
-    rotationFunction.allow(props.broker, applyBy);
+    rotationFunction.allow(props.broker, applyBy, options.verifySignIn ?? false);
     const schedule = new secretsmanager.RotationSchedule(this, 'Rotation', {
       secret: this.secret,
       rotationLambda: rotationFunction.reference,

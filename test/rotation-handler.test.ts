@@ -27,7 +27,15 @@ import { CloudFormationClient, ListStackResourcesCommand } from '@aws-sdk/client
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { retryTiming } from '../lambda/shared/retry';
-import { LABELS, ROTATION_TAGS, handler, rotationTiming, stagedVersionId } from '../lambda/rotation/index';
+import {
+  LABELS,
+  ROTATION_TAGS,
+  handler,
+  rotationTiming,
+  signInOptions,
+  stagedVersionId,
+} from '../lambda/rotation/index';
+import { ActiveMq, startActiveMq } from './support/activemq';
 import {
   BROKER_ID,
   OTHER_BROKER_ID,
@@ -105,6 +113,8 @@ class World {
    * outside RUNNING", unverified): DescribeUser too (UpdateUser always does here).
    */
   refuseUserCallsWhileRebooting = false;
+  /** The broker's wire endpoints (DescribeBroker's `BrokerInstances[].Endpoints`). */
+  endpoints: string[] = ['ssl://localhost:61617', 'stomp+ssl://localhost:61614'];
   readonly users = new Map<string, User>();
   /** Every password the world has seen: none may appear in a log line or an error. */
   readonly secretsSeen = new Set<string>([PASSWORD]);
@@ -282,7 +292,12 @@ function installMocks(): void {
         world.applyPending();
         world.brokerState = 'RUNNING';
       }
-      const answer = { BrokerId: BROKER_ID, BrokerState: world.brokerState as never, EngineType: 'ACTIVEMQ' as never };
+      const answer = {
+        BrokerId: BROKER_ID,
+        BrokerState: world.brokerState as never,
+        EngineType: 'ACTIVEMQ' as never,
+        BrokerInstances: [{ Endpoints: world.endpoints }],
+      };
       if (world.rebootStartsIn !== undefined && --world.rebootStartsIn <= 0) {
         world.rebootStartsIn = undefined;
         world.brokerState = 'REBOOT_IN_PROGRESS'; // right after this answer said RUNNING
@@ -885,6 +900,9 @@ describe('issue 15: a rebooting broker, and one reboot per rotation', () => {
   });
 
   test('REBOOT: a crash after any call of testSecret, the reboot asynchronous: never a second reboot (finding 6)', async () => {
+    // The premise of the settle period: an accepted reboot leaves RUNNING within it (three polls here, on a busy
+    // machine far longer than 3 × 2 ms).
+    rotationTiming.settleMs = 1_000;
     let crashes = 0;
     for (let afterCall = 1; ; afterCall++) {
       world = new World();
@@ -928,6 +946,126 @@ describe('issue 15: a rebooting broker, and one reboot per rotation', () => {
     await rotate(token);
     expect(world.reboots).toBe(1);
     expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+  });
+});
+
+describe('issue 15: verifySignIn against a real ActiveMQ broker (STOMP over TLS)', () => {
+  // The passwords the real broker holds: the primary's, and the alternate's (as a rotation set and a reboot applied).
+  const HELD = 'He1d7by8the9brokr0for1alternat3x';
+  const WRONG = 'Wr0ng7pw8the9brokr0never1get2it3';
+  let broker: ActiveMq;
+
+  beforeAll(async () => {
+    broker = await startActiveMq({
+      users: [
+        { username: PRIMARY, password: PASSWORD, groups: ['orders-consumers'] },
+        { username: ALTERNATE, password: HELD, groups: ['orders-consumers'] },
+      ],
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await broker?.stop();
+    signInOptions.ca = undefined;
+  });
+
+  beforeEach(() => {
+    signInOptions.ca = broker.ca;
+    signInOptions.timeoutMs = 5_000;
+    world.tags[ROTATION_TAGS.verifySignIn] = 'true';
+    world.endpoints = [`ssl://localhost:${broker.stompPort}`, `stomp+ssl://localhost:${broker.stompSslPort}`];
+    world.secretsSeen.add(HELD);
+    world.secretsSeen.add(WRONG);
+  });
+
+  /** The state after setSecret and the reboot of a REBOOT rotation: T holds `password` for the alternate. */
+  function rebootedWith(password: string): string {
+    world.tags[ROTATION_TAGS.mode] = 'REBOOT';
+    const token = newToken();
+    world.versions.set(token, { value: secretString(ALTERNATE, password), stages: new Set() });
+    world.moveLabel('AWSPENDING', token);
+    world.moveLabel(LABELS.sent, token);
+    // The user handler's view: no pending change (DescribeUser cannot show which password).
+    world.users.get(ALTERNATE)!.applied!.password = password;
+    return token;
+  }
+
+  test('REBOOT: the right password is accepted and promoted', async () => {
+    const token = rebootedWith(HELD);
+    await invoke('testSecret', token);
+    await invoke('finishSecret', token);
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: ALTERNATE, password: HELD });
+    expect(world.calls).toContain('DescribeBroker');
+  });
+
+  test('REBOOT: a password the broker refuses is never promoted, and never printed', async () => {
+    // A state-tracking mistake: every label and DescribeUser say "applied", the broker holds another password.
+    const token = rebootedWith(WRONG);
+    const error = (await invoke('testSecret', token).catch((e: Error) => e)) as Error;
+    expect(error.message).toMatch(
+      /verifySignIn: the broker refused the new credentials of user "orders-service_clone" .*: not promoting them; AWSCURRENT is unchanged/,
+    );
+    expect(error.message).toMatch(/\(User name \[orders-service_clone\] or password is invalid\.\)/); // ActiveMQ's ERROR
+    expect(error.message).not.toContain(WRONG);
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+  });
+
+  test('REBOOT: an unreachable broker leaves AWSCURRENT alone', async () => {
+    const token = rebootedWith(HELD);
+    await broker.stop(); // nothing listens on the endpoint any more
+    const error = (await invoke('testSecret', token).catch((e: Error) => e)) as Error;
+    expect(error.message).toMatch(/could not be reached with the new credentials .*could not reach localhost:\d+/);
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    broker = await startActiveMq({
+      users: [
+        { username: PRIMARY, password: PASSWORD, groups: ['orders-consumers'] },
+        { username: ALTERNATE, password: HELD, groups: ['orders-consumers'] },
+      ],
+    });
+  }, 90_000);
+
+  /** A MAINTENANCE_WINDOW secret whose alternate was staged and sent `password`, and is applied (per DescribeUser). */
+  function stagedAndSent(password: string): string {
+    const stagedId = 'staged-version';
+    world.versions.set(stagedId, {
+      value: JSON.stringify({ username: ALTERNATE, password, stagedFor: BROKER_ID }),
+      stages: new Set([LABELS.staged, LABELS.sent]),
+    });
+    world.users.get(ALTERNATE)!.applied!.password = password;
+    return stagedId;
+  }
+
+  test('MAINTENANCE_WINDOW: the right staged password is signed in with and promoted', async () => {
+    stagedAndSent(HELD);
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: ALTERNATE, password: HELD });
+  });
+
+  test('MAINTENANCE_WINDOW: a staged password the broker refuses is replaced by a new one, never promoted', async () => {
+    const stale = stagedAndSent(WRONG);
+    world.users.get(ALTERNATE)!.applied!.password = HELD; // what the broker really holds
+    const token = await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    expect(world.labelsOf(stale)).toEqual([]);
+    const restaged = stagedVersionId(token);
+    expect(world.labelsOf(restaged)).toEqual([LABELS.sent, LABELS.staged]);
+    expect(JSON.parse(world.versions.get(restaged)!.value!).password).not.toBe(WRONG);
+  });
+
+  test('MAINTENANCE_WINDOW: an unreachable broker makes the rotation hold', async () => {
+    const stagedId = stagedAndSent(HELD);
+    world.endpoints = ['stomp+ssl://localhost:1']; // nothing listens there
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    expect(world.labelsOf(stagedId)).toEqual([LABELS.sent, LABELS.staged]); // kept for the next rotation
+  });
+
+  test('without verifySignIn, no sign-in and no DescribeBroker in MAINTENANCE_WINDOW', async () => {
+    delete world.tags[ROTATION_TAGS.verifySignIn];
+    stagedAndSent(HELD);
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: ALTERNATE, password: HELD });
+    expect(world.calls).not.toContain('DescribeBroker');
   });
 });
 

@@ -367,6 +367,38 @@ describe('the rotation function', () => {
     ]);
   });
 
+  test('may describe a MAINTENANCE_WINDOW broker only where verifySignIn asks for it (issue 15)', () => {
+    const stack = newStack();
+    const broker = MqBroker.fromBrokerArn(stack, 'Shared', BROKER_ARN);
+    const other = MqBroker.fromBrokerArn(stack, 'Other', OTHER_ARN);
+    new MqUser(stack, 'A', { broker, username: 'a-service' }).addRotation({ verifySignIn: true });
+    new MqUser(stack, 'B', { broker: other, username: 'b-service' }).addRotation();
+    const template = Template.fromStack(stack);
+    const statements = rotationStatements(template);
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('mq:DescribeBroker'))).toEqual([
+      { Action: 'mq:DescribeBroker', Effect: 'Allow', Resource: BROKER_ARN },
+    ]);
+    const tags = Object.values(resourcesOfType(template, 'AWS::SecretsManager::Secret')).map((secret) =>
+      (secret.Properties.Tags as Array<{ Key: string; Value: unknown }>).find(
+        (t) => t.Key === 'cdk-mq-user:verify-sign-in',
+      ),
+    );
+    expect(tags).toEqual(expect.arrayContaining([{ Key: 'cdk-mq-user:verify-sign-in', Value: 'true' }, undefined]));
+  });
+
+  test('adds no statement for verifySignIn with REBOOT: it describes the broker already', () => {
+    const stack = newStack();
+    const broker = MqBroker.fromBrokerArn(stack, 'Shared', BROKER_ARN);
+    new MqUser(stack, 'A', { broker, username: 'a-service' }).addRotation({
+      applyBy: MqUserRotationApply.REBOOT,
+      verifySignIn: true,
+    });
+    const statements = rotationStatements(Template.fromStack(stack));
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('mq:DescribeBroker'))).toEqual([
+      { Action: ['mq:DescribeBroker', 'mq:RebootBroker'], Effect: 'Allow', Resource: BROKER_ARN },
+    ]);
+  });
+
   test('is one per stack, in each stack that rotates', () => {
     const app = new App();
     const a = newStack(app, 'A');

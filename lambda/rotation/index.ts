@@ -22,6 +22,10 @@ import { RotationAws, errorNamed, type SecretDescription } from './aws';
 import { parseJsonObject } from '../shared/password';
 import { parsePhysicalResourceId } from '../shared/properties';
 import { LABELS } from '../shared/secret-labels';
+import { stompEndpoints, stompSignIn } from './sign-in';
+
+/** The sign-in options of `verifySignIn`, exported so that tests can trust their broker and shorten the wait. */
+export { signInOptions } from './sign-in';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from '../shared/retry';
@@ -48,6 +52,7 @@ export const ROTATION_TAGS = {
   brokerId: 'cdk-mq-user:broker-id',
   mode: 'cdk-mq-user:rotation',
   stackId: 'cdk-mq-user:rotation-stack-id',
+  verifySignIn: 'cdk-mq-user:verify-sign-in',
 } as const;
 
 /** Secrets Manager's staging labels and our own. */
@@ -155,6 +160,8 @@ function readConfig(secret: SecretDescription): RotationConfig {
   return { brokerId, mode: mode as RotationMode };
 }
 
+type SignInVerdict = { verdict: 'accepted' } | { verdict: 'refused' | 'unreachable'; reason: string };
+
 /** A version's secret JSON, parsed; its password is registered as sensitive. */
 interface SecretJson {
   readonly versionId: string;
@@ -201,6 +208,8 @@ class Rotation {
   readonly brokerId: string;
   readonly mode: RotationMode;
   private readonly rotationEnabled: boolean;
+  /** `verifySignIn`: new credentials are promoted only after the broker accepted them in a STOMP sign-in. */
+  readonly verifySignIn: boolean;
   /** The secret's labelled versions, kept in step with our own writes during this invocation. */
   private readonly versions: Map<string, Set<string>>;
 
@@ -215,6 +224,44 @@ class Rotation {
     this.mode = config.mode;
     this.versions = secret.versions;
     this.rotationEnabled = secret.rotationEnabled;
+    this.verifySignIn = secret.tags.get(ROTATION_TAGS.verifySignIn) === 'true';
+  }
+
+  /**
+   * Signs in to the broker as `username` (STOMP over TLS, each `stomp+ssl://` endpoint DescribeBroker reports, until
+   * one answers). `unreachable`: no endpoint answered; nothing is known about the credentials.
+   */
+  async signIn(username: string, password: string): Promise<SignInVerdict> {
+    const endpoints = stompEndpoints(await this.aws.brokerEndpoints(this.brokerId));
+    if (endpoints.length === 0) {
+      return { verdict: 'unreachable', reason: `broker ${this.brokerId} reports no stomp+ssl:// endpoint` };
+    }
+    const problems: string[] = [];
+    for (const endpoint of endpoints) {
+      try {
+        const answer = await stompSignIn(endpoint, username, password);
+        const verdict: SignInVerdict = answer.accepted
+          ? { verdict: 'accepted' }
+          : { verdict: 'refused', reason: answer.reason || 'ERROR frame without a message' };
+        log(`signed in to the broker as the other user: ${verdict.verdict}`, this.fields({ username }));
+        return verdict;
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    return { verdict: 'unreachable', reason: problems.join('; ') };
+  }
+
+  /** `verifySignIn`: fails unless the broker accepts the credentials (nothing is promoted then). */
+  async requireSignIn(username: string, password: string): Promise<void> {
+    if (!this.verifySignIn) return;
+    const result = await this.signIn(username, password);
+    if (result.verdict === 'accepted') return;
+    throw new Error(
+      `verifySignIn: the broker ${result.verdict === 'refused' ? 'refused' : 'could not be reached with'} the new ` +
+        `credentials of user "${username}" on broker ${this.brokerId} (${result.reason}): not promoting them; ` +
+        'AWSCURRENT is unchanged',
+    );
   }
 
   fields(extra: Record<string, string | undefined> = {}) {
@@ -416,10 +463,29 @@ async function createMaintenance(r: Rotation): Promise<void> {
           r.fields({ username: other, stagedId }),
         );
       } else if (state && !state.pendingChange) {
-        const promoted = { ...clientKeys(current), ...clientKeys(staged) };
-        await r.put(r.token, JSON.stringify(promoted), [LABELS.pending]);
-        log('createSecret: the staged password is applied: promoting it', r.fields({ username: other, stagedId }));
-        return;
+        const verdict = r.verifySignIn ? await r.signIn(other, staged.password) : { verdict: 'accepted' as const };
+        if (verdict.verdict === 'accepted') {
+          const promoted = { ...clientKeys(current), ...clientKeys(staged) };
+          await r.put(r.token, JSON.stringify(promoted), [LABELS.pending]);
+          log('createSecret: the staged password is applied: promoting it', r.fields({ username: other, stagedId }));
+          return;
+        }
+        if (verdict.verdict === 'refused') {
+          // The labels said the user holds this password; the broker says otherwise: stage a new one for it.
+          warn(
+            'createSecret: verifySignIn: the broker refuses the staged password of the other user although it has ' +
+              'no pending change: dropping it and staging a new one (holding)',
+            r.fields({ username: other, stagedId, reason: verdict.reason }),
+          );
+          await r.removeLabel(LABELS.sent, stagedId);
+          await r.removeLabel(LABELS.staged, stagedId);
+          stagedId = undefined;
+        } else {
+          warn(
+            'createSecret: verifySignIn: could not reach the broker to sign in with the staged password: holding',
+            r.fields({ username: other, stagedId, reason: verdict.reason }),
+          );
+        }
       }
       if (state === undefined) {
         // Holding forever would look like a successful rotation: say loudly that the user is gone.
@@ -428,7 +494,7 @@ async function createMaintenance(r: Rotation): Promise<void> {
             'a deploy creates it again (see "Troubleshooting" in the cdk-mq-user README)',
           r.fields({ username: other, stagedId }),
         );
-      } else if (state !== 'REFUSED') {
+      } else if (state !== 'REFUSED' && state.pendingChange) {
         log(
           `createSecret: the staged password is not applied yet (the user is pending ${state.pendingChange}): holding`,
           r.fields({ stagedId }),
@@ -524,6 +590,7 @@ async function testMaintenance(r: Rotation): Promise<void> {
     return;
   }
   await r.requireApplied(pending.username);
+  await r.requireSignIn(pending.username, pending.password);
 }
 
 async function finishMaintenance(r: Rotation): Promise<void> {
@@ -623,6 +690,7 @@ async function testReboot(r: Rotation): Promise<void> {
       if (!user) throw new Error(`user "${username}" does not exist on broker ${r.brokerId}`);
       if (!user.pendingChange) {
         log('testSecret: the broker is RUNNING with the new password applied', r.fields({ username }));
+        await r.requireSignIn(username, pending.password);
         return;
       }
       if (rebootedAt === undefined) {

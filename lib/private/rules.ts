@@ -55,4 +55,6 @@ export const ROTATION_TAGS = {
   mode: 'cdk-mq-user:rotation',
   /** The stack whose rotation function may rotate the secret: the function's only grant on secrets. */
   stackId: 'cdk-mq-user:rotation-stack-id',
+  /** `true`: sign in to the broker with new credentials before promoting them (`verifySignIn`). */
+  verifySignIn: 'cdk-mq-user:verify-sign-in',
 } as const;
