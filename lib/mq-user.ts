@@ -100,7 +100,9 @@ export interface MqUserProps {
    * created by hand, by the broker's own `users` list, or by an MqUser elsewhere that was retained. The
    * resource records that it adopted the user, so the rollback of the deploy that adopted it never deletes it;
    * a user that did not exist is created and recorded as created, and that deploy's rollback removes it. The
-   * flag never reaches the broker: turning it off later writes nothing and reboots nothing.
+   * flag never reaches the broker: turning it off later writes nothing and reboots nothing. With `addRotation`,
+   * the alternate user (`<username>_clone`) is adopted too, with the password the secret's rotation labels say it
+   * holds: a rotated user moves to another stack with its alternate.
    *
    * @default false
    */
@@ -292,11 +294,11 @@ export class MqUser extends Construct {
     if (errors.length > 0) throw new Error(`MqUser ${this.node.path}: ${errors.join('; ')}`);
 
     const alternateUsername = `${props.username}${ALTERNATE_SUFFIX}`;
-    // Everything the primary has but the name, and never AdoptExisting: an alternate is always this resource's own.
+    // Everything the primary has but the name. AdoptExisting too: a move to another stack (README "Moving a user")
+    // adopts the alternate the old stack retained along with the user.
     const alternateProperties: MqUserResourceProperties = {
       ...this.properties,
       Username: alternateUsername,
-      AdoptExisting: undefined,
       RotationEnabled: true,
     };
     const { resource: alternate, declared } = this.userResource('AlternateResource', alternateProperties, true);

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, CfnWaitConditionHandle, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserRotationApply } from '../lib';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
@@ -186,6 +186,20 @@ async function deploy(props: AppProps = {}): Promise<World> {
     onRotation: checker.onRotation,
   });
   const world = { stack, driver, checker, secretArn, mode: props.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW };
+  worlds.push(world);
+  checker.check('after deploy');
+  return world;
+}
+
+/** A driver and a client checker for the rotated secret of a deployed stack. */
+function watch(stack: EmulatedStack, secretArn: string): World {
+  const checker = new ClientChecker(mq, secretArn, BROKER, [USERNAME, ALTERNATE]);
+  const driver = new RotationDriver(cfn, stack, {
+    timeoutMs: FUNCTION_TIMEOUT_MS,
+    afterStep: (record) => checker.check(`after ${record.step} (attempt ${record.attempt})`),
+    onRotation: checker.onRotation,
+  });
+  const world = { stack, driver, checker, secretArn, mode: MqUserRotationApply.MAINTENANCE_WINDOW };
   worlds.push(world);
   checker.check('after deploy');
   return world;
@@ -695,6 +709,73 @@ describe('issue 15: rotation that can never lock a client out', () => {
     expectCompleted(await w.driver.rotate(w.secretArn)); // the window applied it: promoted
     expect(credentials(w).username).toBe(ALTERNATE);
     expectCheckerGreen(w);
+  });
+
+  test('finding 3: a rotated user moves to another stack of the same app as README "Moving a user" says', async () => {
+    // One app, two stacks: `Orders` (the old declaration) and `OrdersV2` (the new one).
+    const moveApp = (old: 'destroy' | 'retain' | 'removed', next: boolean) => {
+      const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
+      const app = new App({ outdir });
+      for (const [name, declared] of [
+        ['Orders', old !== 'removed'],
+        ['OrdersV2', next],
+      ] as const) {
+        const stack = new Stack(app, name);
+        // The old stack has other resources: a stack without any is not deployed, but deleted.
+        if (name === 'Orders') new CfnWaitConditionHandle(stack, 'OtherResource');
+        if (!declared) continue;
+        const user = new MqUser(stack, 'Orders', {
+          broker: MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(BROKER)),
+          username: USERNAME,
+          groups: ['orders'],
+          ...(name === 'Orders' && old === 'retain' ? { removalPolicy: RemovalPolicy.RETAIN } : {}),
+          ...(name === 'OrdersV2' ? { adoptExisting: true } : {}),
+        });
+        user.addRotation({ automaticallyAfter: Duration.days(9) });
+      }
+      app.synth();
+      return outdir;
+    };
+    const oldStack = cfn.stack('Orders');
+    expect(await oldStack.deploy(moveApp('destroy', false))).toEqual({ status: 'CREATE_COMPLETE' });
+    const [oldSecret] = Object.values(oldStack.physicalIdsOf('AWS::SecretsManager::Secret'));
+    const old = watch(oldStack, oldSecret);
+    expectCompleted(await firstRotation(old));
+    mq.advance(8 * DAY);
+    expectCompleted(await old.driver.rotate(oldSecret)); // the alternate is AWSCURRENT: it must move too
+    expect(credentials(old).username).toBe(ALTERNATE);
+
+    // 1. The old declaration retains its users; 2. the new stack adopts both (one app: it synthesizes).
+    expect(await oldStack.deploy(moveApp('retain', false))).toEqual({ status: 'UPDATE_COMPLETE' });
+    const newStack = cfn.stack('OrdersV2');
+    const both = moveApp('retain', true);
+    expect(await newStack.deploy(both)).toEqual({ status: 'CREATE_COMPLETE' });
+    const template = JSON.parse(fs.readFileSync(path.join(both, 'OrdersV2.template.json'), 'utf8'));
+    const adopted = Object.entries<{ Type: string }>(template.Resources)
+      .filter(([, r]) => r.Type === 'Custom::MqUser')
+      .map(([id]) => newStack.physicalId(id))
+      .sort();
+    expect(adopted).toEqual([`${BROKER}/${USERNAME}?owner=adopted`, `${BROKER}/${ALTERNATE}?owner=adopted`].sort());
+    // Clients now read the new stack's secret (README): the old one is no longer watched.
+    old.checker.dispose();
+    const [newSecret] = Object.values(newStack.physicalIdsOf('AWS::SecretsManager::Secret'));
+    const moved = watch(newStack, newSecret);
+    expectCompleted(await firstRotation(moved));
+
+    // 3. The old declaration goes: its resources are dropped without a delete.
+    const before = mq.calls.length;
+    expect(await oldStack.deploy(moveApp('removed', true))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.mqCalls(before, 'DeleteUser')).toEqual([]);
+    expect(mq.rotationOf(oldSecret)).toBeUndefined();
+    mq.advance(8 * DAY); // a window applies what the adoption and the new rotation sent
+    expectCompleted(await moved.driver.rotate(newSecret));
+    expect(credentials(moved).username).toBe(ALTERNATE);
+    expect(
+      ourUsers()
+        .map((u) => u.username)
+        .sort(),
+    ).toEqual([USERNAME, ALTERNATE].sort());
+    expectCheckerGreen(moved);
   });
 });
 

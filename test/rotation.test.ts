@@ -102,7 +102,7 @@ describe('the users of a rotation', () => {
     expect(Object.keys(template.toJSON().Resources).filter((id) => id.startsWith('CdkMqUserRotation'))).toEqual([]);
   });
 
-  test('never lets the alternate adopt a user, also when the primary adopts one', () => {
+  test('adopts the alternate along with the user, and only then (issue 15: moves of rotated users)', () => {
     const stack = newStack();
     const user = new MqUser(stack, 'Orders', {
       broker: activeMq(stack),
@@ -112,7 +112,10 @@ describe('the users of a rotation', () => {
     user.addRotation();
     const template = Template.fromStack(stack);
     template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service', AdoptExisting: true });
-    template.hasResourceProperties('Custom::MqUser', {
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service_clone', AdoptExisting: true });
+    const other = newStack(new App(), 'Other');
+    new MqUser(other, 'Orders', { broker: activeMq(other), username: 'orders-service' }).addRotation();
+    Template.fromStack(other).hasResourceProperties('Custom::MqUser', {
       Username: 'orders-service_clone',
       AdoptExisting: Match.absent(),
     });
