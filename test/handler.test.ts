@@ -827,6 +827,18 @@ describe('Update', () => {
       expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
     });
 
+    test('creates a rotated user moved to another broker with the password a REBOOT rotation in flight sent it (issue 15, finding 1)', async () => {
+      // A REBOOT rotation labels its pending version MQUSER_SENT (no stagedFor) and promotes it once the broker
+      // (the tagged one: now the new broker) has applied the user.
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).rejects(notFound());
+      await run(updateEvent({ ...rotated, BrokerId: OTHER_BROKER_ID }, rotated));
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: STAGED });
+    });
+
     test('fails turning rotation off while AWSCURRENT names the alternate, before writing anything (issue 15, finding 2)', async () => {
       versions({ AWSCURRENT: { username: ALTERNATE, password: PASSWORD } });
       mq.on(DescribeUserCommand).resolves(holding());

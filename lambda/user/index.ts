@@ -518,7 +518,10 @@ async function readPasswordToRestore(
   user: UserIdentity,
 ): Promise<string | undefined> {
   try {
-    return await readPassword(aws, props, user);
+    // A rotated user made on another broker or under another name: the labelled password (`creationPassword`).
+    return await (props.RotationEnabled
+      ? creationPassword(aws, props as UserProperties, user)
+      : readPassword(aws, props, user));
   } catch (error) {
     // Unknown counts as no rollback: failing a forward deploy is safe, skipping a password is not.
     if ((await aws.isRollingBack()) !== true) throw error;
