@@ -312,6 +312,7 @@ export class MqUser extends Construct {
 
     const rotationFunction = MqUserRotationFunction.getOrCreate(this);
     rotationFunction.allow(props.broker, applyBy, options.verifySignIn ?? false);
+    if (options.verifySignIn) this.warnIfSignInUnreachable(props.broker);
     const schedule = new secretsmanager.RotationSchedule(this, 'Rotation', {
       secret: this.secret,
       rotationLambda: rotationFunction.reference,
@@ -354,6 +355,23 @@ export class MqUser extends Construct {
     };
     declareUser(this.props.broker, declared);
     return { resource, declared };
+  }
+
+  /**
+   * `verifySignIn` signs in over the network: a broker of this app that is not publicly accessible is reachable
+   * only from its VPC, where the rotation function runs only when `MqUserProvider` was given one.
+   */
+  private warnIfSignInUnreachable(broker: amazonmq.IBrokerRef): void {
+    const cfn = asCfnBroker(broker);
+    if (!cfn || Token.isUnresolved(cfn.publiclyAccessible) || cfn.publiclyAccessible === true) return;
+    if (MqUserProvider.getOrCreate(this)._settings.vpc) return;
+    Annotations.of(this).addWarningV2(
+      'cdk-mq-user:verifySignInUnreachable',
+      `broker ${brokerLabel(broker)} is not publicly accessible, and the rotation function runs outside any VPC: ` +
+        "verifySignIn cannot reach it and no password would ever be promoted. Give MqUserProvider the broker's " +
+        'VPC and a security group the broker admits on port 61614 (MqUserProvider.getOrCreate(stack, { vpc, ' +
+        'securityGroups }) before the first MqUser)',
+    );
   }
 
   /** What can be told about the broker at synth time: its engine, its authentication, its own users. */

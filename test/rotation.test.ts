@@ -11,7 +11,7 @@ import {
   aws_logs as logs,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 import { activeMq } from './fixtures/brokers';
 import { findings, isolatedVpc, suppressed, validate } from './fixtures/validation';
@@ -387,6 +387,22 @@ describe('the rotation function', () => {
       ),
     );
     expect(tags).toEqual(expect.arrayContaining([{ Key: 'cdk-mq-user:verify-sign-in', Value: 'true' }, undefined]));
+  });
+
+  test.each<[string, boolean, { publiclyAccessible: boolean; vpc: boolean }]>([
+    ['a private broker and a function outside any VPC', true, { publiclyAccessible: false, vpc: false }],
+    ['a private broker and a function in a VPC', false, { publiclyAccessible: false, vpc: true }],
+    ['a public broker', false, { publiclyAccessible: true, vpc: false }],
+  ])('verifySignIn with %s: warns verifySignInUnreachable: %s', (_case, warned, { publiclyAccessible, vpc }) => {
+    const stack = newStack();
+    if (vpc) MqUserProvider.getOrCreate(stack, { vpc: isolatedVpc(stack) });
+    const broker = activeMq(stack, 'Broker', { publiclyAccessible });
+    new MqUser(stack, 'A', { broker, username: 'a-service' }).addRotation({ verifySignIn: true });
+    const warnings = Annotations.fromStack(stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('verifySignIn cannot reach it.*cdk-mq-user:verifySignInUnreachable'),
+    );
+    expect(warnings).toHaveLength(warned ? 1 : 0);
   });
 
   test('adds no statement for verifySignIn with REBOOT: it describes the broker already', () => {
