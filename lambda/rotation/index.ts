@@ -682,6 +682,7 @@ async function testReboot(r: Rotation): Promise<void> {
         if (now === 'RUNNING')
           throw new Error(`DescribeUser of "${username}" on broker ${r.brokerId} was refused (400)`);
         lastState = now;
+        unconfirmed = false; // the broker left RUNNING: a reboot is under way, and it applies the password
         log('testSecret: the broker left RUNNING meanwhile: waiting for it', r.fields({ state: now }));
         if (r.aws.deadline.remainingMs() <= rotationTiming.pollMs) throw stillRebooting(r, now, username);
         await sleep(rotationTiming.pollMs);
