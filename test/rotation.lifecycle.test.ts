@@ -777,6 +777,34 @@ describe('issue 15: rotation that can never lock a client out', () => {
     ).toEqual([USERNAME, ALTERNATE].sort());
     expectCheckerGreen(moved);
   });
+
+  test('finding 5 (hostile): a MAINTENANCE_WINDOW rotation that runs while the broker reboots (user calls refused) holds and succeeds', async () => {
+    const w = await deploy();
+    mq.applyPendingChanges(BROKER);
+    // A maintenance window's reboot is under way when the immediate rotation runs: Amazon MQ refuses user calls.
+    mq.callsOutsideRunning = 'reject';
+    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+    const r1 = await firstRotation(w);
+    expectCompleted(r1); // not failed, no retry: the staged password is simply not sent yet
+    expect(stagesOf(w, 'MQUSER_STAGED')!.stages).toEqual(['MQUSER_STAGED']);
+    // Without mq:DescribeBroker (the MAINTENANCE_WINDOW role has none).
+    expect(r1.steps.flatMap((step) => step.calls).filter((c) => c.operation === 'DescribeBroker')).toEqual([]);
+    mq.setBrokerState(BROKER, 'RUNNING');
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // holds, sends the staged password now
+    expect(stagesOf(w, 'MQUSER_STAGED')!.stages).toEqual(['MQUSER_SENT', 'MQUSER_STAGED']);
+    // The next rotation runs during a window's reboot again: it cannot tell whether the password is applied.
+    mq.advance(8 * DAY);
+    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+    expectCompleted(await w.driver.rotate(w.secretArn));
+    expect(credentials(w).username).toBe(USERNAME);
+    mq.setBrokerState(BROKER, 'RUNNING');
+    mq.applyPendingChanges(BROKER);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes
+    expect(credentials(w).username).toBe(ALTERNATE);
+    expect(mq.mqCalls(0, 'RebootBroker')).toEqual([]);
+    expectCheckerGreen(w);
+  });
 });
 
 async function deleteUserOutOfBand(username: string, brokerId = BROKER) {
