@@ -41,4 +41,23 @@ export interface MqUserRotationOptions {
    * @default MqUserRotationApply.MAINTENANCE_WINDOW
    */
   readonly applyBy?: MqUserRotationApply;
+
+  /**
+   * Sign in to the broker with the new credentials before promoting them.
+   *
+   * The rotation function then opens one STOMP connection over TLS to the broker's `stomp+ssl://` endpoint (port
+   * 61614, as DescribeBroker reports it) with the new username and password, and makes them `AWSCURRENT` only
+   * once the broker answers `CONNECTED`: a proof against every state-tracking mistake (a user re-created or
+   * changed out of band, for example). With `MAINTENANCE_WINDOW`, a staged password the broker refuses is
+   * replaced by a new one; an unreachable broker makes the rotation hold. With `REBOOT`, the rotation fails and
+   * Secrets Manager retries it; `AWSCURRENT` is unchanged.
+   *
+   * What it costs: the function needs network reach to the broker (for a private broker, give `MqUserProvider`
+   * the broker's VPC, subnets and a security group the broker admits on port 61614; a public broker needs a
+   * function with Internet access, that is no VPC or one with a NAT), `mq:DescribeBroker` on the broker, and
+   * one sign-in per rotation, seen by the broker (and its logs) as a client connection of the alternating user.
+   *
+   * @default false
+   */
+  readonly verifySignIn?: boolean;
 }

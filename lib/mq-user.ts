@@ -107,7 +107,9 @@ export interface MqUserProps {
    * created by hand, by the broker's own `users` list, or by an MqUser elsewhere that was retained. The
    * resource records that it adopted the user, so the rollback of the deploy that adopted it never deletes it;
    * a user that did not exist is created and recorded as created, and that deploy's rollback removes it. The
-   * flag never reaches the broker: turning it off later writes nothing and reboots nothing.
+   * flag never reaches the broker: turning it off later writes nothing and reboots nothing. With `addRotation`,
+   * the alternate user (`<username>_clone`) is adopted too, with the password the secret's rotation labels say it
+   * holds: a rotated user moves to another stack with its alternate.
    *
    * @default false
    */
@@ -299,11 +301,11 @@ export class MqUser extends Construct {
     if (errors.length > 0) throw new Error(`MqUser ${this.node.path}: ${errors.join('; ')}`);
 
     const alternateUsername = `${props.username}${ALTERNATE_SUFFIX}`;
-    // Everything the primary has but the name, and never AdoptExisting: an alternate is always this resource's own.
+    // Everything the primary has but the name. AdoptExisting too: a move to another stack (README "Moving a user")
+    // adopts the alternate the old stack retained along with the user.
     const alternateProperties: MqUserResourceProperties = {
       ...this.properties,
       Username: alternateUsername,
-      AdoptExisting: undefined,
       RotationEnabled: true,
     };
     const { resource: alternate, declared } = this.userResource('AlternateResource', alternateProperties, true);
@@ -316,6 +318,7 @@ export class MqUser extends Construct {
       Alternate: (alternate.node.defaultChild as CfnResource).logicalId,
       ApplyBy: applyBy,
       IntervalSeconds: automaticallyAfter.toSeconds(),
+      ...(options.verifySignIn ? { VerifySignIn: true } : {}),
     };
     (this.secret.node.defaultChild as CfnResource).addMetadata(ROTATION_BINDING_KEY, binding);
     // Tags never regenerate a secret (a changed generateSecretString would). The function's grant on secrets is by
@@ -325,7 +328,8 @@ export class MqUser extends Construct {
     Tags.of(this.secret).add(ROTATION_TAGS.stackId, Aws.STACK_ID);
 
     const rotationFunction = MqUserRotationFunction.getOrCreate(this);
-    rotationFunction.allow(props.broker, applyBy);
+    rotationFunction.allow(props.broker, applyBy, options.verifySignIn ?? false);
+    if (options.verifySignIn) this.warnIfSignInUnreachable(props.broker);
     const schedule = new secretsmanager.RotationSchedule(this, 'Rotation', {
       secret: this.secret,
       rotationLambda: rotationFunction.reference,
@@ -368,6 +372,23 @@ export class MqUser extends Construct {
     };
     declareUser(this.props.broker, declared);
     return { resource, declared };
+  }
+
+  /**
+   * `verifySignIn` signs in over the network: a broker of this app that is not publicly accessible is reachable
+   * only from its VPC, where the rotation function runs only when `MqUserProvider` was given one.
+   */
+  private warnIfSignInUnreachable(broker: amazonmq.IBrokerRef): void {
+    const cfn = asCfnBroker(broker);
+    if (!cfn || Token.isUnresolved(cfn.publiclyAccessible) || cfn.publiclyAccessible === true) return;
+    if (MqUserProvider.getOrCreate(this)._settings.vpc) return;
+    Annotations.of(this).addWarningV2(
+      'cdk-mq-user:verifySignInUnreachable',
+      `broker ${brokerLabel(broker)} is not publicly accessible, and the rotation function runs outside any VPC: ` +
+        "verifySignIn cannot reach it and no password would ever be promoted. Give MqUserProvider the broker's " +
+        'VPC and a security group the broker admits on port 61614 (MqUserProvider.getOrCreate(stack, { vpc, ' +
+        'securityGroups }) before the first MqUser)',
+    );
   }
 
   /** What can be told about the broker at synth time: its engine, its authentication, its own users. */

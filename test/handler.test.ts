@@ -809,6 +809,77 @@ describe('Update', () => {
       expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: PASSWORD });
     });
 
+    test('creates a rotated user again with the password a rotation sent it, never another (issue 15, finding 1)', async () => {
+      // A rotation promotes the MQUSER_SENT version once the user is applied: created with AWSCURRENT's password,
+      // the user would be applied with a password the promoted version does not hold.
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: BROKER_ID },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).rejects(notFound());
+      await run(updateEvent(rotated, rotated));
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: STAGED });
+      expect(mq).not.toHaveReceivedCommandWith(CreateUserCommand, { Password: PASSWORD });
+    });
+
+    test('creates a rotated user (rotation turned back on) with the password a rotation sent it (issue 15, finding 1)', async () => {
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: BROKER_ID },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).rejects(notFound());
+      await run(createEvent(rotated));
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: STAGED });
+    });
+
+    test('adopts a rotated user with the password the labels say it holds, not the declared one (issue 15, finding 1)', async () => {
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED, stagedFor: BROKER_ID },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).resolves(holding());
+      await run(createEvent({ ...rotated, AdoptExisting: true }));
+      expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: STAGED });
+      expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+    });
+
+    test('creates a rotated user moved to another broker with the password a REBOOT rotation in flight sent it (issue 15, finding 1)', async () => {
+      // A REBOOT rotation labels its pending version MQUSER_SENT (no stagedFor) and promotes it once the broker
+      // (the tagged one: now the new broker) has applied the user.
+      versions({
+        MQUSER_SENT: { username: 'orders-service', password: STAGED },
+        AWSCURRENT: { username: ALTERNATE, password: PASSWORD },
+      });
+      mq.on(DescribeUserCommand).rejects(notFound());
+      await run(updateEvent({ ...rotated, BrokerId: OTHER_BROKER_ID }, rotated));
+      expect(mq).toHaveReceivedCommandWith(CreateUserCommand, { ...USER, Password: STAGED });
+    });
+
+    test('fails turning rotation off while AWSCURRENT names the alternate, before writing anything (issue 15, finding 2)', async () => {
+      versions({ AWSCURRENT: { username: ALTERNATE, password: PASSWORD } });
+      mq.on(DescribeUserCommand).resolves(holding());
+      await expect(run(updateEvent(rotated, { PasswordVersion: '1' }))).rejects.toThrow(
+        /cannot turn rotation off for user "orders-service" on broker .*: AWSCURRENT of secret .* names its alternate "orders-service_clone", which this deploy would delete .*Nothing was deleted\. Rotate the secret until AWSCURRENT names "orders-service"/,
+      );
+      expect(mq).not.toHaveReceivedCommand(UpdateUserCommand);
+      expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
+    });
+
+    test('turns rotation off when AWSCURRENT names the user itself', async () => {
+      versions({ AWSCURRENT: { username: 'orders-service', password: PASSWORD } });
+      mq.on(DescribeUserCommand).resolves(holding());
+      const response = await run(updateEvent(rotated, { PasswordVersion: '1' }));
+      expect(response.PhysicalResourceId).toBe(physicalId(rotated));
+    });
+
+    test('warns, never fails, when a rollback turns rotation off while AWSCURRENT names the alternate', async () => {
+      stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
+      versions({ AWSCURRENT: { username: ALTERNATE, password: PASSWORD } });
+      mq.on(DescribeUserCommand).resolves(holding());
+      await run(updateEvent(rotated, { PasswordVersion: '1' }));
+      expect(warnings.join('\n')).toContain('rotation is turned off while AWSCURRENT names the alternate user');
+    });
+
     test('restores the previous user of a rolled-back rename with the password it holds', async () => {
       stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
       versions({

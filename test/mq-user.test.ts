@@ -686,6 +686,42 @@ describe('validation', () => {
     );
   });
 
+  test.each<[string, { old: RemovalPolicy | undefined; adopt: boolean; sameStack?: boolean }, boolean]>([
+    [
+      'a move between stacks: the old one retains, the new one adopts',
+      { old: RemovalPolicy.RETAIN, adopt: true },
+      true,
+    ],
+    [
+      'RETAIN_ON_UPDATE_OR_DELETE counts as retaining',
+      { old: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, adopt: true },
+      true,
+    ],
+    ['the old one would delete the adopted user', { old: undefined, adopt: true }, false],
+    ['neither adopts', { old: RemovalPolicy.RETAIN, adopt: false }, false],
+    [
+      'one stack (a move within a stack is one deploy)',
+      { old: RemovalPolicy.RETAIN, adopt: true, sameStack: true },
+      false,
+    ],
+  ])('a username twice in one app: %s (issue 15)', (_case, { old, adopt, sameStack }, accepted) => {
+    const app = new App();
+    const a = newStack(app, 'A');
+    const b = sameStack ? a : newStack(app, 'B');
+    for (const [stack, id, props] of [
+      [a, 'User', { removalPolicy: old }],
+      [b, 'Moved', { adoptExisting: adopt }],
+    ] as const) {
+      new MqUser(stack, id, {
+        broker: MqBroker.fromBrokerArn(stack, `Shared${id}`, BROKER_ARN),
+        username: 'orders-service',
+        ...props,
+      }).addRotation();
+    }
+    if (accepted) expect(() => app.synth()).not.toThrow();
+    else expect(() => app.synth()).toThrow(/username "orders-service" is declared twice/);
+  });
+
   test('accepts usernames with dots that are not only dots', () => {
     const stack = newStack();
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders.service.' });

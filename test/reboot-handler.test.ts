@@ -20,6 +20,8 @@ import { BROKER_ID, OTHER_STACK_ID, STACK_ID, lambdaContext, rebootEvent } from 
 import { CloudFormationAtWork, resourceDetail } from './fixtures/proof';
 
 const mq = mockClient(MqClient);
+/** The previous properties of a deploy that changed orders-service (its resolved state). */
+const ORDERS_CHANGED = { UserStates: ['state-of-billing', 'older-state-of-orders'] };
 const cloudFormation = mockClient(CloudFormationClient);
 const atWork = new CloudFormationAtWork(cloudFormation, 'Custom::MqBrokerReboot');
 
@@ -136,7 +138,7 @@ describe('onEvent', () => {
 
   test.each([
     ['a state resolved at deploy time (UserStates)', { UserStates: ['state-of-billing', 'older-state-of-orders'] }],
-    ['the synth-time digest', { UsersDigest: 'older' }],
+    ['the synth-time digest and a state', { UsersDigest: 'older', UserStates: ['state-of-billing', 'older-orders'] }],
     ['a username only known at deploy time', { Usernames: ['billing-service', 'orders-old'] }],
   ])('reboots when %s changed and a covered user is pending', async (_case, old) => {
     brokerIn('RUNNING');
@@ -144,6 +146,41 @@ describe('onEvent', () => {
     const response = await onEvent(rebootEvent('Update', { old }), lambdaContext());
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
     expect(response.Data).toMatchObject({ Action: 'REBOOTED', HadPending: 'true' });
+  });
+
+  test('does not reboot a deploy that only removed users while a rotation has a password staged (issue 15, finding 4)', async () => {
+    // MAINTENANCE_WINDOW staged a password for orders-service: pending UPDATE, not this deploy's.
+    brokerIn('RUNNING');
+    pendingUsers('orders-service');
+    const response = await onEvent(
+      rebootEvent('Update', {
+        props: { Usernames: ['orders-service'], UserStates: ['state-of-orders'] },
+        old: { Usernames: ['billing-service', 'orders-service'], UserStates: ['state-of-billing', 'state-of-orders'] },
+      }),
+      lambdaContext(),
+    );
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    expect(response.Data.Action).toBe('NONE');
+  });
+
+  test('does not reboot for a pending change of a user this deploy left alone (issue 15, finding 4)', async () => {
+    brokerIn('RUNNING');
+    pendingUsers('orders-service'); // billing-service changed and is applied already; orders-service is not ours
+    const response = await onEvent(
+      rebootEvent('Update', { old: { UserStates: ['older-billing', 'state-of-orders'] } }),
+      lambdaContext(),
+    );
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
+    expect(response.Data.Action).toBe('NONE');
+  });
+
+  test('is complete once the users this deploy changed are applied, whatever else stays pending (issue 15, finding 4)', async () => {
+    brokerIn('RUNNING');
+    pendingUsers('billing-service'); // a rotation's staged password: never waited for, never rebooted again for
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(120_000) }), lambdaContext()),
+    ).resolves.toEqual({ IsComplete: true });
+    expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
   test('does not reboot when UserStates changed but the broker shows nothing covered pending', async () => {
@@ -244,7 +281,9 @@ describe('onEvent', () => {
 describe('isComplete', () => {
   test('keeps waiting while the broker reboots', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(10_000) }), lambdaContext())).resolves.toEqual({
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(10_000) }), lambdaContext()),
+    ).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).not.toHaveReceivedCommand(ListUsersCommand);
@@ -255,7 +294,9 @@ describe('isComplete', () => {
       .resolvesOnce({ BrokerState: 'RUNNING', EngineType: 'ACTIVEMQ' })
       .resolves({ BrokerState: 'REBOOT_IN_PROGRESS', EngineType: 'ACTIVEMQ' });
     mq.on(ListUsersCommand).rejects(refusedReboot());
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(10_000) }), lambdaContext())).resolves.toEqual({
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(10_000) }), lambdaContext()),
+    ).resolves.toEqual({
       IsComplete: false,
     });
   });
@@ -263,16 +304,18 @@ describe('isComplete', () => {
   test('fails when ListUsers is refused while the broker stays RUNNING', async () => {
     brokerIn('RUNNING');
     mq.on(ListUsersCommand).rejects(refusedReboot());
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(10_000) }), lambdaContext())).rejects.toThrow(
-      /ListUsers on broker/,
-    );
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(10_000) }), lambdaContext()),
+    ).rejects.toThrow(/ListUsers on broker/);
   });
 
   test('is complete when the broker is RUNNING and the covered users that were pending are applied', async () => {
     brokerIn('RUNNING');
     // Another user's change (not covered by this stack) does not hold the deploy.
     pendingUsers('someone-else');
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(30_000) }), lambdaContext())).resolves.toEqual({
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(30_000) }), lambdaContext()),
+    ).resolves.toEqual({
       IsComplete: true,
     });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
@@ -281,7 +324,9 @@ describe('isComplete', () => {
   test('is not complete right after RebootBroker while the broker still says RUNNING with users pending', async () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(2_000) }), lambdaContext())).resolves.toEqual({
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(2_000) }), lambdaContext()),
+    ).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
@@ -291,7 +336,10 @@ describe('isComplete', () => {
     // RebootBroker returned, the broker still says RUNNING and nothing was pending to prove the reboot happened.
     brokerIn('RUNNING');
     await expect(
-      isComplete(rebootEvent('Update', { data: requestedAgo(5_000, 'REBOOTED', false) }), lambdaContext()),
+      isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(5_000, 'REBOOTED', false) }),
+        lambdaContext(),
+      ),
     ).resolves.toEqual({ IsComplete: false });
   });
 
@@ -299,7 +347,10 @@ describe('isComplete', () => {
     rebootTiming.settleMs = 1_000;
     brokerIn('RUNNING');
     await expect(
-      isComplete(rebootEvent('Update', { data: requestedAgo(1_500, 'REBOOTED', false) }), lambdaContext()),
+      isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(1_500, 'REBOOTED', false) }),
+        lambdaContext(),
+      ),
     ).resolves.toEqual({ IsComplete: true });
   });
 
@@ -307,7 +358,10 @@ describe('isComplete', () => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
     await expect(
-      isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+      isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(120_000, 'WAITING') }),
+        lambdaContext(),
+      ),
     ).resolves.toEqual({ IsComplete: false });
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
   });
@@ -317,7 +371,10 @@ describe('isComplete', () => {
     pendingUsers('orders-service');
     // 140 s after the request: outside the first 15 s of a minute, so this poll only waits.
     await expect(
-      isComplete(rebootEvent('Update', { data: requestedAgo(140_000, 'WAITING') }), lambdaContext()),
+      isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(140_000, 'WAITING') }),
+        lambdaContext(),
+      ),
     ).resolves.toEqual({ IsComplete: false });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
@@ -327,7 +384,9 @@ describe('isComplete', () => {
     mq.on(ListUsersCommand)
       .resolvesOnce({ Users: [{ Username: 'a-user' }], NextToken: 'page-2' })
       .resolves({ Users: [{ Username: 'orders-service', PendingChange: 'UPDATE' }] });
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(5_000) }), lambdaContext())).resolves.toEqual({
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(5_000) }), lambdaContext()),
+    ).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).toHaveReceivedCommandWith(ListUsersCommand, { NextToken: 'page-2' });
@@ -339,7 +398,9 @@ describe('isComplete', () => {
       .resolves({ BrokerState: 'REBOOT_IN_PROGRESS', EngineType: 'ACTIVEMQ' });
     pendingUsers('orders-service');
     mq.on(RebootBrokerCommand).rejects(refusedReboot());
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(120_000) }), lambdaContext())).resolves.toEqual({
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(120_000) }), lambdaContext()),
+    ).resolves.toEqual({
       IsComplete: false,
     });
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
@@ -347,21 +408,23 @@ describe('isComplete', () => {
 
   test('fails clearly when the broker does not come back within the timeout', async () => {
     brokerIn('REBOOT_IN_PROGRESS');
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(901_000) }), lambdaContext())).rejects.toThrow(
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(901_000) }), lambdaContext()),
+    ).rejects.toThrow(
       `broker ${BROKER_ID} did not return to RUNNING with its users' changes applied within 15 minutes (state REBOOT_IN_PROGRESS)`,
     );
   });
 
   test('fails when the broker goes to an unexpected state', async () => {
     brokerIn('CRITICAL_ACTION_REQUIRED');
-    await expect(isComplete(rebootEvent('Update', { data: requestedAgo(60_000) }), lambdaContext())).rejects.toThrow(
-      `broker ${BROKER_ID} went to state CRITICAL_ACTION_REQUIRED while rebooting`,
-    );
+    await expect(
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(60_000) }), lambdaContext()),
+    ).rejects.toThrow(`broker ${BROKER_ID} went to state CRITICAL_ACTION_REQUIRED while rebooting`);
   });
 
   test.each(['SKIPPED_ROLLBACK', 'NONE'])('is complete at once after %s', async (action) => {
     await expect(
-      isComplete(rebootEvent('Update', { data: requestedAgo(0, action) }), lambdaContext()),
+      isComplete(rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(0, action) }), lambdaContext()),
     ).resolves.toEqual({ IsComplete: true });
     expect(mq).not.toHaveReceivedAnyCommand();
   });
@@ -388,7 +451,7 @@ describe('serves its own stack only', () => {
     pendingUsers('orders-service');
     await expect(
       isComplete(
-        rebootEvent('Update', { stackId: OTHER_STACK_ID, data: requestedAgo(120_000, 'WAITING') }),
+        rebootEvent('Update', { old: ORDERS_CHANGED, stackId: OTHER_STACK_ID, data: requestedAgo(120_000, 'WAITING') }),
         lambdaContext(),
       ),
     ).rejects.toThrow(`refused an event of stack ${OTHER_STACK_ID}`);

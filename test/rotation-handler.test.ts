@@ -31,9 +31,17 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { retryTiming } from '../lambda/shared/retry';
-import { LABELS, ROTATION_TAGS, handler, rotationTiming, stagedVersionId } from '../lambda/rotation/index';
+import {
+  LABELS,
+  ROTATION_TAGS,
+  handler,
+  rotationTiming,
+  signInOptions,
+  stagedVersionId,
+} from '../lambda/rotation/index';
 import { ROTATION_BINDING_KEY } from '../lib/private/rules';
 import { resourceDetail, validationError } from './fixtures/proof';
+import { ActiveMq, startActiveMq } from './support/activemq';
 import {
   BROKER_ID,
   OTHER_BROKER_ID,
@@ -117,6 +125,19 @@ class World {
   reboots = 0;
   /** When set, RebootBroker answers 400 and the broker starts someone else's reboot. */
   concurrentReboot = false;
+  /**
+   * RebootBroker is asynchronous: after an accepted one the broker keeps saying RUNNING, its changes pending, for
+   * this many more DescribeBroker answers, then REBOOT_IN_PROGRESS (0: at once, the convenient answer).
+   */
+  rebootStartsAfterPolls = 0;
+  rebootStartsIn?: number;
+  /**
+   * Amazon MQ refuses user calls with 400 while the broker is not RUNNING ("expect user calls to fail with 400
+   * outside RUNNING", unverified): DescribeUser too (UpdateUser always does here).
+   */
+  refuseUserCallsWhileRebooting = false;
+  /** The broker's wire endpoints (DescribeBroker's `BrokerInstances[].Endpoints`). */
+  endpoints: string[] = ['ssl://localhost:61617', 'stomp+ssl://localhost:61614'];
   readonly users = new Map<string, User>();
   /** Every password the world has seen: none may appear in a log line or an error. */
   readonly secretsSeen = new Set<string>([PASSWORD]);
@@ -305,11 +326,24 @@ function installMocks(): void {
         world.applyPending();
         world.brokerState = 'RUNNING';
       }
-      return { BrokerId: BROKER_ID, BrokerState: world.brokerState as never, EngineType: 'ACTIVEMQ' as never };
+      const answer = {
+        BrokerId: BROKER_ID,
+        BrokerState: world.brokerState as never,
+        EngineType: 'ACTIVEMQ' as never,
+        BrokerInstances: [{ Endpoints: world.endpoints }],
+      };
+      if (world.rebootStartsIn !== undefined && --world.rebootStartsIn <= 0) {
+        world.rebootStartsIn = undefined;
+        world.brokerState = 'REBOOT_IN_PROGRESS'; // right after this answer said RUNNING
+      }
+      return answer;
     }),
   );
   mq.on(DescribeUserCommand).callsFake(async (input: { Username: string }) =>
     world.call('DescribeUser', () => {
+      if (world.refuseUserCallsWhileRebooting && world.brokerState !== 'RUNNING') {
+        throw new BadRequestException({ message: 'broker not running', $metadata: { httpStatusCode: 400 } as never });
+      }
       const user = world.users.get(input.Username);
       if (!user) {
         throw new NotFoundException({
@@ -370,7 +404,8 @@ function installMocks(): void {
         });
       }
       world.reboots++;
-      world.brokerState = 'REBOOT_IN_PROGRESS';
+      if (world.rebootStartsAfterPolls > 0) world.rebootStartsIn = world.rebootStartsAfterPolls;
+      else world.brokerState = 'REBOOT_IN_PROGRESS';
       return {};
     }),
   );
@@ -744,7 +779,7 @@ describe('REBOOT', () => {
       `broker ${BROKER_ID} is still rebooting (REBOOT_IN_PROGRESS)`,
     );
     expect(world.valueOf('AWSCURRENT')!.username).toBe(PRIMARY);
-    expect(world.labelsOf(token)).toEqual(['AWSPENDING', LABELS.rebooted, LABELS.sent]);
+    expect(world.labelsOf(token)).toEqual(['AWSPENDING', LABELS.rebooted, LABELS.rebootRequested, LABELS.sent]);
 
     world.rebootPolls = 3;
     await rotate(token); // Secrets Manager retries the whole rotation with the same token
@@ -896,6 +931,228 @@ describe('crash safety', () => {
       }
     }
   }
+});
+
+describe('issue 15: a rebooting broker, and one reboot per rotation', () => {
+  test('MAINTENANCE_WINDOW: a rotation during a window reboot (user calls refused) holds and succeeds, without DescribeBroker (finding 5b)', async () => {
+    world.refuseUserCallsWhileRebooting = true;
+    world.brokerState = 'REBOOT_IN_PROGRESS';
+    world.rebootPolls = Number.POSITIVE_INFINITY; // the window's reboot outlasts the rotation
+    const first = await rotate(); // stages; setSecret cannot send: nothing is labelled sent
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    const stagedId = stagedVersionId(first);
+    expect(world.labelsOf(stagedId)).toEqual([LABELS.staged]);
+    expect(world.calls).not.toContain('DescribeBroker'); // the MAINTENANCE_WINDOW role has no mq:DescribeBroker
+    world.brokerState = 'RUNNING';
+    world.applyPending();
+    await rotate(); // holds, and sends the staged password now
+    expect(world.labelsOf(stagedId)).toEqual([LABELS.sent, LABELS.staged]);
+    // The next window reboots while the third rotation runs: it cannot tell whether anything is applied: holds.
+    world.brokerState = 'REBOOT_IN_PROGRESS';
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(PRIMARY);
+    world.brokerState = 'RUNNING';
+    world.applyPending();
+    await rotate(); // promotes what the alternate holds
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+    expect(world.calls).not.toContain('DescribeBroker');
+    expect(world.calls).not.toContain('RebootBroker');
+  });
+
+  test('MAINTENANCE_WINDOW: fails loudly on a 400 that names a field of the request (a bad request never passes)', async () => {
+    mq.on(UpdateUserCommand).rejects(
+      new BadRequestException({
+        message: 'invalid groups',
+        ErrorAttribute: 'groups',
+        $metadata: { httpStatusCode: 400 } as never,
+      }),
+    );
+    const token = newToken();
+    startRotation(token);
+    await invoke('createSecret', token);
+    await expect(invoke('setSecret', token)).rejects.toThrow(/UpdateUser .* failed/);
+    expect(world.labelsOf(stagedVersionId(token))).toEqual([LABELS.staged]);
+  });
+
+  test('REBOOT: DescribeUser refused because the broker left RUNNING right after saying RUNNING: testSecret waits, one reboot (finding 5a)', async () => {
+    world.binding.ApplyBy = 'REBOOT'; // the mode is bound in the secret's metadata (the tag decides nothing)
+    world.refuseUserCallsWhileRebooting = true;
+    world.rebootStartsAfterPolls = 1; // RebootBroker accepted; the next DescribeBroker still says RUNNING
+    world.rebootPolls = 2;
+    const token = await rotate();
+    expect(world.reboots).toBe(1);
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+    expect(world.labelsOf(token)).toEqual(['AWSCURRENT', 'AWSPENDING']);
+  });
+
+  test('REBOOT: a crash after any call of testSecret, the reboot asynchronous: never a second reboot (finding 6)', async () => {
+    // The premise of the settle period: an accepted reboot leaves RUNNING within it (three polls here, on a busy
+    // machine far longer than 3 × 2 ms).
+    rotationTiming.settleMs = 1_000;
+    let crashes = 0;
+    for (let afterCall = 1; ; afterCall++) {
+      world = new World();
+      world.binding.ApplyBy = 'REBOOT'; // the mode is bound in the secret's metadata (the tag decides nothing)
+      world.rebootStartsAfterPolls = 3; // the broker says RUNNING for three more answers after RebootBroker
+      world.rebootPolls = 2;
+      const token = newToken();
+      startRotation(token);
+      await invoke('createSecret', token);
+      await invoke('setSecret', token);
+      world.armCrash(afterCall);
+      const crashed = await invoke('testSecret', token).then(
+        () => false,
+        (error: Error) => error.message.includes('LambdaCrash'),
+      );
+      world.armCrash(undefined);
+      expectClientsServed();
+      if (!crashed) break;
+      crashes++;
+      await rotate(token); // Secrets Manager retries the whole rotation at once, the broker still RUNNING
+      expect({ afterCall, reboots: world.reboots }).toEqual({ afterCall, reboots: 1 });
+      expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+    }
+    expect(crashes).toBeGreaterThan(3);
+  });
+
+  test('REBOOT: a crash between recording the reboot and asking for it: the retry reboots once, after a settle period (finding 6)', async () => {
+    world.binding.ApplyBy = 'REBOOT'; // the mode is bound in the secret's metadata (the tag decides nothing)
+    world.rebootPolls = 2;
+    const token = newToken();
+    startRotation(token);
+    await invoke('createSecret', token);
+    await invoke('setSecret', token);
+    mq.on(RebootBrokerCommand).callsFakeOnce(async () => {
+      throw new Crash(); // the runtime dies before the request leaves
+    });
+    await expect(invoke('testSecret', token)).rejects.toThrow('LambdaCrash');
+    expect(world.labelsOf(token)).toContain(LABELS.rebootRequested);
+    expect(world.reboots).toBe(0);
+    installMocks(); // the next invocation's RebootBroker reaches Amazon MQ
+    await rotate(token);
+    expect(world.reboots).toBe(1);
+    expect(world.valueOf('AWSCURRENT')!.username).toBe(ALTERNATE);
+  });
+});
+
+describe('issue 15: verifySignIn against a real ActiveMQ broker (STOMP over TLS)', () => {
+  // The passwords the real broker holds: the primary's, and the alternate's (as a rotation set and a reboot applied).
+  const HELD = 'He1d7by8the9brokr0for1alternat3x';
+  const WRONG = 'Wr0ng7pw8the9brokr0never1get2it3';
+  let broker: ActiveMq;
+
+  beforeAll(async () => {
+    broker = await startActiveMq({
+      users: [
+        { username: PRIMARY, password: PASSWORD, groups: ['orders-consumers'] },
+        { username: ALTERNATE, password: HELD, groups: ['orders-consumers'] },
+      ],
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await broker?.stop();
+    signInOptions.ca = undefined;
+  });
+
+  beforeEach(() => {
+    signInOptions.ca = broker.ca;
+    signInOptions.timeoutMs = 5_000;
+    world.binding.VerifySignIn = true;
+    world.endpoints = [`ssl://localhost:${broker.stompPort}`, `stomp+ssl://localhost:${broker.stompSslPort}`];
+    world.secretsSeen.add(HELD);
+    world.secretsSeen.add(WRONG);
+  });
+
+  /** The state after setSecret and the reboot of a REBOOT rotation: T holds `password` for the alternate. */
+  function rebootedWith(password: string): string {
+    world.binding.ApplyBy = 'REBOOT'; // the mode is bound in the secret's metadata (the tag decides nothing)
+    const token = newToken();
+    world.versions.set(token, { value: secretString(ALTERNATE, password), stages: new Set() });
+    world.moveLabel('AWSPENDING', token);
+    world.moveLabel(LABELS.sent, token);
+    // The user handler's view: no pending change (DescribeUser cannot show which password).
+    world.users.get(ALTERNATE)!.applied!.password = password;
+    return token;
+  }
+
+  test('REBOOT: the right password is accepted and promoted', async () => {
+    const token = rebootedWith(HELD);
+    await invoke('testSecret', token);
+    await invoke('finishSecret', token);
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: ALTERNATE, password: HELD });
+    expect(world.calls).toContain('DescribeBroker');
+  });
+
+  test('REBOOT: a password the broker refuses is never promoted, and never printed', async () => {
+    // A state-tracking mistake: every label and DescribeUser say "applied", the broker holds another password.
+    const token = rebootedWith(WRONG);
+    const error = (await invoke('testSecret', token).catch((e: Error) => e)) as Error;
+    expect(error.message).toMatch(
+      /verifySignIn: the broker refused the new credentials of user "orders-service_clone" .*: not promoting them; AWSCURRENT is unchanged/,
+    );
+    expect(error.message).toMatch(/\(User name \[orders-service_clone\] or password is invalid\.\)/); // ActiveMQ's ERROR
+    expect(error.message).not.toContain(WRONG);
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+  });
+
+  test('REBOOT: an unreachable broker leaves AWSCURRENT alone', async () => {
+    const token = rebootedWith(HELD);
+    await broker.stop(); // nothing listens on the endpoint any more
+    const error = (await invoke('testSecret', token).catch((e: Error) => e)) as Error;
+    expect(error.message).toMatch(/could not be reached with the new credentials .*could not reach localhost:\d+/);
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    broker = await startActiveMq({
+      users: [
+        { username: PRIMARY, password: PASSWORD, groups: ['orders-consumers'] },
+        { username: ALTERNATE, password: HELD, groups: ['orders-consumers'] },
+      ],
+    });
+  }, 90_000);
+
+  /** A MAINTENANCE_WINDOW secret whose alternate was staged and sent `password`, and is applied (per DescribeUser). */
+  function stagedAndSent(password: string): string {
+    const stagedId = 'staged-version';
+    world.versions.set(stagedId, {
+      value: JSON.stringify({ username: ALTERNATE, password, stagedFor: BROKER_ID }),
+      stages: new Set([LABELS.staged, LABELS.sent]),
+    });
+    world.users.get(ALTERNATE)!.applied!.password = password;
+    return stagedId;
+  }
+
+  test('MAINTENANCE_WINDOW: the right staged password is signed in with and promoted', async () => {
+    stagedAndSent(HELD);
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: ALTERNATE, password: HELD });
+  });
+
+  test('MAINTENANCE_WINDOW: a staged password the broker refuses is replaced by a new one, never promoted', async () => {
+    const stale = stagedAndSent(WRONG);
+    world.users.get(ALTERNATE)!.applied!.password = HELD; // what the broker really holds
+    const token = await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    expect(world.labelsOf(stale)).toEqual([]);
+    const restaged = stagedVersionId(token);
+    expect(world.labelsOf(restaged)).toEqual([LABELS.sent, LABELS.staged]);
+    expect(JSON.parse(world.versions.get(restaged)!.value!).password).not.toBe(WRONG);
+  });
+
+  test('MAINTENANCE_WINDOW: an unreachable broker makes the rotation hold', async () => {
+    const stagedId = stagedAndSent(HELD);
+    world.endpoints = ['stomp+ssl://localhost:1']; // nothing listens there
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: PRIMARY, password: PASSWORD });
+    expect(world.labelsOf(stagedId)).toEqual([LABELS.sent, LABELS.staged]); // kept for the next rotation
+  });
+
+  test('without verifySignIn, no sign-in and no DescribeBroker in MAINTENANCE_WINDOW', async () => {
+    delete world.binding.VerifySignIn;
+    stagedAndSent(HELD);
+    await rotate();
+    expect(world.valueOf('AWSCURRENT')).toEqual({ username: ALTERNATE, password: HELD });
+    expect(world.calls).not.toContain('DescribeBroker');
+  });
 });
 
 describe('validation', () => {

@@ -7,8 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Duration, Stack } from 'aws-cdk-lib';
-import { MqBroker, MqUser, MqUserRotationApply } from '../lib';
+import { App, CfnWaitConditionHandle, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { MqBroker, MqBrokerReboot, MqUser, MqUserRotationApply } from '../lib';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
 import { ClientChecker, RotationDriver, RotationResult, RotationStep, STEPS } from './support/secrets-rotation';
@@ -146,14 +146,19 @@ interface AppProps {
   days?: number;
   groups?: string[];
   brokerId?: string;
+  /** Another MqUser of the broker, `billing-service`, without rotation. */
+  billing?: boolean;
+  /** An MqBrokerReboot of the broker. */
+  reboot?: boolean;
 }
 
 function synth(props: AppProps = {}): string {
   const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
   const app = new App({ outdir });
   const stack = new Stack(app, 'Orders');
+  const broker = MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(props.brokerId ?? BROKER));
   const user = new MqUser(stack, 'Orders', {
-    broker: MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(props.brokerId ?? BROKER)),
+    broker,
     username: USERNAME,
     groups: props.groups ?? ['orders'],
   });
@@ -163,6 +168,8 @@ function synth(props: AppProps = {}): string {
       applyBy: props.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW,
     });
   }
+  if (props.billing) new MqUser(stack, 'Billing', { broker, username: 'billing-service', groups: ['billing'] });
+  if (props.reboot) new MqBrokerReboot(stack, 'Reboot', { broker });
   app.synth();
   return outdir;
 }
@@ -179,6 +186,20 @@ async function deploy(props: AppProps = {}): Promise<World> {
     onRotation: checker.onRotation,
   });
   const world = { stack, driver, checker, secretArn, mode: props.applyBy ?? MqUserRotationApply.MAINTENANCE_WINDOW };
+  worlds.push(world);
+  checker.check('after deploy');
+  return world;
+}
+
+/** A driver and a client checker for the rotated secret of a deployed stack. */
+function watch(stack: EmulatedStack, secretArn: string): World {
+  const checker = new ClientChecker(mq, secretArn, BROKER, [USERNAME, ALTERNATE]);
+  const driver = new RotationDriver(cfn, stack, {
+    timeoutMs: FUNCTION_TIMEOUT_MS,
+    afterStep: (record) => checker.check(`after ${record.step} (attempt ${record.attempt})`),
+    onRotation: checker.onRotation,
+  });
+  const world = { stack, driver, checker, secretArn, mode: MqUserRotationApply.MAINTENANCE_WINDOW };
   worlds.push(world);
   checker.check('after deploy');
   return world;
@@ -368,7 +389,8 @@ describe('issue 10: rotation', () => {
     await firstRotation(w);
     mq.advance(8 * DAY);
     const before = credentials(w);
-    mq.inject({ operation: 'DescribeUser', fault: 'badRequest', times: Infinity });
+    // Amazon MQ fails every DescribeUser (a 400 would make the rotation hold instead: issue 15, finding 5).
+    mq.inject({ operation: 'DescribeUser', fault: 'internal', times: Infinity });
     const failed = await w.driver.rotate(w.secretArn, { attempts: 2 });
     expect(failed.completed).toBe(false);
     expect(credentials(w)).toEqual(before);
@@ -607,6 +629,191 @@ describe('issue 10: rotation', () => {
     });
   });
 });
+
+describe('issue 15: rotation that can never lock a client out', () => {
+  test('finding 1 (hostile): rotation turned off and on again: the alternate is created again with the password sent to it, so the promotion signs in', async () => {
+    const w = await deploy();
+    expectCompleted(await firstRotation(w)); // stages the alternate's new password and sends it
+    const sent = JSON.parse(stagesOf(w, 'MQUSER_SENT')!.value!);
+    expect(sent.username).toBe(ALTERNATE);
+    expect(await w.stack.deploy(synth({ rotate: false }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    mq.advance(8 * DAY); // a window applies the deletion of the alternate
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    expect(await w.stack.deploy(synth())).toEqual({ status: 'UPDATE_COMPLETE' });
+    // The labels still say the alternate was sent `sent`: the alternate is created with exactly that password.
+    expect(mq.user(BROKER, ALTERNATE)?.pending).toMatchObject({ change: 'CREATE', password: sent.password });
+    expectCompleted(await firstRotation(w)); // the new schedule's immediate rotation: the alternate is pending: holds
+    expect(credentials(w).username).toBe(USERNAME);
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes
+    expect(credentials(w)).toEqual({ username: ALTERNATE, password: sent.password });
+    expectCheckerGreen(w);
+  });
+
+  test('finding 1 (hostile): an alternate deleted out of band after its new password was sent, created again by a deploy, gets that password', async () => {
+    const w = await deploy();
+    expectCompleted(await firstRotation(w));
+    const sent = JSON.parse(stagesOf(w, 'MQUSER_SENT')!.value!);
+    await deleteUserOutOfBand(ALTERNATE);
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    // README "Troubleshooting": deploy a change to the MqUser to create the user again.
+    expect(await w.stack.deploy(synth({ groups: ['orders', 'audit'] }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.user(BROKER, ALTERNATE)?.pending).toMatchObject({ change: 'CREATE', password: sent.password });
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes what the alternate holds
+    expect(credentials(w)).toEqual({ username: ALTERNATE, password: sent.password });
+    expectCheckerGreen(w);
+  });
+
+  test('finding 2 (hostile): turning rotation off while AWSCURRENT names the alternate fails before anything is deleted; after rotating back it succeeds', async () => {
+    const w = await deploy();
+    await firstRotation(w);
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes the alternate
+    expect(credentials(w).username).toBe(ALTERNATE);
+    const refused = await w.stack.deploy(synth({ rotate: false }));
+    expect(refused.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    expect(refused.reason).toMatch(
+      /cannot turn rotation off for user "orders-service" .* names its alternate "orders-service_clone".*Nothing was deleted/,
+    );
+    expect(mq.mqCalls(0, 'DeleteUser')).toEqual([]);
+    expect(mq.rotationOf(w.secretArn)).toBeDefined();
+    expect(credentials(w).username).toBe(ALTERNATE); // the rollback restored the secret's tags, nothing else
+    mq.advance(8 * DAY); // clients keep signing in: the checker runs every minute
+    expectCompleted(await w.driver.rotate(w.secretArn)); // stages the primary
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes it
+    expect(credentials(w).username).toBe(USERNAME);
+    // The alternate's credentials were AWSCURRENT until this promotion: the clients read the secret again before
+    // rotation is turned off (README "Turning rotation off"), then its deletion locks no one out.
+    w.checker.clientsRefreshed();
+    expect(await w.stack.deploy(synth({ rotate: false }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    mq.advance(8 * DAY);
+    expect(mq.user(BROKER, ALTERNATE)).toBeUndefined();
+    expect(mq.authenticates(BROKER, USERNAME, credentials(w).password)).toBe(true);
+    expectCheckerGreen(w);
+  });
+
+  test("finding 4 (hostile): with MqBrokerReboot, a deploy that only removes another user does not reboot for the rotation's staged password", async () => {
+    const w = await deploy({ billing: true, reboot: true });
+    expect(mq.reboots(BROKER)).toBe(1); // the first deploy created the users: rebooted for them
+    mq.finishReboot(BROKER);
+    expectCompleted(await firstRotation(w)); // stages the alternate's password: pending UPDATE
+    expect(mq.user(BROKER, ALTERNATE)?.pending?.change).toBe('UPDATE');
+    const before = mq.calls.length;
+    expect(await w.stack.deploy(synth({ reboot: true }))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.mqCalls(before, 'RebootBroker')).toEqual([]);
+    expect(mq.user(BROKER, ALTERNATE)?.pending?.change).toBe('UPDATE'); // still the window's to apply
+    expect(mq.user(BROKER, 'billing-service')?.pending?.change).toBe('DELETE');
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // the window applied it: promoted
+    expect(credentials(w).username).toBe(ALTERNATE);
+    expectCheckerGreen(w);
+  });
+
+  test('finding 3: a rotated user moves to another stack of the same app as README "Moving a user" says', async () => {
+    // One app, two stacks: `Orders` (the old declaration) and `OrdersV2` (the new one).
+    const moveApp = (old: 'destroy' | 'retain' | 'removed', next: boolean) => {
+      const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
+      const app = new App({ outdir });
+      for (const [name, declared] of [
+        ['Orders', old !== 'removed'],
+        ['OrdersV2', next],
+      ] as const) {
+        const stack = new Stack(app, name);
+        // The old stack has other resources: a stack without any is not deployed, but deleted.
+        if (name === 'Orders') new CfnWaitConditionHandle(stack, 'OtherResource');
+        if (!declared) continue;
+        const user = new MqUser(stack, 'Orders', {
+          broker: MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(BROKER)),
+          username: USERNAME,
+          groups: ['orders'],
+          ...(name === 'Orders' && old === 'retain' ? { removalPolicy: RemovalPolicy.RETAIN } : {}),
+          ...(name === 'OrdersV2' ? { adoptExisting: true } : {}),
+        });
+        user.addRotation({ automaticallyAfter: Duration.days(9) });
+      }
+      app.synth();
+      return outdir;
+    };
+    const oldStack = cfn.stack('Orders');
+    expect(await oldStack.deploy(moveApp('destroy', false))).toEqual({ status: 'CREATE_COMPLETE' });
+    const [oldSecret] = Object.values(oldStack.physicalIdsOf('AWS::SecretsManager::Secret'));
+    const old = watch(oldStack, oldSecret);
+    expectCompleted(await firstRotation(old));
+    mq.advance(8 * DAY);
+    expectCompleted(await old.driver.rotate(oldSecret)); // the alternate is AWSCURRENT: it must move too
+    expect(credentials(old).username).toBe(ALTERNATE);
+
+    // 1. The old declaration retains its users; 2. the new stack adopts both (one app: it synthesizes).
+    expect(await oldStack.deploy(moveApp('retain', false))).toEqual({ status: 'UPDATE_COMPLETE' });
+    const newStack = cfn.stack('OrdersV2');
+    const both = moveApp('retain', true);
+    expect(await newStack.deploy(both)).toEqual({ status: 'CREATE_COMPLETE' });
+    const template = JSON.parse(fs.readFileSync(path.join(both, 'OrdersV2.template.json'), 'utf8'));
+    const adopted = Object.entries<{ Type: string }>(template.Resources)
+      .filter(([, r]) => r.Type === 'Custom::MqUser')
+      .map(([id]) => newStack.physicalId(id))
+      .sort();
+    expect(adopted).toEqual([`${BROKER}/${USERNAME}?owner=adopted`, `${BROKER}/${ALTERNATE}?owner=adopted`].sort());
+    // Clients now read the new stack's secret (README): the old one is no longer watched.
+    old.checker.dispose();
+    const [newSecret] = Object.values(newStack.physicalIdsOf('AWS::SecretsManager::Secret'));
+    const moved = watch(newStack, newSecret);
+    expectCompleted(await firstRotation(moved));
+
+    // 3. The old declaration goes: its resources are dropped without a delete.
+    const before = mq.calls.length;
+    expect(await oldStack.deploy(moveApp('removed', true))).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(mq.mqCalls(before, 'DeleteUser')).toEqual([]);
+    expect(mq.rotationOf(oldSecret)).toBeUndefined();
+    mq.advance(8 * DAY); // a window applies what the adoption and the new rotation sent
+    expectCompleted(await moved.driver.rotate(newSecret));
+    expect(credentials(moved).username).toBe(ALTERNATE);
+    expect(
+      ourUsers()
+        .map((u) => u.username)
+        .sort(),
+    ).toEqual([USERNAME, ALTERNATE].sort());
+    expectCheckerGreen(moved);
+  });
+
+  test('finding 5 (hostile): a MAINTENANCE_WINDOW rotation that runs while the broker reboots (user calls refused) holds and succeeds', async () => {
+    const w = await deploy();
+    mq.applyPendingChanges(BROKER);
+    // A maintenance window's reboot is under way when the immediate rotation runs: Amazon MQ refuses user calls.
+    mq.callsOutsideRunning = 'reject';
+    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+    const r1 = await firstRotation(w);
+    expectCompleted(r1); // not failed, no retry: the staged password is simply not sent yet
+    expect(stagesOf(w, 'MQUSER_STAGED')!.stages).toEqual(['MQUSER_STAGED']);
+    // Without mq:DescribeBroker (the MAINTENANCE_WINDOW role has none).
+    expect(r1.steps.flatMap((step) => step.calls).filter((c) => c.operation === 'DescribeBroker')).toEqual([]);
+    mq.setBrokerState(BROKER, 'RUNNING');
+    mq.advance(8 * DAY);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // holds, sends the staged password now
+    expect(stagesOf(w, 'MQUSER_STAGED')!.stages).toEqual(['MQUSER_SENT', 'MQUSER_STAGED']);
+    // The next rotation runs during a window's reboot again: it cannot tell whether the password is applied.
+    mq.advance(8 * DAY);
+    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+    expectCompleted(await w.driver.rotate(w.secretArn));
+    expect(credentials(w).username).toBe(USERNAME);
+    mq.setBrokerState(BROKER, 'RUNNING');
+    mq.applyPendingChanges(BROKER);
+    expectCompleted(await w.driver.rotate(w.secretArn)); // promotes
+    expect(credentials(w).username).toBe(ALTERNATE);
+    expect(mq.mqCalls(0, 'RebootBroker')).toEqual([]);
+    expectCheckerGreen(w);
+  });
+});
+
+async function deleteUserOutOfBand(username: string, brokerId = BROKER) {
+  const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
+  await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
+    new DeleteUserCommand({ BrokerId: brokerId, Username: username }),
+  );
+  mq.applyPendingChanges(brokerId);
+}
 
 function otherOf(username: string): string {
   return username.endsWith('_clone') ? username.slice(0, -'_clone'.length) : `${username}_clone`;

@@ -12,7 +12,7 @@ import {
   aws_logs as logs,
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProvider, MqUserRotationApply } from '../lib';
 import { activeMq } from './fixtures/brokers';
 import { findings, isolatedVpc, suppressed, validate } from './fixtures/validation';
@@ -103,7 +103,7 @@ describe('the users of a rotation', () => {
     expect(Object.keys(template.toJSON().Resources).filter((id) => id.startsWith('CdkMqUserRotation'))).toEqual([]);
   });
 
-  test('never lets the alternate adopt a user, also when the primary adopts one', () => {
+  test('adopts the alternate along with the user, and only then (issue 15: moves of rotated users)', () => {
     const stack = newStack();
     const user = new MqUser(stack, 'Orders', {
       broker: activeMq(stack),
@@ -113,7 +113,10 @@ describe('the users of a rotation', () => {
     user.addRotation();
     const template = Template.fromStack(stack);
     template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service', AdoptExisting: true });
-    template.hasResourceProperties('Custom::MqUser', {
+    template.hasResourceProperties('Custom::MqUser', { Username: 'orders-service_clone', AdoptExisting: true });
+    const other = newStack(new App(), 'Other');
+    new MqUser(other, 'Orders', { broker: activeMq(other), username: 'orders-service' }).addRotation();
+    Template.fromStack(other).hasResourceProperties('Custom::MqUser', {
       Username: 'orders-service_clone',
       AdoptExisting: Match.absent(),
     });
@@ -389,6 +392,55 @@ describe('the rotation function', () => {
       expect.arrayContaining(['secretsmanager:PutSecretValue']),
       ['mq:DescribeUser', 'mq:UpdateUser'],
       ['cloudformation:ListStackResources', 'cloudformation:DescribeStackResource'],
+    ]);
+  });
+
+  test('may describe a MAINTENANCE_WINDOW broker only where verifySignIn asks for it (issue 15)', () => {
+    const stack = newStack();
+    const broker = MqBroker.fromBrokerArn(stack, 'Shared', BROKER_ARN);
+    const other = MqBroker.fromBrokerArn(stack, 'Other', OTHER_ARN);
+    new MqUser(stack, 'A', { broker, username: 'a-service' }).addRotation({ verifySignIn: true });
+    new MqUser(stack, 'B', { broker: other, username: 'b-service' }).addRotation();
+    const template = Template.fromStack(stack);
+    const statements = rotationStatements(template);
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('mq:DescribeBroker'))).toEqual([
+      { Action: 'mq:DescribeBroker', Effect: 'Allow', Resource: BROKER_ARN },
+    ]);
+    // Bound at synth in the secret's metadata, like the mode: a tag anyone may set decides nothing.
+    const bindings = Object.values(resourcesOfType(template, 'AWS::SecretsManager::Secret')).map(
+      (secret) =>
+        (secret as { Metadata?: Record<string, { VerifySignIn?: boolean }> }).Metadata?.['cdk-mq-user:rotation'],
+    );
+    expect(bindings.map((binding) => binding?.VerifySignIn)).toEqual(expect.arrayContaining([true, undefined]));
+    expect(JSON.stringify(template.toJSON())).not.toContain('verify-sign-in');
+  });
+
+  test.each<[string, boolean, { publiclyAccessible: boolean; vpc: boolean }]>([
+    ['a private broker and a function outside any VPC', true, { publiclyAccessible: false, vpc: false }],
+    ['a private broker and a function in a VPC', false, { publiclyAccessible: false, vpc: true }],
+    ['a public broker', false, { publiclyAccessible: true, vpc: false }],
+  ])('verifySignIn with %s: warns verifySignInUnreachable: %s', (_case, warned, { publiclyAccessible, vpc }) => {
+    const stack = newStack();
+    if (vpc) MqUserProvider.getOrCreate(stack, { vpc: isolatedVpc(stack) });
+    const broker = activeMq(stack, 'Broker', { publiclyAccessible });
+    new MqUser(stack, 'A', { broker, username: 'a-service' }).addRotation({ verifySignIn: true });
+    const warnings = Annotations.fromStack(stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('verifySignIn cannot reach it.*cdk-mq-user:verifySignInUnreachable'),
+    );
+    expect(warnings).toHaveLength(warned ? 1 : 0);
+  });
+
+  test('adds no statement for verifySignIn with REBOOT: it describes the broker already', () => {
+    const stack = newStack();
+    const broker = MqBroker.fromBrokerArn(stack, 'Shared', BROKER_ARN);
+    new MqUser(stack, 'A', { broker, username: 'a-service' }).addRotation({
+      applyBy: MqUserRotationApply.REBOOT,
+      verifySignIn: true,
+    });
+    const statements = rotationStatements(Template.fromStack(stack));
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('mq:DescribeBroker'))).toEqual([
+      { Action: ['mq:DescribeBroker', 'mq:RebootBroker'], Effect: 'Allow', Resource: BROKER_ARN },
     ]);
   });
 

@@ -14,6 +14,7 @@ import { parseRebootProperties } from '../shared/properties';
 import { ProofUnavailableError } from '../shared/proof';
 import { Deadline } from '../shared/retry';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
+import { decideReboot, usersOfThisDeploy } from './decide';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from '../shared/retry';
@@ -98,11 +99,12 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       log('the broker started rebooting meanwhile: waiting for it', { brokerId: props.BrokerId });
       return respond('WAITING');
     }
-    const covered = props.Usernames.filter((username) => pending.has(username));
-    if (covered.length === 0 && !revisionChanged) {
-      log('no covered user has a pending change: not rebooting', { brokerId: props.BrokerId });
+    const decision = decideReboot({ users: usersOfThisDeploy(props, previous), pending, revisionChanged });
+    if (decision.action === 'NONE') {
+      log(`${decision.why}: not rebooting`, { brokerId: props.BrokerId });
       return respond('NONE');
     }
+    const covered = decision.users;
     const hadPending = covered.length > 0;
     if (await rebootUnlessBusy(aws, props.BrokerId)) {
       log("rebooting the broker to apply its users' pending changes", { brokerId: props.BrokerId, users: covered });
@@ -133,7 +135,9 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     let stillPending: string[] = [];
     const pending = broker.state === 'RUNNING' ? await pendingUnlessRebooting(aws, props.BrokerId) : 'REBOOTING';
     if (pending !== 'REBOOTING') {
-      stillPending = props.Usernames.filter((username) => pending.has(username));
+      // Only this deploy's users: a rotation's staged password or another deploy's change is never waited for.
+      const previous = event.RequestType === 'Update' ? tryParse(event.OldResourceProperties) : undefined;
+      stillPending = usersOfThisDeploy(props, previous).filter((username) => pending.has(username));
       // RebootBroker is asynchronous: the broker may say RUNNING for a while after it. Changes that were pending
       // and are gone prove the reboot happened; without them (a revision reboot), only the settle period does.
       if (stillPending.length === 0 && (event.Data?.HadPending === 'true' || elapsedMs >= rebootTiming.settleMs)) {

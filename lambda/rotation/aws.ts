@@ -145,6 +145,14 @@ export class RotationAws {
     return out.BrokerState ?? 'UNKNOWN';
   }
 
+  /** Every wire endpoint of every instance of the broker (`BrokerInstances[].Endpoints`), for `verifySignIn`. */
+  async brokerEndpoints(brokerId: string): Promise<string[]> {
+    const out = await withRetry({ operation: 'DescribeBroker', brokerId }, this.deadline, (abortSignal) =>
+      sdk().mq.send(new DescribeBrokerCommand({ BrokerId: brokerId }), { abortSignal }),
+    );
+    return (out.BrokerInstances ?? []).flatMap((instance) => instance.Endpoints ?? []);
+  }
+
   /** The user's state, or `undefined` when Amazon MQ answers 404 (the user, or its broker, is gone). */
   async describeUser(brokerId: string, username: string): Promise<RotatedUserState | undefined> {
     try {

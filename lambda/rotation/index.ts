@@ -28,6 +28,10 @@ import { RotationAws, errorNamed, type SecretDescription } from './aws';
 import { parseJsonObject } from '../shared/password';
 import { parsePhysicalResourceId } from '../shared/properties';
 import { LABELS } from '../shared/secret-labels';
+import { stompEndpoints, stompSignIn } from './sign-in';
+
+/** The sign-in options of `verifySignIn`, exported so that tests can trust their broker and shorten the wait. */
+export { signInOptions } from './sign-in';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from '../shared/retry';
@@ -154,6 +158,7 @@ async function boundRotation(aws: RotationAws, secret: SecretDescription): Promi
     brokerId: user.brokerId,
     mode: binding.ApplyBy as RotationMode,
     intervalMs: binding.IntervalSeconds * 1000,
+    verifySignIn: binding.VerifySignIn === true,
     lastRotatedAt: secret.lastRotatedAt,
   };
 }
@@ -177,6 +182,8 @@ export function parseBinding(metadata: string | undefined): RotationBinding | un
     Alternate: binding.Alternate,
     ApplyBy: String(binding.ApplyBy),
     IntervalSeconds: Number(binding.IntervalSeconds),
+    // Metadata keeps JSON types, but a hand-written template may say "true".
+    VerifySignIn: binding.VerifySignIn === true || String(binding.VerifySignIn) === 'true',
   };
 }
 
@@ -185,6 +192,8 @@ interface RotationConfig {
   readonly mode: RotationMode;
   /** The interval declared with the secret. */
   readonly intervalMs: number;
+  /** `verifySignIn`, as declared with the secret. */
+  readonly verifySignIn: boolean;
   /** When Secrets Manager last completed a rotation of the secret (ms since the epoch), if ever. */
   readonly lastRotatedAt?: number;
 }
@@ -198,6 +207,8 @@ export function earliestRebootRotation(lastRotatedAt: number | undefined, interv
   if (lastRotatedAt === undefined) return undefined;
   return lastRotatedAt + intervalMs - Math.min(24 * 3_600_000, intervalMs / 2);
 }
+
+type SignInVerdict = { verdict: 'accepted' } | { verdict: 'refused' | 'unreachable'; reason: string };
 
 /** A version's secret JSON, parsed; its password is registered as sensitive. */
 interface SecretJson {
@@ -246,6 +257,8 @@ class Rotation {
   readonly mode: RotationMode;
   readonly config: RotationConfig;
   private readonly rotationEnabled: boolean;
+  /** `verifySignIn`: new credentials are promoted only after the broker accepted them in a STOMP sign-in. */
+  readonly verifySignIn: boolean;
   /** The secret's labelled versions, kept in step with our own writes during this invocation. */
   private readonly versions: Map<string, Set<string>>;
 
@@ -261,6 +274,44 @@ class Rotation {
     this.config = config;
     this.versions = secret.versions;
     this.rotationEnabled = secret.rotationEnabled;
+    this.verifySignIn = config.verifySignIn;
+  }
+
+  /**
+   * Signs in to the broker as `username` (STOMP over TLS, each `stomp+ssl://` endpoint DescribeBroker reports, until
+   * one answers). `unreachable`: no endpoint answered; nothing is known about the credentials.
+   */
+  async signIn(username: string, password: string): Promise<SignInVerdict> {
+    const endpoints = stompEndpoints(await this.aws.brokerEndpoints(this.brokerId));
+    if (endpoints.length === 0) {
+      return { verdict: 'unreachable', reason: `broker ${this.brokerId} reports no stomp+ssl:// endpoint` };
+    }
+    const problems: string[] = [];
+    for (const endpoint of endpoints) {
+      try {
+        const answer = await stompSignIn(endpoint, username, password);
+        const verdict: SignInVerdict = answer.accepted
+          ? { verdict: 'accepted' }
+          : { verdict: 'refused', reason: answer.reason || 'ERROR frame without a message' };
+        log(`signed in to the broker as the other user: ${verdict.verdict}`, this.fields({ username }));
+        return verdict;
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    return { verdict: 'unreachable', reason: problems.join('; ') };
+  }
+
+  /** `verifySignIn`: fails unless the broker accepts the credentials (nothing is promoted then). */
+  async requireSignIn(username: string, password: string): Promise<void> {
+    if (!this.verifySignIn) return;
+    const result = await this.signIn(username, password);
+    if (result.verdict === 'accepted') return;
+    throw new Error(
+      `verifySignIn: the broker ${result.verdict === 'refused' ? 'refused' : 'could not be reached with'} the new ` +
+        `credentials of user "${username}" on broker ${this.brokerId} (${result.reason}): not promoting them; ` +
+        'AWSCURRENT is unchanged',
+    );
   }
 
   fields(extra: Record<string, string | undefined> = {}) {
@@ -454,21 +505,46 @@ async function createMaintenance(r: Rotation): Promise<void> {
     const staged = await r.read(stagedId);
     const ours = staged.username === other && staged.stagedFor === r.brokerId;
     if (ours && r.has(stagedId, LABELS.sent)) {
-      const state = await r.aws.describeUser(r.brokerId, other);
-      if (state && !state.pendingChange) {
-        const promoted = { ...clientKeys(current), ...clientKeys(staged) };
-        await r.put(r.token, JSON.stringify(promoted), [LABELS.pending]);
-        log('createSecret: the staged password is applied: promoting it', r.fields({ username: other, stagedId }));
-        return;
+      const state = await describeOrRefused(r, other);
+      if (state === 'REFUSED') {
+        warn(
+          'createSecret: the broker refuses user calls (a maintenance window or a reboot in progress): cannot tell ' +
+            'whether the staged password is applied: holding',
+          r.fields({ username: other, stagedId }),
+        );
+      } else if (state && !state.pendingChange) {
+        const verdict = r.verifySignIn ? await r.signIn(other, staged.password) : { verdict: 'accepted' as const };
+        if (verdict.verdict === 'accepted') {
+          const promoted = { ...clientKeys(current), ...clientKeys(staged) };
+          await r.put(r.token, JSON.stringify(promoted), [LABELS.pending]);
+          log('createSecret: the staged password is applied: promoting it', r.fields({ username: other, stagedId }));
+          return;
+        }
+        if (verdict.verdict === 'refused') {
+          // The labels said the user holds this password; the broker says otherwise: stage a new one for it.
+          warn(
+            'createSecret: verifySignIn: the broker refuses the staged password of the other user although it has ' +
+              'no pending change: dropping it and staging a new one (holding)',
+            r.fields({ username: other, stagedId, reason: verdict.reason }),
+          );
+          await r.removeLabel(LABELS.sent, stagedId);
+          await r.removeLabel(LABELS.staged, stagedId);
+          stagedId = undefined;
+        } else {
+          warn(
+            'createSecret: verifySignIn: could not reach the broker to sign in with the staged password: holding',
+            r.fields({ username: other, stagedId, reason: verdict.reason }),
+          );
+        }
       }
-      if (!state) {
+      if (state === undefined) {
         // Holding forever would look like a successful rotation: say loudly that the user is gone.
         warn(
           'createSecret: the other user does not exist on the broker: holding, and no rotation can promote until ' +
             'a deploy creates it again (see "Troubleshooting" in the cdk-mq-user README)',
           r.fields({ username: other, stagedId }),
         );
-      } else {
+      } else if (state !== 'REFUSED' && state.pendingChange) {
         log(
           `createSecret: the staged password is not applied yet (the user is pending ${state.pendingChange}): holding`,
           r.fields({ stagedId }),
@@ -519,8 +595,41 @@ async function setMaintenance(r: Rotation): Promise<void> {
     warn('setSecret: the staged version is for another broker or user: not sending it', r.fields({ stagedId }));
     return;
   }
-  await r.sendPassword(other, staged.password);
+  try {
+    await r.sendPassword(other, staged.password);
+  } catch (error) {
+    if (!refusedByBroker(error)) throw error;
+    // Nothing is labelled sent, so nothing can be promoted: the next rotation holds and sends it again.
+    warn(
+      'setSecret: the broker refuses user calls (a maintenance window or a reboot in progress): the staged password ' +
+        'is not sent; this rotation holds, and the next one sends it',
+      r.fields({ username: other, stagedId, reason: (error as Error).message }),
+    );
+    return;
+  }
   await r.moveLabel(LABELS.sent, stagedId);
+}
+
+/**
+ * Amazon MQ answers user calls with 400 while the broker reboots (a maintenance window, someone's reboot). The
+ * MAINTENANCE_WINDOW function has no `mq:DescribeBroker` (least privilege) to tell that from another 400, and needs
+ * none: its calls are well formed, and every step that meets a refusal holds, which is always safe.
+ */
+function refusedByBroker(error: unknown): boolean {
+  if (!(error instanceof CallError && error.httpStatus === 400)) return false;
+  // A 400 that names a field of the request is a bad request: it never passes, and must fail loudly.
+  return !REQUEST_FIELDS.includes((error.errorAttribute ?? '').toLowerCase());
+}
+
+const REQUEST_FIELDS = ['password', 'username', 'groups', 'consoleaccess', 'replicationuser'];
+
+async function describeOrRefused(r: Rotation, username: string) {
+  try {
+    return await r.aws.describeUser(r.brokerId, username);
+  } catch (error) {
+    if (refusedByBroker(error)) return 'REFUSED' as const;
+    throw error;
+  }
 }
 
 async function testMaintenance(r: Rotation): Promise<void> {
@@ -531,6 +640,7 @@ async function testMaintenance(r: Rotation): Promise<void> {
     return;
   }
   await r.requireApplied(pending.username);
+  await r.requireSignIn(pending.username, pending.password);
 }
 
 async function finishMaintenance(r: Rotation): Promise<void> {
@@ -604,7 +714,11 @@ async function testReboot(r: Rotation): Promise<void> {
   }
   const username = pending.username;
   // A retry of a rotation that rebooted already: its settle period starts now (the reboot's time is not kept).
-  let rebootedAt = r.has(r.token, LABELS.rebooted) ? Date.now() : undefined;
+  // One that asked for a reboot without seeing the answer (`MQUSER_REBOOT_REQUESTED` only) waits a settle period
+  // too: an accepted reboot leaves RUNNING within it; if the broker never does, that request never took effect.
+  const requestedOnly = r.has(r.token, LABELS.rebootRequested) && !r.has(r.token, LABELS.rebooted);
+  let rebootedAt = r.has(r.token, LABELS.rebooted) || requestedOnly ? Date.now() : undefined;
+  let unconfirmed = requestedOnly;
   let lastState = 'REBOOT_IN_PROGRESS';
   // A call that meets the deadline fails with a reason that says nothing of the reboot: say what is going on.
   const polled = async <T>(call: () => Promise<T>): Promise<T> => {
@@ -619,13 +733,34 @@ async function testReboot(r: Rotation): Promise<void> {
     const state = await polled(() => r.aws.brokerState(r.brokerId));
     lastState = state;
     if (state === 'RUNNING') {
-      const user = await polled(() => r.aws.describeUser(r.brokerId, username));
+      const user = await polled(() => describeOrRefused(r, username));
+      if (user === 'REFUSED') {
+        // RebootBroker is asynchronous: the broker said RUNNING, then left it before DescribeUser. Only a broker
+        // that still says RUNNING makes the refusal a failure.
+        const now = await polled(() => r.aws.brokerState(r.brokerId));
+        if (now === 'RUNNING')
+          throw new Error(`DescribeUser of "${username}" on broker ${r.brokerId} was refused (400)`);
+        lastState = now;
+        unconfirmed = false; // the broker left RUNNING: a reboot is under way, and it applies the password
+        log('testSecret: the broker left RUNNING meanwhile: waiting for it', r.fields({ state: now }));
+        if (r.aws.deadline.remainingMs() <= rotationTiming.pollMs) throw stillRebooting(r, now, username);
+        await sleep(rotationTiming.pollMs);
+        continue;
+      }
       if (!user) throw new Error(`user "${username}" does not exist on broker ${r.brokerId}`);
       if (!user.pendingChange) {
         log('testSecret: the broker is RUNNING with the new password applied', r.fields({ username }));
+        await r.requireSignIn(username, pending.password);
         return;
       }
       if (rebootedAt === undefined) {
+        await rebootOnce(r);
+        rebootedAt = Date.now();
+      } else if (unconfirmed && Date.now() - rebootedAt >= rotationTiming.settleMs) {
+        // RUNNING with the password pending a whole settle period after the earlier request: it never reached
+        // Amazon MQ (the function died before or while calling), so this is this rotation's one reboot.
+        log('testSecret: the reboot an earlier attempt asked for never started: rebooting', r.fields({ username }));
+        unconfirmed = false;
         await rebootOnce(r);
         rebootedAt = Date.now();
       } else if (Date.now() - rebootedAt >= rotationTiming.settleMs) {
@@ -634,7 +769,9 @@ async function testReboot(r: Rotation): Promise<void> {
             `${user.pendingChange}: not rebooting it again. Check the broker in the Amazon MQ console`,
         );
       }
-    } else if (state !== 'REBOOT_IN_PROGRESS') {
+    } else if (state === 'REBOOT_IN_PROGRESS') {
+      unconfirmed = false; // the broker is rebooting: whoever asked, that reboot applies the password
+    } else {
       throw new Error(
         `broker ${r.brokerId} is ${state}: Amazon MQ reboots a broker only from RUNNING, and user "${username}" ` +
           'has its new password pending',
@@ -653,25 +790,39 @@ function stillRebooting(r: Rotation, state: string, username: string): Error {
 }
 
 /**
- * RebootBroker, then `MQUSER_REBOOTED` on T. A 400 because the broker has left RUNNING (another reboot, a
- * maintenance window) counts as ours: that reboot applies the password sent before it.
+ * `MQUSER_REBOOT_REQUESTED` on T, RebootBroker, then `MQUSER_REBOOTED` on T. The first label closes the window of
+ * a second reboot: a function that died after an accepted RebootBroker and before recording it would otherwise, on
+ * Secrets Manager's retry, find the broker still RUNNING (the reboot is asynchronous) with the password pending,
+ * and reboot it again. With it, the retry waits a settle period (`testReboot`) and reboots only if the broker never
+ * left RUNNING, which an accepted reboot does. A definite refusal (an answered 4xx) removes the label again. A 400
+ * because the broker has left RUNNING (another reboot, a maintenance window) counts as ours: that reboot applies
+ * the password sent before it.
  */
 async function rebootOnce(r: Rotation): Promise<void> {
+  await r.moveLabel(LABELS.rebootRequested, r.token);
   try {
     await r.aws.rebootBroker(r.brokerId);
     log('testSecret: rebooting the broker to apply the new password', r.fields());
   } catch (error) {
-    if (!(error instanceof CallError && error.httpStatus === 400)) throw error;
-    const state = await r.aws.brokerState(r.brokerId);
-    if (state === 'RUNNING') throw error;
-    log('testSecret: another reboot of the broker started first: waiting for it', r.fields({ state }));
+    const busy = error instanceof CallError && error.httpStatus === 400;
+    if (!busy || (await r.aws.brokerState(r.brokerId)) === 'RUNNING') {
+      // Only a definite refusal (an answered 4xx, no earlier attempt unanswered) proves that no reboot started.
+      const refused =
+        error instanceof CallError &&
+        error.httpStatus !== undefined &&
+        error.httpStatus < 500 &&
+        !error.earlierAttemptMayHaveSucceeded;
+      if (refused) await r.removeLabel(LABELS.rebootRequested, r.token);
+      throw error;
+    }
+    log('testSecret: another reboot of the broker started first: waiting for it', r.fields());
   }
   await r.moveLabel(LABELS.rebooted, r.token);
 }
 
 async function finishReboot(r: Rotation): Promise<void> {
   await promote(r);
-  for (const label of [LABELS.sent, LABELS.rebooted]) {
+  for (const label of [LABELS.sent, LABELS.rebootRequested, LABELS.rebooted]) {
     const holder = r.holder(label);
     if (holder !== undefined) await r.removeLabel(label, holder);
   }

@@ -10,6 +10,8 @@ export const LABELS = {
   staged: 'MQUSER_STAGED',
   /** The version whose password UpdateUser has sent to the broker. */
   sent: 'MQUSER_SENT',
+  /** The version whose rotation is about to call RebootBroker (set before the call: see `rebootOnce`). */
+  rebootRequested: 'MQUSER_REBOOT_REQUESTED',
   /** The version whose rotation already called RebootBroker. */
   rebooted: 'MQUSER_REBOOTED',
 } as const;

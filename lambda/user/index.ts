@@ -29,6 +29,7 @@ import {
 import { ProofUnavailableError } from '../shared/proof';
 import { CallError, Deadline, backoffMs, retryTiming, sleep } from '../shared/retry';
 import { LABELS } from '../shared/secret-labels';
+import { ALTERNATE_SUFFIX } from '../../lib/private/rules';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from '../shared/retry';
@@ -137,9 +138,10 @@ async function onCreate(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   await ensureSupportedBroker(aws, user.brokerId);
-  const password = await readPassword(aws, props, user);
+  const password = await creationPassword(aws, props, user);
   const outcome = await takeUser(aws, props, user, password, { rollingBack: false });
   if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
+  if (props.RotationEnabled) await resendIfRotatedMeanwhile(aws, props, user, password);
   return respond(props, outcome);
 }
 
@@ -150,6 +152,7 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
     event.PhysicalResourceId,
     tryParse(event.OldResourceProperties)?.AdoptExisting,
   );
+  await refuseRotationOffWhileAlternateCurrent(aws, event, props);
   if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current);
 
   const before = await aws.describeUser(user);
@@ -158,8 +161,9 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
       ...user,
       pendingChange: before?.pendingChange,
     });
-    const password = await readPassword(aws, props, user);
+    const password = await creationPassword(aws, props, user);
     const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    if (props.RotationEnabled) await resendIfRotatedMeanwhile(aws, props, user, password);
     return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: made.pendingChange });
   }
   const previous = tryParse(event.OldResourceProperties);
@@ -282,12 +286,17 @@ async function takeUser(
     { ...user },
   );
   // Restoring the user this resource held before: under rotation its password is the rotation's, untouched by
-  // the failed deploy; an adopted user gets the declared password, it is unknown otherwise.
-  const keepRotated = takeover === 'restore' && props.RotationEnabled;
-  const write = needsWrite(desiredState(props, keepRotated ? undefined : password), before!);
+  // the failed deploy. An adopted user gets the declared password (it is unknown otherwise); under rotation, the
+  // password the secret's labels say it holds, so that a version labelled as sent to it stays true (see
+  // `creationPassword`).
+  const rotated = props.RotationEnabled === true;
+  const declared =
+    takeover === 'adopt' && rotated ? await creationPassword(aws, props, user) : rotated ? undefined : password;
+  const write = needsWrite(desiredState(props, declared), before!);
   if (write) {
-    const sent = keepRotated ? await keepRotatedPassword(aws, props, user) : password;
+    const sent = declared ?? (rotated ? await keepRotatedPassword(aws, props, user) : undefined);
     await aws.updateUser(user, desiredState(props, sent));
+    if (rotated && sent !== undefined) await resendIfRotatedMeanwhile(aws, props, user, sent);
   }
   return {
     physicalId: takeover === 'adopt' ? record('adopted') : move.restoreId!,
@@ -489,6 +498,52 @@ async function resendIfRotatedMeanwhile(aws: Aws, props: UserProperties, user: U
   await aws.updateUser(user, desiredState(props, now));
 }
 
+/**
+ * The password to create a user with (or to adopt it with). Without rotation, the secret's. Under rotation, the one
+ * the secret's labels say this user holds (`keepRotatedPassword`): the rotation function promotes a version
+ * labelled `MQUSER_SENT` for this user on this broker once the broker has applied the user, taking the label as
+ * proof that the user holds exactly that password. A user created (again) with any other password would make the
+ * proof false: after the next reboot or window, `AWSCURRENT` would name a password the broker never received.
+ * This is so on every path that makes a rotated user: the deploy that turns rotation (back) on, the re-creation of
+ * a user deleted out of band, adoption.
+ */
+async function creationPassword(aws: Aws, props: UserProperties, user: UserIdentity): Promise<string> {
+  return (await keepRotatedPassword(aws, props, user)) ?? readPassword(aws, props, user);
+}
+
+/**
+ * The deploy that turns rotation off deletes the alternate (in CloudFormation's cleanup phase, where a failure is
+ * never retried and fails nothing). If `AWSCURRENT` names the alternate then, every client is locked out once the
+ * deletion applies. So the primary's Update, which sees `RotationEnabled` go, refuses the deploy before anything
+ * is deleted and says what to do. A rollback is never refused (it would wedge): it warns.
+ */
+async function refuseRotationOffWhileAlternateCurrent(aws: Aws, event: UserEvent, props: UserProperties) {
+  const previous = tryParse(event.OldResourceProperties);
+  if (!previous?.RotationEnabled || props.RotationEnabled || previous.Username.endsWith(ALTERNATE_SUFFIX)) return;
+  const user = identityOf(previous);
+  const alternate = `${previous.Username}${ALTERNATE_SUFFIX}`;
+  const secretString = await aws.secretStringAt(previous.PasswordSecretArn, user, LABELS.current);
+  if (secretString !== undefined) registerSensitive(secretString);
+  const named = secretString === undefined ? undefined : parseJsonObject(secretString)?.username;
+  if (named !== alternate) return;
+  if ((await aws.isRollingBack()) === true) {
+    warn(
+      'rollback: rotation is turned off while AWSCURRENT names the alternate user, which the rollback may delete: ' +
+        'rotate the secret until AWSCURRENT names the user (see "Rotating passwords" in the cdk-mq-user README)',
+      { ...user, alternate, secretArn: previous.PasswordSecretArn },
+    );
+    return;
+  }
+  throw new Error(
+    `cannot turn rotation off for user "${previous.Username}" on broker ${previous.BrokerId} yet: AWSCURRENT of ` +
+      `secret ${previous.PasswordSecretArn} names its alternate "${alternate}", which this deploy would delete ` +
+      '(every client would be locked out). Nothing was deleted. Rotate the secret until AWSCURRENT names ' +
+      `"${previous.Username}" (REBOOT: one more rotation; MAINTENANCE_WINDOW: one rotation stages its password, a ` +
+      'maintenance window applies it, the next rotation promotes it), then deploy again. See "Turning rotation ' +
+      'off" in the cdk-mq-user README.',
+  );
+}
+
 async function readPassword(aws: Aws, props: MqUserResourceProperties, user: UserIdentity): Promise<string> {
   return extractPassword(await aws.secretString(props.PasswordSecretArn, user), props);
 }
@@ -504,7 +559,10 @@ async function readPasswordToRestore(
   user: UserIdentity,
 ): Promise<string | undefined> {
   try {
-    return await readPassword(aws, props, user);
+    // A rotated user made on another broker or under another name: the labelled password (`creationPassword`).
+    return await (props.RotationEnabled
+      ? creationPassword(aws, props as UserProperties, user)
+      : readPassword(aws, props, user));
   } catch (error) {
     // Unknown counts as no rollback: failing a forward deploy is safe, skipping a password is not.
     if ((await aws.isRollingBack()) !== true) throw error;

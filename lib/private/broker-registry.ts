@@ -1,4 +1,13 @@
-import { Annotations, CfnResource, IAspect, Aspects, Stack, Token, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnDeletionPolicy,
+  CfnResource,
+  IAspect,
+  Aspects,
+  Stack,
+  Token,
+  aws_amazonmq as amazonmq,
+} from 'aws-cdk-lib';
 import { Construct, IConstruct } from 'constructs';
 import { MAX_USERS_PER_BROKER } from './rules';
 
@@ -129,10 +138,14 @@ function watchStack(stack: Stack): void {
   Aspects.of(stack).add(aspect);
 }
 
-/** The second MqUser of a literal username on one broker fails, naming the first. */
+/**
+ * The second MqUser of a literal username on one broker fails, naming the first. Except a move between two stacks
+ * of one app (README "Moving a user"): one declaration adopts the user (`adoptExisting`, which a rotation's
+ * alternate takes from its MqUser) and the other retains it (its removal policy), so neither deletes the other's.
+ */
 function checkUsernameOnce({ broker, users }: BrokerUsers, user: DeclaredUser): string[] {
   if (Token.isUnresolved(user.username)) return [];
-  const first = users.find((other) => other.username === user.username);
+  const first = users.find((other) => other.username === user.username && !isMoveBetweenStacks(other, user));
   if (!first || first === user) return [];
   const describe = (u: DeclaredUser) =>
     u.alternateOf ? `${u.path}, the alternate user of the rotation of ${u.alternateOf}` : u.path;
@@ -150,6 +163,20 @@ function checkUsernameOnce({ broker, users }: BrokerUsers, user: DeclaredUser): 
     `username "${user.username}" is declared twice on broker ${brokerLabel(broker)} (${describe(first)} and ` +
       `${describe(user)}): a broker has one user per username; remove one of the two MqUsers or give it another username`,
   ];
+}
+
+function isMoveBetweenStacks(a: DeclaredUser, b: DeclaredUser): boolean {
+  if (a === b || a.stack === b.stack) return false;
+  return (adopts(a) && retains(b)) || (adopts(b) && retains(a));
+}
+
+function adopts(user: DeclaredUser): boolean {
+  return (user.properties as { AdoptExisting?: unknown }).AdoptExisting === true;
+}
+
+function retains(user: DeclaredUser): boolean {
+  const policy = (user.resource.node.defaultChild as CfnResource | undefined)?.cfnOptions.deletionPolicy;
+  return policy === CfnDeletionPolicy.RETAIN || policy === CfnDeletionPolicy.RETAIN_EXCEPT_ON_CREATE;
 }
 
 function checkBrokerSize({ broker, users }: BrokerUsers): string[] {

@@ -42,6 +42,8 @@ export class MqUserRotationFunction extends Construct {
 
   private readonly userStatement = new iam.PolicyStatement({ actions: ['mq:DescribeUser', 'mq:UpdateUser'] });
   private rebootStatement?: iam.PolicyStatement;
+  private describeStatement?: iam.PolicyStatement;
+  private readonly describeBrokers = new Set<string>();
   private readonly role: iam.Role;
   private readonly brokers = new Set<string>();
   private readonly rebootBrokers = new Set<string>();
@@ -110,13 +112,25 @@ export class MqUserRotationFunction extends Construct {
     });
   }
 
-  /** Lets the function manage users of `broker`, and reboot it when `applyBy` is `REBOOT`. */
-  allow(broker: amazonmq.IBrokerRef, applyBy: MqUserRotationApply): void {
+  /**
+   * Lets the function manage users of `broker`, reboot it when `applyBy` is `REBOOT`, and read its endpoints when
+   * it signs in to verify new credentials (`verifySignIn`).
+   */
+  allow(broker: amazonmq.IBrokerRef, applyBy: MqUserRotationApply, verifySignIn = false): void {
     const arn = broker.brokerRef.brokerArn;
     const key = JSON.stringify(Stack.of(this).resolve(arn));
     if (!this.brokers.has(key)) {
       this.brokers.add(key);
       this.userStatement.addResources(arn);
+    }
+    if (verifySignIn && applyBy !== MqUserRotationApply.REBOOT && !this.describeBrokers.has(key)) {
+      if (!this.describeStatement) {
+        // Only where a user asked for verifySignIn: the endpoints to sign in to (REBOOT has it already).
+        this.describeStatement = new iam.PolicyStatement({ actions: ['mq:DescribeBroker'] });
+        this.role.addToPrincipalPolicy(this.describeStatement);
+      }
+      this.describeBrokers.add(key);
+      this.describeStatement.addResources(arn);
     }
     if (applyBy !== MqUserRotationApply.REBOOT || this.rebootBrokers.has(key)) return;
     if (!this.rebootStatement) {

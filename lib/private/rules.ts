@@ -65,6 +65,8 @@ export interface RotationBinding {
   readonly ApplyBy: string;
   /** The rotation interval the schedule was declared with: a REBOOT rotation never starts much sooner. */
   readonly IntervalSeconds: number;
+  /** `verifySignIn`: sign in to the broker with new credentials before promoting them. Absent means false. */
+  readonly VerifySignIn?: boolean;
 }
 
 export const ROTATION_TAGS = {

@@ -711,7 +711,15 @@ export class EmulatedStack {
         this.view.delete(change.logicalId);
         this.cfn.mq.deleteSecret(native.physicalId);
       } else {
-        this.generateSecret(change.logicalId, change.previous, native.physicalId);
+        // As forward: a change of tags only is undone in place; any other change generates the value again.
+        const { Tags: _previousTags, ...previousValue } = change.previous;
+        const { Tags: _failedTags, ...failedValue } = native.properties ?? {};
+        if (JSON.stringify(previousValue) === JSON.stringify(failedValue)) {
+          this.cfn.mq.tagSecret(native.physicalId, this.tags(change.previous.Tags));
+        } else {
+          this.generateSecret(change.logicalId, change.previous, native.physicalId);
+        }
+        native.properties = change.previous;
       }
     }
     if (!creating && rollbackCleanup.length > 0) this.setStatus('UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS');
