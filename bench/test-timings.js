@@ -43,10 +43,23 @@ let failed = false;
 for (const step of steps) {
   const command = /^jest\b/.test(step) ? `${step} --json --outputFile=${jestJson}` : step;
   const t0 = Date.now();
-  const result = spawnSync(command, { cwd: root, env, shell: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const result = spawnSync(command, {
+    cwd: root,
+    env,
+    shell: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 256 * 1024 * 1024,
+  });
   const seconds = (Date.now() - t0) / 1000;
   rows.push([step, seconds, result.status]);
   console.log(`${seconds.toFixed(1).padStart(7)} s  ${result.status === 0 ? 'ok  ' : 'FAIL'}  ${step}`);
+  // scripts/parallel.js says how long each of its scripts took.
+  for (const line of result.stdout
+    .toString()
+    .split('\n')
+    .filter((l) => /^> npm run .*: (ok|FAILED)/.test(l))) {
+    console.log(`           ${line.slice(2)}`);
+  }
   if (result.status !== 0) {
     failed = true;
     process.stderr.write(result.stderr.toString().slice(-4000));
