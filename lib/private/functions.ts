@@ -127,9 +127,9 @@ export function newestNodeRuntime(names: readonly string[]): string | undefined 
  */
 export function nodeRuntime(): lambda.Runtime {
   const name = newestNodeRuntime(lambda.Runtime.ALL.map((runtime) => runtime.name));
-  const runtime = lambda.Runtime.ALL.find((known) => known.name === name && !known.isVariable);
-  // The peer floor (2.253.1) knows nodejs24.x: no supported aws-cdk-lib reaches this fallback.
-  return runtime ?? lambda.Runtime.NODEJS_24_X;
+  const named = lambda.Runtime.ALL.filter((known) => known.name === name);
+  // The peer floor (2.253.1) knows nodejs24.x: no supported aws-cdk-lib reaches the last fallback.
+  return named.find((known) => !known.isVariable) ?? named[0] ?? lambda.Runtime.NODEJS_24_X;
 }
 
 /**
