@@ -35,7 +35,8 @@ class ImportedBroker extends Resource implements amazonmq.IBrokerRef {
   public readonly brokerRef: amazonmq.BrokerReference;
 
   constructor(scope: Construct, id: string, brokerArn: string) {
-    super(scope, id, { environmentFromArn: brokerArn });
+    // Checked before Resource reads the ARN, whose own error names neither the construct nor the fix.
+    super(scope, id, { environmentFromArn: checkBrokerArn(scope, id, brokerArn) });
     const brokerId = Token.isUnresolved(brokerArn)
       ? Fn.select(7, Fn.split(':', brokerArn))
       : parseBrokerId(this, brokerArn);
@@ -43,16 +44,24 @@ class ImportedBroker extends Resource implements amazonmq.IBrokerRef {
   }
 }
 
+/** `brokerArn` if it is a token or an Amazon MQ broker ARN; else an error naming the construct and the fix. */
+function checkBrokerArn(scope: Construct, id: string, brokerArn: string): string {
+  if (Token.isUnresolved(brokerArn) || BROKER_ARN.test(brokerArn)) return brokerArn;
+  const path = [scope.node.path, id].filter((part) => part !== '').join('/');
+  const hint = /^b-[0-9a-z-]+$/i.test(brokerArn)
+    ? `"${brokerArn}" looks like a broker ID: pass the broker's ARN (its Arn attribute, or the ARN in the Amazon MQ ` +
+      'console), or the CfnBroker itself as `broker`, which needs no import'
+    : "pass the broker's Arn attribute, or the ARN in the Amazon MQ console";
+  throw new Error(
+    `MqBroker.fromBrokerArn ${path}: brokerArn "${brokerArn}" is not an Amazon MQ broker ARN: expected ` +
+      `${BROKER_ARN_FORMAT}; ${hint}`,
+  );
+}
+
 function parseBrokerId(scope: Construct, brokerArn: string): string {
   const path = scope.node.path;
-  const match = BROKER_ARN.exec(brokerArn);
-  if (!match) {
-    throw new Error(
-      `MqBroker.fromBrokerArn ${path}: brokerArn "${brokerArn}" is not an Amazon MQ broker ARN: expected ` +
-        `${BROKER_ARN_FORMAT} (the broker's Arn attribute, or the ARN in the Amazon MQ console)`,
-    );
-  }
-  const [, region, account, brokerId] = match;
+  // checkBrokerArn let it through: it matches.
+  const [, region, account, brokerId] = BROKER_ARN.exec(brokerArn)!;
   const stack = Stack.of(scope);
   const fix =
     "MqUser manages users of brokers in its own stack's account and region only: declare the MqUser in a stack of the broker's account and region";

@@ -20,7 +20,14 @@ import {
   acknowledgeNag,
   functionVersionsFinding,
 } from './private/acknowledge';
-import { BROKERS_OF_ACCOUNT, grantOwnStack, handlerFunction, lambdaRole, logRetention } from './private/functions';
+import {
+  BROKERS_OF_ACCOUNT,
+  grantOwnStack,
+  handlerFunction,
+  lambdaRole,
+  logRetention,
+  useNodeRuntimeOfOurs,
+} from './private/functions';
 
 /**
  * Settings of the Lambda functions that manage a stack's MqUsers.
@@ -194,6 +201,7 @@ export class MqUserProvider extends Construct {
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
     });
+    useNodeRuntimeOfOurs(provider);
     this.serviceToken = provider.serviceToken;
 
     acknowledgeNag(this.lifecyclePolicy, BROKERS_FINDING, BROKERS_REASON);

@@ -26,7 +26,7 @@ import {
   WEB_CONSOLE_GROUP,
   type RotationBinding,
 } from './private/rules';
-import { normalizeGroups, validateRotation, validateUserProps } from './private/validate';
+import { normalizeGroups, validateRotation, validateSuppliedSecret, validateUserProps } from './private/validate';
 
 /** Properties of an MqUser. */
 export interface MqUserProps {
@@ -56,16 +56,18 @@ export interface MqUserProps {
   readonly groups?: string[];
 
   /**
-   * Whether the user may sign in to the ActiveMQ Web Console. Together with the group
-   * `activemq-webconsole` it administers every destination.
+   * Whether the user may sign in to the ActiveMQ Web Console.
+   *
+   * Together with the group `activemq-webconsole` it administers every destination.
    *
    * @default false
    */
   readonly consoleAccess?: boolean;
 
   /**
-   * Whether the user is the replication user of cross-Region data replication (CRDR). A replication user
-   * cannot have console access.
+   * Whether the user is the replication user of cross-Region data replication (CRDR).
+   *
+   * A replication user cannot have console access.
    *
    * @default false
    */
@@ -74,7 +76,9 @@ export interface MqUserProps {
   /**
    * The secret that holds the password, read by the handler at deploy time and never placed in the template.
    *
-   * The password must be 12 to 250 characters with at least 4 distinct ones, and none of `,` `:` `=`. A
+   * The password must be 12 to 250 characters with at least 4 distinct ones, and none of `,` `:` `=`. When
+   * Secrets Manager generates it for a secret of this app (`generateSecretString`), synth checks the settings:
+   * `passwordLength` 12 to 250, and `excludeCharacters` holding `,:=` unless `excludePunctuation` is set. A
    * secret encrypted with a customer-managed KMS key needs a key policy that lets the handler's role decrypt
    * through Secrets Manager (README, "Security").
    *
@@ -118,6 +122,8 @@ export interface MqUserProps {
   /**
    * What happens to the user (and a generated secret) when the MqUser is removed from the stack or replaced.
    *
+   * One of these three:
+   *
    * - `DESTROY`: the user is deleted.
    * - `RETAIN_ON_UPDATE_OR_DELETE` (CloudFormation's `RetainExceptOnCreate`): the user is kept, except when
    *   the deploy that created it fails. Use it to move a user to another stack or construct.
@@ -156,7 +162,10 @@ export class MqUser extends Construct {
   /**
    * The username, as a token that makes its consumer depend on the user's creation.
    *
-   * It resolves to `Fn::GetAtt` of the custom resource, not to the literal string.
+   * It resolves to `Fn::GetAtt` of the custom resource, not to the literal string. With `addRotation` it names
+   * only the primary user: a rotation moves the current credentials between it and the alternate
+   * (`alternateUsername`), so clients read the username from the secret (its `username` field) together with
+   * the password, never from this attribute.
    */
   public readonly username: string;
 
@@ -201,6 +210,7 @@ export class MqUser extends Construct {
         hasPasswordSecret: props.passwordSecret !== undefined,
         removalPolicy,
       }),
+      ...validateSuppliedSecret(props.passwordSecret),
       ...this.checkBroker(props),
     ];
     if (errors.length > 0) throw new Error(`MqUser ${this.node.path}: ${errors.join('; ')}`);

@@ -87,6 +87,7 @@ describe('the example app', () => {
       delete example.Resources.CDKMetadata;
       delete example.Conditions;
       for (const resource of Object.values<any>(example.Resources)) {
+        // aws:cdk:path and aws:asset:*; other metadata (the library's cdk-nag acknowledgements) is the stack's.
         for (const key of Object.keys(resource.Metadata ?? {}))
           if (key.startsWith('aws:')) delete resource.Metadata[key];
         if (resource.Metadata && Object.keys(resource.Metadata).length === 0) delete resource.Metadata;

@@ -210,6 +210,18 @@ describe('MqBroker.fromBrokerArn', () => {
       'is not an Amazon MQ broker ARN: expected arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>',
     ],
     [
+      'a bare broker ID, with a hint (issue 17: the error came from aws-cdk-lib, without path or hint)',
+      'b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9',
+      'is not an Amazon MQ broker ARN: expected arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>; ' +
+        '"b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9" looks like a broker ID: pass the broker\'s ARN',
+    ],
+    [
+      'a broker name',
+      'orders-broker',
+      'is not an Amazon MQ broker ARN: expected arn:<partition>:mq:<region>:<account>:broker:<broker name>:<broker id>; ' +
+        "pass the broker's Arn attribute",
+    ],
+    [
       'another account',
       BROKER_ARN.replace(ACCOUNT, '222222222222'),
       'is in account 222222222222 but stack Stack deploys to account 111111111111',
@@ -497,7 +509,10 @@ describe('customer-managed keys of supplied secrets', () => {
   test('grants a key and secret of another stack of the app without a dependency cycle', () => {
     const app = new App();
     const keys = newStack(app, 'Keys');
-    const passwordSecret = new secretsmanager.Secret(keys, 'Secret', { encryptionKey: new kms.Key(keys, 'Key') });
+    const passwordSecret = new secretsmanager.Secret(keys, 'Secret', {
+      encryptionKey: new kms.Key(keys, 'Key'),
+      generateSecretString: { excludeCharacters: ',:=' },
+    });
     const users = newStack(app, 'Users');
     new MqUser(users, 'User', {
       broker: MqBroker.fromBrokerArn(users, 'B', BROKER_ARN),
@@ -535,7 +550,10 @@ describe('customer-managed keys of supplied secrets', () => {
 
   test('grants a key of its own stack like any other: through Secrets Manager, for its own secrets only', () => {
     const stack = newStack();
-    const passwordSecret = new secretsmanager.Secret(stack, 'Secret', { encryptionKey: new kms.Key(stack, 'Key') });
+    const passwordSecret = new secretsmanager.Secret(stack, 'Secret', {
+      encryptionKey: new kms.Key(stack, 'Key'),
+      generateSecretString: { excludeCharacters: ',:=' },
+    });
     new MqUser(stack, 'User', { broker: activeMq(stack), username: 'orders-service', passwordSecret });
     const template = Template.fromStack(stack);
     // The key policy names no role (naming the secret there would make a cycle: the secret names the key) ...
@@ -600,7 +618,9 @@ describe('scale', () => {
       new MqUser(stack, `U${i}`, {
         broker,
         username: `user-${i}`,
-        passwordSecret: new secretsmanager.Secret(stack, `S${i}`),
+        passwordSecret: new secretsmanager.Secret(stack, `S${i}`, {
+          generateSecretString: { excludePunctuation: true },
+        }),
       });
     }
     const managed = resourcesOfType(Template.fromStack(stack), 'AWS::IAM::ManagedPolicy');

@@ -1,5 +1,16 @@
 import { execFileSync } from 'child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
 
@@ -9,7 +20,7 @@ interface Packed {
   /** Paths inside the tarball, without the `package/` prefix. */
   readonly files: string[];
   readonly sizes: Map<string, number>;
-  readonly manifest: { scripts?: Record<string, string> };
+  readonly manifest: { scripts?: Record<string, string>; version?: string };
   readonly tarball: string;
   /** The templates `npx cdk synth` wrote in the fresh clone, before packing. */
   readonly synthesized: string[];
@@ -128,4 +139,126 @@ describe('a fresh clone: `npx cdk synth`, then the npm package that `npm pack` w
     const installScripts = ['preinstall', 'install', 'postinstall', 'prepare'];
     expect(Object.keys(packed.manifest.scripts ?? {}).filter((s) => installScripts.includes(s))).toEqual([]);
   });
+
+  test('ships JavaScript without source maps: jsii would inline the TypeScript sources (issue 17)', () => {
+    const scripts = packed.files.filter((f) => f.endsWith('.js'));
+    expect(scripts.length).toBeGreaterThan(10);
+    expect(packed.files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    for (const script of scripts) {
+      const code = execFileSync('tar', ['xzOf', packed.tarball, `package/${script}`], { encoding: 'utf8' });
+      expect([script, code.includes('sourceMappingURL')]).toEqual([script, false]);
+    }
+    // Without the sources inlined, the library is a fraction of what it was (257 KB with them).
+    const dist = packed.files.filter((f) => f.startsWith('dist/'));
+    expect(dist.reduce((sum, f) => sum + packed.sizes.get(f)!, 0)).toBeLessThan(150_000);
+  });
+
+  test('carries the metadata of a real repository, and a release dry run of the tarball passes offline', () => {
+    const manifest = packed.manifest as unknown as Record<string, unknown>;
+    expect(manifest.repository).toEqual({ type: 'git', url: 'git+https://github.com/cdk-mq-user/cdk-mq-user.git' });
+    expect(manifest.homepage).toBe('https://github.com/cdk-mq-user/cdk-mq-user#readme');
+    expect(manifest.bugs).toEqual({ url: 'https://github.com/cdk-mq-user/cdk-mq-user/issues' });
+    const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'release.sh')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DRY_RUN: '1', RELEASE_TARBALL: packed.tarball },
+    });
+    // npm's own line for a publish it would make; a failing check (a bad tarball, a bad manifest) exits non-zero.
+    expect(out).toMatch(new RegExp(`^\\+ cdk-mq-user@${packed.manifest.version?.replace(/\./g, '\\.')}$`, 'm'));
+  });
+
+  describe("the README's first app and every construct, from this tarball on the newest aws-cdk-lib", () => {
+    const CONSUMER = path.join(ROOT, 'test', 'consumer-latest');
+    let consumer: string;
+
+    beforeAll(() => {
+      consumer = path.join(work, 'consumer');
+      cpSync(CONSUMER, consumer, { recursive: true, filter: (src) => !/[/\\](node_modules|out|cdk\.out)$/.test(src) });
+      for (const [file, code] of firstAppFiles()) {
+        mkdirSync(path.dirname(path.join(consumer, file)), { recursive: true });
+        writeFileSync(path.join(consumer, file), code);
+      }
+      const npm = (...args: string[]) =>
+        execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd: consumer, stdio: 'pipe' });
+      npm('ci');
+      npm('install', '--no-save', packed.tarball);
+    }, 300_000);
+
+    test('the README gives the stack, the app and the test, and installs what the consumer project holds', () => {
+      expect([...firstAppFiles().keys()].sort()).toEqual([
+        'bin/orders-mq.ts',
+        'lib/orders-mq-stack.ts',
+        'test/orders-mq.test.ts',
+      ]);
+      const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+      const section = readme.slice(readme.indexOf('## Your first app'), readme.indexOf('## Using it'));
+      const installed = [...section.matchAll(/^npm install (?:--save-dev )?(.+)$/gm)]
+        .flatMap((m) => m[1].split(' '))
+        .filter((name) => !name.endsWith('.tgz'))
+        .map((name) => name.replace(/(?<=.)@.*$/, ''));
+      const manifest = JSON.parse(readFileSync(path.join(CONSUMER, 'package.json'), 'utf8'));
+      const declared = Object.keys({ ...manifest.dependencies, ...manifest.devDependencies });
+      expect(installed.length).toBeGreaterThanOrEqual(4);
+      expect(installed.filter((name) => !declared.includes(name))).toEqual([]);
+      expect(manifest.devDependencies.typescript).toBe('~5.9.3');
+    });
+
+    test('type-checks against the packed declarations and this aws-cdk-lib', () => {
+      // Also writes the JavaScript that the synth below runs (out/), as `cdk synth` would through ts-node.
+      execFileSync('npx', ['tsc'], { cwd: consumer, stdio: 'pipe' });
+    }, 120_000);
+
+    test("passes its own test and the nag run over every construct (cdk-nag 3, every function's runtime)", () => {
+      const result = execFileSync('npx', ['jest', '--ci', '--json'], {
+        cwd: consumer,
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+      const report = JSON.parse(result) as { numFailedTests: number; numPassedTests: number; testResults: unknown[] };
+      expect(report.testResults).toHaveLength(2);
+      expect(report.numFailedTests).toBe(0);
+      expect(report.numPassedTests).toBeGreaterThanOrEqual(4);
+    }, 180_000);
+
+    test('synthesizes as `cdk synth` runs it, with cdk-nag, every function on one runtime', () => {
+      const cdkOut = path.join(consumer, 'cdk.out');
+      execFileSync('node', [path.join(consumer, 'out', 'bin', 'orders-mq.js')], {
+        cwd: consumer,
+        stdio: 'pipe',
+        env: {
+          ...process.env,
+          CDK_OUTDIR: cdkOut,
+          CDK_DEFAULT_ACCOUNT: '111111111111',
+          CDK_DEFAULT_REGION: 'us-east-1',
+        },
+      });
+      const template = JSON.parse(readFileSync(path.join(cdkOut, 'OrdersMq.template.json'), 'utf8'));
+      const runtimes = Object.values(
+        template.Resources as Record<string, { Type: string; Properties: { Runtime?: string } }>,
+      )
+        .filter((r) => r.Type === 'AWS::Lambda::Function')
+        .map((r) => r.Properties.Runtime);
+      const lib = JSON.parse(
+        readFileSync(path.join(consumer, 'node_modules', 'aws-cdk-lib', 'package.json'), 'utf8'),
+      ) as { version: string };
+      expect(lib.version).toBe(
+        JSON.parse(readFileSync(path.join(CONSUMER, 'package.json'), 'utf8')).devDependencies['aws-cdk-lib'],
+      );
+      expect(runtimes.length).toBeGreaterThanOrEqual(8);
+      expect(new Set(runtimes).size).toBe(1);
+    }, 120_000);
+  });
 });
+
+/** The ```ts blocks of the README's "Your first app", each under the line that names its file. */
+function firstAppFiles(): Map<string, string> {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('## Your first app');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const files = new Map<string, string>();
+  for (const match of section.matchAll(/^`([\w/.-]+\.ts)`[^\n]*:\n\n```ts\n([\s\S]*?)```/gm)) {
+    files.set(match[1], match[2]);
+  }
+  return files;
+}

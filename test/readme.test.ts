@@ -19,6 +19,9 @@ function snippetAfter(marker: string): string {
   return match![1];
 }
 
+/** Declaration files parsed by earlier snippets' programs (they do not change during the run). */
+const PARSED = new Map<string, ts.SourceFile>();
+
 /**
  * Type checks `snippet` as the body of a stack's constructor (`this` is the stack, `broker` is given, with the
  * type `brokerType`), then runs it on `stack`. Its own imports stay imports, `from 'cdk-mq-user'` resolved to the
@@ -61,6 +64,14 @@ function compileAndRun(snippet: string, brokerType: string, stack: Stack, broker
     types: [],
   };
   const host = ts.createCompilerHost(options);
+  // Parse aws-cdk-lib's thousands of declaration files once for all snippets, not once per snippet.
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, languageVersion, ...rest) => {
+    if (path.resolve(name) === file) return getSourceFile(name, languageVersion, ...rest);
+    const cached = PARSED.get(name) ?? getSourceFile(name, languageVersion, ...rest);
+    if (cached) PARSED.set(name, cached);
+    return cached;
+  };
   const readFile = host.readFile.bind(host);
   host.readFile = (name) => (path.resolve(name) === file ? source : readFile(name));
   const fileExists = host.fileExists.bind(host);

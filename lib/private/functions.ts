@@ -104,13 +104,60 @@ export interface HandlerOptions {
   readonly settings: MqUserProviderProps;
 }
 
-/** One of our handler functions: nodejs24.x on arm64, with the stack's VPC settings. */
+/**
+ * The newest of the Node.js runtimes named in `names` (`nodejs24.x`, `nodejs26.x`, ...), by version number; other
+ * families and unversioned names are ignored. `undefined` if there is none.
+ */
+export function newestNodeRuntime(names: readonly string[]): string | undefined {
+  let newest: { name: string; version: number } | undefined;
+  for (const name of names) {
+    const match = /^nodejs(\d+)\.x$/.exec(name);
+    if (!match) continue;
+    const version = Number(match[1]);
+    if (!newest || version > newest.version) newest = { name, version };
+  }
+  return newest?.name;
+}
+
+/**
+ * The Node.js runtime of every function of ours: the newest that the installed aws-cdk-lib knows
+ * (`Runtime.ALL`), which is the one cdk-nag's AwsSolutions-L1 asks for on that aws-cdk-lib. Not
+ * `determineLatestNodeRuntime`: its per-region table lags behind (`nodejs22.x` on 2.253 while `nodejs24.x` is
+ * known, `nodejs24.x` on 2.278 while `nodejs26.x` is), so L1 would flag every function (docs/DESIGN.md,
+ * "Version support"). The bundles target Node.js 20, which every runtime that can be chosen here runs.
+ */
+export function nodeRuntime(): lambda.Runtime {
+  const name = newestNodeRuntime(lambda.Runtime.ALL.map((runtime) => runtime.name));
+  const named = lambda.Runtime.ALL.filter((known) => known.name === name);
+  // The peer floor (2.253.1) knows nodejs24.x: no supported aws-cdk-lib reaches the last fallback.
+  return named.find((known) => !known.isVariable) ?? named[0] ?? lambda.Runtime.NODEJS_24_X;
+}
+
+/**
+ * Puts the Provider framework's own functions under `provider` (onEvent, and the waiter's isComplete and
+ * onTimeout) on the runtime of ours: aws-cdk-lib gives them `determineLatestNodeRuntime`, which cdk-nag flags
+ * wherever aws-cdk-lib knows a newer runtime. Their code is plain Node.js JavaScript that runs on every version.
+ */
+export function useNodeRuntimeOfOurs(provider: Construct): void {
+  const runtime = nodeRuntime().name;
+  for (const child of provider.node.findAll()) {
+    if (
+      child instanceof lambda.CfnFunction &&
+      typeof child.runtime === 'string' &&
+      child.runtime.startsWith('nodejs')
+    ) {
+      child.runtime = runtime;
+    }
+  }
+}
+
+/** One of our handler functions: the newest Node.js runtime (`nodeRuntime`) on arm64, with the stack's VPC settings. */
 export function handlerFunction(scope: Construct, id: string, options: HandlerOptions): lambda.Function {
   return new lambda.Function(scope, id, {
     description: options.description,
     code: lambda.Code.fromAsset(path.join(ASSETS, options.asset)),
     handler: options.handler,
-    runtime: lambda.Runtime.NODEJS_24_X,
+    runtime: nodeRuntime(),
     architecture: lambda.Architecture.ARM_64,
     memorySize: 256,
     timeout: options.timeout,

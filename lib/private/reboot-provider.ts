@@ -11,7 +11,7 @@ import {
 import { Construct, IDependable } from 'constructs';
 import { MqUserProvider } from '../mq-user-provider';
 import { INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './acknowledge';
-import { grantOwnStack, handlerFunction, lambdaRole, logRetention } from './functions';
+import { grantOwnStack, handlerFunction, lambdaRole, logRetention, useNodeRuntimeOfOurs } from './functions';
 
 // The construct ID under the stack: the service token of every deployed reboot derives from it. Never rename.
 const PROVIDER_ID = 'CdkMqUserRebootProvider';
@@ -86,6 +86,7 @@ export class MqBrokerRebootProvider extends Construct {
       vpcSubnets: settings.vpcSubnets,
       securityGroups: settings.securityGroups,
     });
+    useNodeRuntimeOfOurs(provider);
 
     for (const frameworkRole of frameworkRoles) {
       for (const fn of [onEvent, isComplete]) acknowledgeNag(frameworkRole, functionVersionsFinding(fn), INVOKE_REASON);

@@ -1,4 +1,5 @@
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { IConstruct } from 'constructs';
 import { ALTERNATE_SUFFIX, MAX_GROUPS, NAME_PATTERN, NAME_RULE, USERNAME_PATTERN, USERNAME_RULE } from './rules';
 
 /**
@@ -136,4 +137,70 @@ export function validateRotation(props: {
     }
   }
   return errors;
+}
+
+/** The generation settings of a secret that Secrets Manager generates (CloudFormation's `GenerateSecretString`). */
+export interface GenerationSettings {
+  readonly passwordLength?: number;
+  readonly excludeCharacters?: string;
+  readonly excludePunctuation?: boolean;
+}
+
+// Secrets Manager's GetRandomPassword: 32 characters unless told, punctuation from this set unless excluded.
+const DEFAULT_GENERATED_LENGTH = 32;
+const SECRETS_MANAGER_PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
+// Amazon MQ refuses passwords shorter than 12, longer than 250, or with any of , : = (they delimit its config).
+const MQ_FORBIDDEN = [',', ':', '='];
+
+/**
+ * Synth-time check of a supplied secret whose password Secrets Manager generates with `settings`: could the
+ * generated password break Amazon MQ's rules? Unresolved values are skipped. Each message names the setting,
+ * the rule and the fix; none holds a secret (the settings are in the template anyway).
+ */
+export function validateGeneratedPassword(settings: GenerationSettings, secretPath: string): string[] {
+  const errors: string[] = [];
+  const length = settings.passwordLength;
+  if (length !== undefined && !Token.isUnresolved(length) && (length < 12 || length > 250)) {
+    errors.push(
+      `passwordSecret ${secretPath} generates passwords of ${length} characters (generateSecretString.passwordLength), ` +
+        'but Amazon MQ accepts 12 to 250: set passwordLength between 12 and 250',
+    );
+  }
+  const excluded = settings.excludeCharacters;
+  if (settings.excludePunctuation !== true && !(excluded !== undefined && Token.isUnresolved(excluded))) {
+    const allowed = MQ_FORBIDDEN.filter((c) => SECRETS_MANAGER_PUNCTUATION.includes(c) && !excluded?.includes(c));
+    if (allowed.length > 0) {
+      errors.push(
+        `passwordSecret ${secretPath} may generate passwords with ${allowed.map((c) => `"${c}"`).join(' ')}, ` +
+          'which Amazon MQ refuses in a password (none of , : =): add them to generateSecretString.excludeCharacters ' +
+          '(for example excludeCharacters: ",:="), or set excludePunctuation: true',
+      );
+    }
+  }
+  return errors;
+}
+
+/**
+ * The generation settings of `secret` if it is a secret of this app that Secrets Manager generates and they
+ * are known at synth time; `undefined` for an imported secret, a given value, or settings behind a token.
+ */
+export function generationSettingsOf(secret: IConstruct): GenerationSettings | undefined {
+  const resource = secret.node.defaultChild;
+  if (!(resource instanceof secretsmanager.CfnSecret)) return undefined;
+  const settings = resource.generateSecretString;
+  if (settings === undefined || Token.isUnresolved(settings)) return undefined;
+  const known = settings as secretsmanager.CfnSecret.GenerateSecretStringProperty;
+  return {
+    passwordLength: known.passwordLength ?? DEFAULT_GENERATED_LENGTH,
+    excludeCharacters: known.excludeCharacters,
+    excludePunctuation: Token.isUnresolved(known.excludePunctuation)
+      ? true // unknown at synth: give the benefit of the doubt
+      : (known.excludePunctuation as boolean | undefined),
+  };
+}
+
+/** `validateGeneratedPassword` for `passwordSecret` when its generation settings are visible in the app. */
+export function validateSuppliedSecret(secret: IConstruct | undefined): string[] {
+  const settings = secret && generationSettingsOf(secret);
+  return settings ? validateGeneratedPassword(settings, secret.node.path) : [];
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * Runs npm scripts at the same time and fails if any fails: `node scripts/parallel.js typecheck lint`. Each
+ * script's output is printed in one piece when it ends, so outputs never interleave. `npm test` runs its
+ * independent checks this way: on two cores one of them waits on the network or the disk while another computes
+ * (docs/RELIABILITY.md, "Test time").
+ */
+'use strict';
+const { spawn } = require('child_process');
+
+const scripts = process.argv.slice(2);
+if (scripts.length === 0) {
+  console.error('usage: node scripts/parallel.js <npm script> [<npm script> ...]');
+  process.exit(2);
+}
+
+const runs = scripts.map(
+  (script) =>
+    new Promise((resolve) => {
+      const started = Date.now();
+      const child = spawn('npm', ['run', '--silent', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const output = [];
+      child.stdout.on('data', (chunk) => output.push(chunk));
+      child.stderr.on('data', (chunk) => output.push(chunk));
+      child.on('close', (code, signal) => {
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        const status = code === 0 ? 'ok' : `FAILED (${signal ?? `exit ${code}`})`;
+        process.stdout.write(`\n> npm run ${script}: ${status} in ${seconds} s\n${Buffer.concat(output).toString()}`);
+        resolve(code === 0);
+      });
+    }),
+);
+
+Promise.all(runs).then((results) => {
+  const failed = scripts.filter((_, i) => !results[i]);
+  if (failed.length > 0) {
+    console.error(`\nfailed: ${failed.join(', ')}`);
+    process.exit(1);
+  }
+});
