@@ -213,3 +213,8 @@ export function brokerLabel(broker: amazonmq.IBrokerRef): string {
   const id = broker.brokerRef.brokerId;
   return Token.isUnresolved(id) ? broker.node.path : id;
 }
+
+/** The MqUsers of `broker` declared anywhere in the app of `scope` so far (read them at synth time). */
+export function declaredUsersOf(scope: IConstruct, broker: amazonmq.IBrokerRef): readonly DeclaredUser[] {
+  return appRegistries.get(scope.node.root)?.get(brokerKey(broker))?.users ?? [];
+}
