@@ -588,3 +588,14 @@ describe('MqAuthorizationMap', () => {
     });
   });
 });
+
+describe('the example app', () => {
+  test("declares rules for every group of its users, with no warning of the map's", async () => {
+    const { BrokerStack } = await import('../bin/example-stacks');
+    const stack = new BrokerStack(new App(), 'MqUserExample');
+    Template.fromStack(stack).resourceCountIs('AWS::AmazonMQ::Configuration', 1);
+    for (const id of ['groupWithoutRule', 'groupWithoutUser', 'firstUseNeedsAdmin', 'authorizationMapWithoutRules']) {
+      expect(warnings(stack, `cdk-mq-user:${id}`)).toEqual([]);
+    }
+  });
+});

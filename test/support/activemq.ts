@@ -9,7 +9,17 @@
  * authorization map is the `<authorizationMap>` element of an Amazon MQ configuration, used as written.
  */
 import { ChildProcess, execFile, spawn } from 'child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'fs';
 import * as net from 'net';
 import { tmpdir } from 'os';
 import * as path from 'path';
@@ -73,6 +83,9 @@ const JAVA17_FLAGS = [
   '--add-exports=jdk.xml.dom/org.w3c.dom.html=ALL-UNNAMED',
   '--add-exports=jdk.naming.rmi/com.sun.jndi.url.rmi=ALL-UNNAMED',
 ];
+
+/** Debian's libxstream-java, libxpp3-java and libjettison-java (scripts/ensure-activemq.sh installs them). */
+const OPTIONAL_JARS = ['xstream.jar', 'xpp3.jar', 'jettison.jar'];
 
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -150,6 +163,15 @@ ${authorization}    </plugins>
 `;
 }
 
+// Debian's build logs through log4j 1.2 (log4j.properties); the upstream one through log4j2. Both go to stdout.
+const LOG4J1 = `log4j.rootLogger=INFO, stdout
+log4j.logger.org.springframework=WARN
+log4j.logger.org.apache.xbean=WARN
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=%d{HH:mm:ss.SSS} %5p | %m%n
+`;
+
 const LOG4J = `rootLogger.level=INFO
 rootLogger.appenderRef.console.ref=Console
 logger.spring.name=org.springframework
@@ -185,6 +207,13 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
         `"apt-get update && apt-get install -y --no-install-recommends activemq"`,
     );
   }
+  const missing = OPTIONAL_JARS.filter((name) => !existsSync(path.join('/usr/share/java', name)));
+  if (process.env.ACTIVEMQ_HOME === undefined && missing.length > 0) {
+    throw new Error(
+      `ActiveMQ's libraries ${missing.join(', ')} are missing from /usr/share/java: run scripts/ensure-activemq.sh ` +
+        '(Debian: libxstream-java, libxpp3-java, libjettison-java)',
+    );
+  }
   const base = mkdtempSync(path.join(tmpdir(), 'cdk-mq-user-activemq-'));
   const conf = path.join(base, 'conf');
   const data = path.join(base, 'data');
@@ -194,6 +223,13 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
   try {
     mkdirSync(conf);
     mkdirSync(data);
+    // The libraries upstream ActiveMQ (and so Amazon MQ) ships that Debian only recommends: STOMP needs XStream
+    // (and Jettison for JSON) to hand out advisory messages. ActiveMQ loads the jars of <base>/lib.
+    mkdirSync(path.join(base, 'lib'));
+    for (const jar of OPTIONAL_JARS) {
+      const file = path.join('/usr/share/java', jar);
+      if (existsSync(file)) symlinkSync(file, path.join(base, 'lib', jar));
+    }
 
     // A fresh key pair per broker, never committed: a self-signed certificate for localhost and 127.0.0.1.
     const storePass = `test-${process.pid}-${Date.now()}`;
@@ -235,6 +271,7 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
     const ports = { stomp: await freePort(), ssl: await freePort() };
     writeFileSync(path.join(conf, 'activemq.xml'), brokerXml(options, base, ports, storePass));
     writeFileSync(path.join(conf, 'log4j2.properties'), LOG4J);
+    writeFileSync(path.join(conf, 'log4j.properties'), LOG4J1);
 
     const out = openSync(logFile, 'a');
     child = spawn(
@@ -246,6 +283,7 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
         '-XX:TieredStopAtLevel=1',
         ...JAVA17_FLAGS,
         `-Dlog4j2.configurationFile=${path.join(conf, 'log4j2.properties')}`,
+        `-Dlog4j.configuration=file:${path.join(conf, 'log4j.properties')}`,
         `-Dactivemq.home=${home}`,
         `-Dactivemq.base=${base}`,
         `-Dactivemq.conf=${conf}`,
