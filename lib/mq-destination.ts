@@ -53,7 +53,7 @@ export class MqDestination {
   /** What the destination covers. */
   public readonly kind: MqDestinationKind;
 
-  /** The name pattern; empty for temporary destinations. */
+  /** The name pattern, empty for temporary destinations. */
   public readonly pattern: string;
 
   private constructor(kind: MqDestinationKind, pattern: string) {
