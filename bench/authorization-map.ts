@@ -115,9 +115,11 @@ function main(): void {
   const withMap = results['with map'][0];
   const rows = VARIANTS.map((variant) => {
     const samples = results[variant];
+    const spread = (values: number[]) =>
+      `${fmt(median(values))} (${fmt(Math.min(...values))} to ${fmt(Math.max(...values))})`;
     return (
-      `| ${variant} | ${samples[0].resources} | ${fmt(median(samples.map((s) => s.constructMs)))} | ` +
-      `${fmt(median(samples.map((s) => s.synthMs)))} | ${fmt(samples[0].templateBytes)} |`
+      `| ${variant} | ${samples[0].resources} | ${spread(samples.map((s) => s.constructMs))} | ` +
+      `${spread(samples.map((s) => s.synthMs))} | ${fmt(samples[0].templateBytes)} |`
     );
   });
   const entries = (withMap.configurationXml?.match(/<authorizationEntry /g) ?? []).length;
@@ -130,9 +132,12 @@ function main(): void {
       `one rule per team (\`TEAMnn.>\`: write and admin for the team, read for everyone). Construct and synth times ` +
       "exclude node's start-up and the import of aws-cdk-lib.",
     '',
-    '| stack | resources | construct (ms) | synth (ms) | template (bytes) |',
+    '| stack | resources | construct (ms): median (min to max) | synth (ms): median (min to max) | template (bytes) |',
     '|---|---|---|---|---|',
     ...rows,
+    '',
+    'Where the ranges of the two variants overlap, the difference between their medians is noise of the shared ' +
+      'machine, not a cost of the map.',
     '',
     `The configuration: ${entries} \`authorizationEntry\` elements (${RULES} rules, the advisory topics and the default entry), ` +
       `${fmt(withMap.configurationXmlBytes!)} bytes of XML, ${fmt(withMap.configurationBase64Bytes!)} bytes once ` +
