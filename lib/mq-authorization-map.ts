@@ -3,7 +3,7 @@ import { Construct, IConstruct } from 'constructs';
 import { MqAccess, MqDestination, MqDestinationKind } from './mq-destination';
 import { renderConfiguration, sanitizationProblems } from './private/activemq-schema';
 import { AccessRule, authorizationMapElement, firstUseNotes, groupProblems, ruleGroups } from './private/authorization';
-import { brokerLabel, declaredUsersOf } from './private/broker-registry';
+import { brokerLabel, declareAuthorizationMap, declaredUsersOf } from './private/broker-registry';
 import { WEB_CONSOLE_GROUP } from './private/rules';
 
 /** Amazon MQ's configuration names: 1 to 150 characters of A-Z a-z 0-9 - . _ ~ */
@@ -78,6 +78,8 @@ export class MqAuthorizationMap extends Construct {
     this.node.defaultChild = this.configuration;
     this.brokerConfiguration = { id: this.configuration.attrId, revision: this.configuration.attrRevision };
     broker.configuration = this.brokerConfiguration;
+    // An MqBrokerReboot of the broker in this stack reboots when this deploy's revision is pending.
+    declareAuthorizationMap(this, broker, this.brokerConfiguration);
 
     this.node.addValidation({ validate: () => this.validate() });
     const aspect: IAspect = { visit: (node: IConstruct) => (node === this ? this.annotate() : undefined) };
