@@ -23,6 +23,9 @@ type Variant = (typeof VARIANTS)[number];
 interface ChildResult {
   readonly constructMs: number;
   readonly synthMs: number;
+  /** CPU time (user + system) of the same spans: less sensitive than wall time to a loaded machine. */
+  readonly constructCpuMs: number;
+  readonly synthCpuMs: number;
   readonly templateBytes: number;
   readonly resources: number;
   readonly configurationXmlBytes?: number;
@@ -32,6 +35,7 @@ interface ChildResult {
 
 function child(variant: Variant): ChildResult {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'cdk-mq-user-bench-map-')) });
   const stack = new Stack(app, 'MqMapBench', { env: { account: '123456789012', region: 'us-east-1' } });
   const broker = new amazonmq.CfnBroker(stack, 'Broker', {
@@ -63,8 +67,11 @@ function child(variant: Variant): ChildResult {
     }
   }
   const constructed = performance.now();
+  const cpuConstructed = process.cpuUsage();
   const assembly = app.synth();
   const synthesized = performance.now();
+  const cpuSynthesized = process.cpuUsage();
+  const cpuMs = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage) => (to.user - from.user + to.system - from.system) / 1000;
   const template = assembly.getStackByName('MqMapBench').template as {
     Resources: Record<string, { Type: string; Properties: { Data?: { 'Fn::Base64'?: string } } }>;
   };
@@ -74,6 +81,8 @@ function child(variant: Variant): ChildResult {
   return {
     constructMs: constructed - started,
     synthMs: synthesized - constructed,
+    constructCpuMs: cpuMs(cpuStarted, cpuConstructed),
+    synthCpuMs: cpuMs(cpuConstructed, cpuSynthesized),
     templateBytes: Buffer.byteLength(JSON.stringify(template, undefined, 1)),
     resources: Object.keys(template.Resources).length,
     configurationXmlBytes: xml === undefined ? undefined : Buffer.byteLength(xml),
@@ -118,8 +127,9 @@ function main(): void {
     const spread = (values: number[]) =>
       `${fmt(median(values))} (${fmt(Math.min(...values))} to ${fmt(Math.max(...values))})`;
     return (
-      `| ${variant} | ${samples[0].resources} | ${spread(samples.map((s) => s.constructMs))} | ` +
-      `${spread(samples.map((s) => s.synthMs))} | ${fmt(samples[0].templateBytes)} |`
+      `| ${variant} | ${samples[0].resources} | ${spread(samples.map((s) => s.constructCpuMs))} | ` +
+      `${spread(samples.map((s) => s.synthCpuMs))} | ${spread(samples.map((s) => s.synthMs))} | ` +
+      `${fmt(samples[0].templateBytes)} |`
     );
   });
   const entries = (withMap.configurationXml?.match(/<authorizationEntry /g) ?? []).length;
@@ -129,11 +139,12 @@ function main(): void {
     `\`npm run bench:map\` (${runs} samples per variant, each a fresh \`node\` process, variants alternating; the median ` +
       `is shown; load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0].toFixed(1)} after, on ${os.cpus().length} ` +
       `shared cores). One stack: a \`CfnBroker\` (ActiveMQ 5.18), ${USERS} \`MqUser\`s in ${RULES} teams, and with the map ` +
-      `one rule per team (\`TEAMnn.>\`: write and admin for the team, read for everyone). Construct and synth times ` +
-      "exclude node's start-up and the import of aws-cdk-lib.",
+      `one rule per team (\`TEAMnn.>\`: write and admin for the team, read for everyone). Each cell is the median ` +
+      "(min to max); construct and synth exclude node's start-up and the import of aws-cdk-lib. CPU time (user and " +
+      'system, all threads) says more than wall time on a loaded machine.',
     '',
-    '| stack | resources | construct (ms): median (min to max) | synth (ms): median (min to max) | template (bytes) |',
-    '|---|---|---|---|---|',
+    '| stack | resources | construct, CPU ms | synth, CPU ms | synth, wall ms | template (bytes) |',
+    '|---|---|---|---|---|---|',
     ...rows,
     '',
     'Where the ranges of the two variants overlap, the difference between their medians is noise of the shared ' +
