@@ -126,6 +126,17 @@ describe('sending', () => {
     expect(refusal(await admin.send(name, 'x'))).toBe('RECEIPT ');
   });
 
+  test('the default entry is added to every destination, not a fallback: the web console group sends to named ones too', async () => {
+    const admin = await as('admin');
+    expect(refusal(await admin.send(`/queue/ORDERS.eu.${tag()}`, 'x'))).toBe('RECEIPT ');
+    expect(refusal(await admin.send(`/queue/BILLING.${tag()}`, 'x'))).toBe('RECEIPT ');
+  });
+
+  test('`>` also matches no further segment: ORDERS.> covers ORDERS itself', async () => {
+    const orders = await as('orders-service');
+    expect(refusal(await orders.send('/queue/ORDERS', 'x'))).toBe('RECEIPT ');
+  });
+
   test('publishing to a topic follows its rule too', async () => {
     const topic = `/topic/EVENTS.ORDERS.${tag()}`;
     const orders = await as('orders-service');
