@@ -24,6 +24,7 @@ import * as net from 'net';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
+import { StompClient } from './stomp';
 
 const run = promisify(execFile);
 
@@ -184,20 +185,29 @@ appender.console.layout.type=PatternLayout
 appender.console.layout.pattern=%d{HH:mm:ss.SSS} %5p | %m%n
 `;
 
-function tryConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
+/**
+ * Whether STOMP answers on `port`: a CONNECT (with a login no broker here knows) gets a frame back, CONNECTED or
+ * ERROR. A listening socket alone is not enough: the connector may accept before the broker serves it.
+ */
+async function stompAnswers(port: number, ca?: string): Promise<boolean> {
+  try {
+    const { client } = await StompClient.connect({
+      port,
+      ...(ca === undefined ? {} : { tls: { ca } }),
+      login: 'cdk-mq-user-readiness-probe',
+      passcode: 'not-a-password',
+      timeoutMs: 2_000,
     });
-    socket.once('error', () => resolve(false));
-  });
+    await client.disconnect();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts a private broker; resolves once both STOMP connectors accept connections. */
+/** Starts a private broker; resolves once STOMP answers a CONNECT on both connectors. */
 export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq> {
   const home = activeMqHome();
   const jar = path.join(home, 'bin', 'activemq.jar');
@@ -308,7 +318,7 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
     const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
     for (;;) {
       if (exited) throw new Error(`ActiveMQ ${exited} before STOMP answered`);
-      if ((await tryConnect(ports.stomp)) && (await tryConnect(ports.ssl))) break;
+      if ((await stompAnswers(ports.stomp)) && (await stompAnswers(ports.ssl, ca))) break;
       if (Date.now() > deadline) throw new Error(`ActiveMQ did not open STOMP within the timeout`);
       await sleep(200);
     }
