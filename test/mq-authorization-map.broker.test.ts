@@ -11,7 +11,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { BrokerStack } from '../bin/example-stacks';
 import { extractAuthorizationMap } from '../lib/private/authorization';
-import { ActiveMq, BrokerUser, startActiveMq } from './support/activemq';
+import { ActiveMq, BrokerUser, missingAdvisoryLibraries, startActiveMq } from './support/activemq';
 import { StompClient, StompFrame } from './support/stomp';
 
 type Resource = { Type: string; Properties: Record<string, any> };
@@ -203,6 +203,8 @@ describe('creating on first use', () => {
 
 describe('advisory topics', () => {
   test('every group a rule names reads the advisories: it learns of a new queue', async () => {
+    // Without them the broker drops advisory messages for STOMP: run scripts/ensure-activemq.sh.
+    expect(missingAdvisoryLibraries()).toEqual([]);
     const billing = await as('billing-service');
     expect(refusal(await billing.subscribe('/topic/ActiveMQ.Advisory.Queue'))).toBe('RECEIPT ');
     const orders = await as('orders-service');
