@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { buildSync } from 'esbuild';
-import { deployBlock } from './doc';
+import { deployBlock, readBlock } from './doc';
 import { ENV, STACK_NAME, VARIANTS, type ChildResult, type Variant } from './synth-child';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -334,9 +334,10 @@ function main(): void {
     const doc = render({ options, stats, lifted, samples, handlerSource, externals, imports, seconds, load });
     console.log(doc);
     if (options.write) {
-      // Keep the figures bench/deploy.ts wrote (npm run bench:deploy -- --write).
-      const deploy = fs.existsSync(DOC) ? deployBlock(fs.readFileSync(DOC, 'utf8')) : '';
-      fs.writeFileSync(DOC, deploy ? `${doc.trimEnd()}\n\n${deploy}\n` : doc);
+      // Keep the figures bench/deploy.ts and bench/authorization-map.ts wrote (their `-- --write`).
+      const old = fs.existsSync(DOC) ? fs.readFileSync(DOC, 'utf8') : '';
+      const kept = [deployBlock(old), readBlock(old, 'authorization-map')].filter(Boolean);
+      fs.writeFileSync(DOC, kept.length ? `${doc.trimEnd()}\n\n${kept.join('\n\n')}\n` : doc);
       console.error(`wrote ${path.relative(ROOT, DOC)}`);
     }
   } finally {

@@ -11,7 +11,7 @@ import {
   aws_secretsmanager as secretsmanager,
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { MqBroker, MqBrokerReboot, MqUser } from '../lib';
+import { MqAuthorizationMap, MqBroker, MqBrokerReboot, MqDestination, MqUser } from '../lib';
 
 export class BrokerStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -43,6 +43,9 @@ export class BrokerStack extends Stack {
           username: 'admin',
           password: SecretValue.secretsManager(adminSecret.secretArn).unsafeUnwrap(),
           consoleAccess: true,
+          // The web console's group: with an authorization map, the console works for its members only, and they
+          // administer every destination.
+          groups: ['activemq-webconsole'],
         },
       ],
     });
@@ -82,6 +85,30 @@ export class BrokerStack extends Stack {
       passwordField: 'password',
       passwordVersion: '1',
     });
+
+    // Who may use which queue: the broker's configuration, written from these rules. Destinations no rule names
+    // are refused to everyone but the web console group (README, "Who may use which queue").
+    const access = new MqAuthorizationMap(this, 'Access', { broker });
+    // The orders service sends orders and creates their queues on first use (admin), and consumes them.
+    access.allow(MqDestination.queue('ORDERS.>'), {
+      write: ['orders-producers'],
+      read: ['orders-consumers'],
+      admin: ['orders-producers'],
+    });
+    // Billing owns its queues (it creates them, admin); the orders service may only send invoices there.
+    access.allow(MqDestination.queue('BILLING.>'), {
+      read: ['billing'],
+      admin: ['billing'],
+      write: ['orders-producers'],
+    });
+    // Order events: published by the orders service, followed by billing and the operators.
+    access.allow(MqDestination.topic('EVENTS.ORDERS.*'), {
+      write: ['orders-producers'],
+      admin: ['orders-producers'],
+      read: ['billing', 'operators'],
+    });
+    // Billing asks the orders service over temporary reply queues: billing creates and reads them, orders replies.
+    access.allow(MqDestination.temporary(), { admin: ['billing'], read: ['billing'], write: ['orders-producers'] });
 
     // Apply this stack's user changes within the deploy: one reboot of the broker when a user changed.
     new MqBrokerReboot(this, 'ApplyUsers', { broker });

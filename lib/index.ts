@@ -3,3 +3,5 @@ export * from './mq-user';
 export * from './mq-user-rotation';
 export * from './mq-user-provider';
 export * from './mq-broker-reboot';
+export * from './mq-destination';
+export * from './mq-authorization-map';

@@ -1,7 +1,7 @@
 import { createHash } from 'crypto';
 import { CustomResource, Duration, Lazy, Stack, Token, aws_amazonmq as amazonmq } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { DeclaredUser, declareReboot } from './private/broker-registry';
+import { DeclaredUser, authorizationMapOf, declareReboot } from './private/broker-registry';
 import { MQ_BROKER_REBOOT_RESOURCE_TYPE, type MqBrokerRebootResourceProperties } from './private/handler-props';
 import { MqBrokerRebootProvider } from './private/reboot-provider';
 
@@ -36,7 +36,9 @@ const MAX_TIMEOUT = Duration.minutes(110);
  * Opts a broker in to applying user changes within the deploy.
  *
  * After this stack's MqUsers of `broker` were created or changed, the broker is rebooted once and the deploy
- * waits until it is RUNNING again with their changes applied.
+ * waits until it is RUNNING again with their changes applied. The same when this deploy gave the broker a new
+ * configuration revision through its `MqAuthorizationMap` in this stack, and DescribeBroker shows that revision
+ * pending (a revision set by someone else is never rebooted for).
  *
  * A reboot applies every pending change of the broker, not only users: configuration revisions, engine
  * upgrades, instance changes. A single-instance broker is offline for about five minutes. Users removed or
@@ -67,6 +69,14 @@ export class MqBrokerReboot extends Construct {
       UserStates: Lazy.list({ produce: () => this.covered.map((user) => user.stateDigest) }),
       Revision: props.revision,
       TimeoutSeconds: timeout.toSeconds(),
+      // The configuration revision of the broker's MqAuthorizationMap in this stack, if any: applied too.
+      ConfigurationId: Lazy.string({ produce: () => authorizationMapOf(this, props.broker)?.id }),
+      ConfigurationRevision: Lazy.string({
+        produce: () => {
+          const map = authorizationMapOf(this, props.broker);
+          return map ? Token.asString(map.revision) : undefined;
+        },
+      }),
     };
     const provider = MqBrokerRebootProvider.getOrCreate(this);
     const resource = new CustomResource(this, 'Resource', {

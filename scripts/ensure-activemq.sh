@@ -5,26 +5,35 @@
 # package from Debian's registry; otherwise it stops with the command to run.
 set -eu
 
+# libxstream-java and libjettison-java: libraries upstream ActiveMQ (and so Amazon MQ) ships and Debian only
+# recommends; without them STOMP cannot hand out advisory messages.
 jar="${ACTIVEMQ_HOME:-/usr/share/activemq}/bin/activemq.jar"
-install_command="apt-get update && apt-get install -y --no-install-recommends activemq"
+packages="activemq libxstream-java libjettison-java"
+install_command="apt-get update && apt-get install -y --no-install-recommends $packages"
 
-if [ -f "$jar" ] && command -v java >/dev/null 2>&1 && command -v keytool >/dev/null 2>&1; then
+present() {
+  [ -f "$jar" ] && command -v java >/dev/null 2>&1 && command -v keytool >/dev/null 2>&1 &&
+    { [ -n "${ACTIVEMQ_HOME:-}" ] || { [ -f /usr/share/java/xstream.jar ] && [ -f /usr/share/java/jettison.jar ]; }; }
+}
+
+if present; then
   exit 0
 fi
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-activemq: ActiveMQ is missing ($jar); installing Debian's activemq package" >&2
+  echo "ensure-activemq: ActiveMQ or its libraries are missing; installing Debian's $packages" >&2
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends activemq >/dev/null
-  if [ -f "$jar" ] && command -v java >/dev/null 2>&1 && command -v keytool >/dev/null 2>&1; then
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null
+  if present; then
     exit 0
   fi
-  echo "ensure-activemq: installed the activemq package, but $jar, java or keytool is still missing" >&2
+  echo "ensure-activemq: installed $packages, but $jar, xstream.jar, jettison.jar, java or keytool is still missing" >&2
   exit 1
 fi
 
-echo "ensure-activemq: the tests need a real ActiveMQ broker (Debian's activemq package, with Java 17 and keytool)," >&2
-echo "but $jar, java or keytool is missing. Install it with:" >&2
+echo "ensure-activemq: the tests need a real ActiveMQ broker (Debian's $packages, with Java 17 and keytool)," >&2
+echo "but $jar, /usr/share/java/xstream.jar, /usr/share/java/jettison.jar, java or keytool is missing. Install them with:" >&2
 echo "  sudo sh -c '$install_command'" >&2
-echo "(or set ACTIVEMQ_HOME to an ActiveMQ 5.17+ installation that has bin/activemq.jar)" >&2
+echo "(or set ACTIVEMQ_HOME to an upstream ActiveMQ 5.17+ installation: bin/activemq.jar, XStream in lib/)" >&2
 exit 1

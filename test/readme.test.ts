@@ -187,3 +187,31 @@ interface JsiiType {
   readonly properties?: Array<{ readonly name: string; readonly docs?: { readonly summary?: string } }>;
   readonly methods?: Array<{ readonly name: string; readonly docs?: { readonly summary?: string } }>;
 }
+
+describe('the README on authorization maps', () => {
+  test('the MqAuthorizationMap example compiles, runs and writes its rules into the broker configuration', () => {
+    const stack = newStack();
+    const broker = activeMq(stack, 'Broker');
+    compileAndRun(snippetAfter('## Who may use which queue'), 'amazonmq.CfnBroker', stack, broker);
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::AmazonMQ::Configuration', {
+      Data: {
+        'Fn::Base64': Match.stringLikeRegexp(
+          '<authorizationEntry queue="ORDERS.>" read="orders-consumers" write="orders-producers"/>[\\s\\S]*' +
+            '<authorizationEntry topic="EVENTS.\\*" read="audit" admin="platform"/>[\\s\\S]*' +
+            '<tempDestinationAuthorizationEntry read="activemq-webconsole,requesters" ' +
+            'write="activemq-webconsole,responders" admin="activemq-webconsole,requesters"/>',
+        ),
+      },
+    });
+    template.hasResourceProperties('AWS::AmazonMQ::Broker', { Configuration: Match.objectLike({}) });
+  });
+
+  test('names every warning id the construct can raise', () => {
+    const source = readFileSync(path.join(LIB, 'mq-authorization-map.ts'), 'utf8');
+    const ids = [...source.matchAll(/'(cdk-mq-user:[A-Za-z]+)'/g)].map((match) => match[1]);
+    expect(ids.length).toBeGreaterThanOrEqual(4);
+    const section = README.slice(README.indexOf('## Who may use which queue'), README.indexOf('## Security'));
+    for (const id of ids) expect(section).toContain(`\`${id}\``);
+  });
+});

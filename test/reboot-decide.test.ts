@@ -75,6 +75,18 @@ describe("decideReboot: only this deploy's pending changes, or a new revision", 
       [],
     ],
     [
+      'the configuration revision this deploy set is pending, no user of this deploy',
+      { users: [], pending: pending({ orders_clone: 'UPDATE' }), revisionChanged: false, configurationPending: true },
+      'REBOOT',
+      [],
+    ],
+    [
+      "the configuration is not pending (another deploy's revision, or applied): only users decide",
+      { users: ['orders'], pending: pending({}), revisionChanged: false, configurationPending: false },
+      'NONE',
+      [],
+    ],
+    [
       "this deploy's user and another's pending: reboots, naming only this deploy's",
       { users: ['orders'], pending: pending({ orders: 'CREATE', billing: 'UPDATE' }), revisionChanged: false },
       'REBOOT',

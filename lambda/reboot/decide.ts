@@ -42,15 +42,17 @@ export interface RebootInputs {
   readonly pending: ReadonlyMap<string, string>;
   /** Whether `revision` changed in this Update (it asks for a reboot whatever is pending). */
   readonly revisionChanged: boolean;
+  /** Whether the configuration revision this deploy set (`MqAuthorizationMap`) is pending on the broker. */
+  readonly configurationPending?: boolean;
 }
 
 export type RebootDecision =
   { readonly action: 'NONE'; readonly why: string } | { readonly action: 'REBOOT'; readonly users: string[] };
 
-/** Reboot only for this deploy's own pending changes, or a changed `revision`. */
+/** Reboot only for this deploy's own pending changes (users, configuration revision), or a changed `revision`. */
 export function decideReboot(input: RebootInputs): RebootDecision {
   const users = input.users.filter((username) => input.pending.has(username));
-  if (users.length > 0 || input.revisionChanged) return { action: 'REBOOT', users };
+  if (users.length > 0 || input.revisionChanged || input.configurationPending) return { action: 'REBOOT', users };
   const others = [...input.pending.keys()].filter((username) => !input.users.includes(username));
   return {
     action: 'NONE',

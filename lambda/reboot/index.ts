@@ -8,13 +8,14 @@ import {
   type MqBrokerRebootAttributes,
   type MqBrokerRebootResourceProperties,
 } from '../../lib/private/handler-props';
-import { Aws } from '../shared/aws';
+import { Aws, type BrokerInfo } from '../shared/aws';
 import { failure, log, resetSensitive, warn } from '../shared/log';
 import { parseRebootProperties } from '../shared/properties';
 import { ProofUnavailableError } from '../shared/proof';
 import { Deadline } from '../shared/retry';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 import { decideReboot, usersOfThisDeploy } from './decide';
+import { configurationState, describeRevision, type ConfigurationRevision } from './configuration';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from '../shared/retry';
@@ -44,9 +45,14 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
     refuseForeignStack(event);
     const props = parseRebootProperties(event.ResourceProperties);
     const physicalResourceId = event.PhysicalResourceId ?? `${props.BrokerId}/reboot`;
-    const respond = (action: string, hadPending = false): RebootResponse => ({
+    const respond = (action: string, hadPending = false, configurationPending = false): RebootResponse => ({
       PhysicalResourceId: physicalResourceId,
-      Data: { Action: action, RequestedAt: String(Date.now()), HadPending: String(hadPending) },
+      Data: {
+        Action: action,
+        RequestedAt: String(Date.now()),
+        HadPending: String(hadPending),
+        ...(configurationPending ? { ConfigurationPending: 'true' } : {}),
+      },
     });
     if (event.RequestType === 'Delete') {
       log('nothing to do: removing the reboot opt-in reboots nothing', { brokerId: props.BrokerId });
@@ -87,7 +93,7 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
       log('the broker is already rebooting: waiting for it, then rebooting again if a covered user is still pending', {
         brokerId: props.BrokerId,
       });
-      return respond('WAITING');
+      return respond('WAITING', false, wantedConfiguration(props) !== undefined);
     }
     if (broker.state !== 'RUNNING') {
       throw new Error(`broker ${props.BrokerId} is ${broker.state}: Amazon MQ reboots a broker only from RUNNING`);
@@ -97,20 +103,30 @@ export async function onEvent(event: RebootEvent, context: HandlerContext): Prom
     const pending = await pendingUnlessRebooting(aws, props.BrokerId);
     if (pending === 'REBOOTING') {
       log('the broker started rebooting meanwhile: waiting for it', { brokerId: props.BrokerId });
-      return respond('WAITING');
+      return respond('WAITING', false, wantedConfiguration(props) !== undefined);
     }
-    const decision = decideReboot({ users: usersOfThisDeploy(props, previous), pending, revisionChanged });
+    const configurationPending = configurationToApply(props, broker);
+    const decision = decideReboot({
+      users: usersOfThisDeploy(props, previous),
+      pending,
+      revisionChanged,
+      configurationPending,
+    });
     if (decision.action === 'NONE') {
       log(`${decision.why}: not rebooting`, { brokerId: props.BrokerId });
       return respond('NONE');
     }
     const covered = decision.users;
-    const hadPending = covered.length > 0;
+    const hadPending = covered.length > 0 || configurationPending;
     if (await rebootUnlessBusy(aws, props.BrokerId)) {
-      log("rebooting the broker to apply its users' pending changes", { brokerId: props.BrokerId, users: covered });
-      return respond('REBOOTED', hadPending);
+      log("rebooting the broker to apply its users' pending changes", {
+        brokerId: props.BrokerId,
+        users: covered,
+        ...(configurationPending ? { configuration: describeRevision(wantedConfiguration(props)) } : {}),
+      });
+      return respond('REBOOTED', hadPending, configurationPending);
     }
-    return respond('WAITING', hadPending);
+    return respond('WAITING', hadPending, configurationPending);
   } catch (error) {
     throw failure(error);
   }
@@ -134,10 +150,16 @@ export async function isComplete(event: RebootEvent, context: HandlerContext): P
     }
     let stillPending: string[] = [];
     const pending = broker.state === 'RUNNING' ? await pendingUnlessRebooting(aws, props.BrokerId) : 'REBOOTING';
+    const wanted = wantedConfiguration(props);
+    const configurationWaits =
+      event.Data?.ConfigurationPending === 'true' &&
+      wanted !== undefined &&
+      configurationState(broker.configurations ?? {}, wanted) === 'PENDING';
     if (pending !== 'REBOOTING') {
       // Only this deploy's users: a rotation's staged password or another deploy's change is never waited for.
       const previous = event.RequestType === 'Update' ? tryParse(event.OldResourceProperties) : undefined;
       stillPending = usersOfThisDeploy(props, previous).filter((username) => pending.has(username));
+      if (configurationWaits) stillPending.push(`configuration ${describeRevision(wanted)}`);
       // RebootBroker is asynchronous: the broker may say RUNNING for a while after it. Changes that were pending
       // and are gone prove the reboot happened; without them (a revision reboot), only the settle period does.
       if (stillPending.length === 0 && (event.Data?.HadPending === 'true' || elapsedMs >= rebootTiming.settleMs)) {
@@ -188,10 +210,40 @@ async function provenForReboot(aws: Aws, event: RebootEvent): Promise<boolean> {
 /** The Provider framework polls isComplete this often (the provider's queryInterval). */
 const POLL_MS = 15_000;
 
-/** Whether the deploy changed a covered user (digests, resolved states or usernames), the broker or the revision. */
+/**
+ * The configuration revision this deploy set, when DescribeBroker shows it pending: then a reboot applies it.
+ * A revision that is neither pending nor current is someone else's business (logged, never rebooted for).
+ */
+function configurationToApply(props: MqBrokerRebootResourceProperties, broker: BrokerInfo): boolean {
+  const wanted = wantedConfiguration(props);
+  if (!wanted) return false;
+  const state = configurationState(broker.configurations ?? {}, wanted);
+  if (state === 'OTHER') {
+    warn(
+      `configuration ${describeRevision(wanted)} of this deploy is neither pending nor current on the broker ` +
+        `(current ${describeRevision(broker.configurations?.current)}, pending ` +
+        `${describeRevision(broker.configurations?.pending)}): not rebooting for it`,
+      { brokerId: props.BrokerId },
+    );
+  }
+  return state === 'PENDING';
+}
+
+function wantedConfiguration(props: MqBrokerRebootResourceProperties): ConfigurationRevision | undefined {
+  return props.ConfigurationId !== undefined && props.ConfigurationRevision !== undefined
+    ? { id: props.ConfigurationId, revision: Number(props.ConfigurationRevision) }
+    : undefined;
+}
+
+/**
+ * Whether the deploy changed a covered user (digests, resolved states or usernames), the broker, the revision,
+ * or the configuration revision of the broker's MqAuthorizationMap.
+ */
 function usersChanged(previous: MqBrokerRebootResourceProperties, next: MqBrokerRebootResourceProperties): boolean {
   // Usernames and UserStates too: values from parameters change only after resolution, not in the synth digest.
   return (
+    previous.ConfigurationId !== next.ConfigurationId ||
+    previous.ConfigurationRevision !== next.ConfigurationRevision ||
     previous.UsersDigest !== next.UsersDigest ||
     JSON.stringify(previous.UserStates ?? []) !== JSON.stringify(next.UserStates ?? []) ||
     previous.Revision !== next.Revision ||

@@ -24,6 +24,17 @@ export interface BrokerInfo {
   readonly engineType: string;
   readonly authenticationStrategy: string;
   readonly state: string;
+  /** The configuration revision the broker runs, and the one waiting for its next reboot (ActiveMQ). */
+  readonly configurations?: {
+    readonly current?: { readonly id: string; readonly revision: number };
+    readonly pending?: { readonly id: string; readonly revision: number };
+  };
+}
+
+function configurationRevision(value: { Id?: string; Revision?: number } | undefined) {
+  return value?.Id !== undefined && value.Revision !== undefined
+    ? { id: value.Id, revision: value.Revision }
+    : undefined;
 }
 
 /**
@@ -97,6 +108,10 @@ export class Aws {
       // Amazon MQ omits the strategy on brokers that never set it: those use simple authentication.
       authenticationStrategy: out.AuthenticationStrategy ?? 'SIMPLE',
       state: out.BrokerState ?? 'UNKNOWN',
+      configurations: {
+        current: configurationRevision(out.Configurations?.Current),
+        pending: configurationRevision(out.Configurations?.Pending),
+      },
     };
   }
 

@@ -64,7 +64,24 @@ export function parseRebootProperties(
     UserStates: states as string[] | undefined,
     Revision: optionalString(raw, 'Revision'),
     TimeoutSeconds: timeout,
+    ...rebootConfiguration(raw),
   };
+}
+
+/** The configuration revision of a reboot's properties: both fields or neither, the revision a whole number. */
+function rebootConfiguration(
+  raw: Raw<MqBrokerRebootResourceProperties>,
+): Pick<MqBrokerRebootResourceProperties, 'ConfigurationId' | 'ConfigurationRevision'> {
+  const id = optionalString(raw, 'ConfigurationId');
+  const revision = raw.ConfigurationRevision === undefined ? undefined : String(raw.ConfigurationRevision);
+  if (id === undefined && revision === undefined) return {};
+  if (id === undefined || revision === undefined || !/^\d+$/.test(revision)) {
+    throw new PropertyError(
+      `ConfigurationId and ConfigurationRevision must come together, the revision a whole number, got ` +
+        `${describe(raw.ConfigurationId)} and ${describe(raw.ConfigurationRevision)}`,
+    );
+  }
+  return { ConfigurationId: id, ConfigurationRevision: revision };
 }
 
 /** Whether an update must set the password again: any change to where it comes from, or its version. */

@@ -117,7 +117,9 @@ function watchStack(stack: Stack): void {
         warnSameTokenUsername(stack, brokers.get(key)!.broker, ours);
         const reboot = reboots?.get(key);
         if (reboot) {
-          if (ours.length === 0) warnRebootWithoutUsers(stack, reboot.broker, reboot);
+          if (ours.length === 0 && !authorizationMapOf(stack, reboot.broker)) {
+            warnRebootWithoutUsers(stack, reboot.broker, reboot);
+          }
           reboot.cover(ours);
         } else if (ours.length > 0) {
           Annotations.of(ours[0].resource.node.scope ?? stack).addInfoV2(
@@ -130,7 +132,7 @@ function watchStack(stack: Stack): void {
       }
       for (const [key, reboot] of reboots ?? []) {
         if (brokers.has(key)) continue;
-        warnRebootWithoutUsers(stack, reboot.broker, reboot);
+        if (!authorizationMapOf(stack, reboot.broker)) warnRebootWithoutUsers(stack, reboot.broker, reboot);
         reboot.cover([]);
       }
     },
@@ -249,4 +251,32 @@ function brokerKey(broker: amazonmq.IBrokerRef): string {
 export function brokerLabel(broker: amazonmq.IBrokerRef): string {
   const id = broker.brokerRef.brokerId;
   return Token.isUnresolved(id) ? broker.node.path : id;
+}
+
+/** The MqUsers of `broker` declared anywhere in the app of `scope` so far (read them at synth time). */
+export function declaredUsersOf(scope: IConstruct, broker: amazonmq.IBrokerRef): readonly DeclaredUser[] {
+  return appRegistries.get(scope.node.root)?.get(brokerKey(broker))?.users ?? [];
+}
+
+/** The configuration revision of each broker's MqAuthorizationMap, per stack (the map lives in the broker's). */
+const stackMaps = new WeakMap<Stack, Map<string, { readonly id: string; readonly revision: number }>>();
+
+/** Records the configuration an MqAuthorizationMap gave `broker`, for the stack's MqBrokerReboot of it. */
+export function declareAuthorizationMap(
+  scope: IConstruct,
+  broker: amazonmq.IBrokerRef,
+  configuration: { readonly id: string; readonly revision: number },
+): void {
+  const stack = Stack.of(scope);
+  const maps = stackMaps.get(stack) ?? new Map<string, { readonly id: string; readonly revision: number }>();
+  stackMaps.set(stack, maps);
+  maps.set(brokerKey(broker), configuration);
+}
+
+/** The configuration of `broker`'s MqAuthorizationMap in the stack of `scope`, if it has one there. */
+export function authorizationMapOf(
+  scope: IConstruct,
+  broker: amazonmq.IBrokerRef,
+): { readonly id: string; readonly revision: number } | undefined {
+  return stackMaps.get(Stack.of(scope))?.get(brokerKey(broker));
 }

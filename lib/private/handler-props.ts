@@ -83,6 +83,13 @@ export interface MqBrokerRebootResourceProperties {
   readonly Revision?: string;
   /** How long the broker may take to return to RUNNING. */
   readonly TimeoutSeconds: number;
+  /**
+   * The configuration revision this deploy gave the broker (the `MqAuthorizationMap` of the broker in this
+   * stack), `Fn::GetAtt` of its `Id` and `Revision`: rebooted for when DescribeBroker shows it pending. Absent
+   * without a map.
+   */
+  readonly ConfigurationId?: string;
+  readonly ConfigurationRevision?: string;
 }
 
 /** What the reboot handler's onEvent decided; the Provider framework hands it to every isComplete call. */
@@ -100,6 +107,12 @@ export interface MqBrokerRebootAttributes {
   readonly HadPending?: string;
   /** When onEvent ran, in milliseconds since the epoch: the timeout counts from here. */
   readonly RequestedAt: string;
+  /**
+   * `true` when the configuration revision of `ConfigurationId`/`ConfigurationRevision` was pending when
+   * onEvent ran (or may be, behind a reboot already in progress): isComplete then reboots again and waits
+   * while DescribeBroker still shows it pending. Absent otherwise.
+   */
+  readonly ConfigurationPending?: string;
 }
 
 /** The reboot resource type: public API, never to be renamed. */

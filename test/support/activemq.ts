@@ -9,11 +9,22 @@
  * authorization map is the `<authorizationMap>` element of an Amazon MQ configuration, used as written.
  */
 import { ChildProcess, execFile, spawn } from 'child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'fs';
 import * as net from 'net';
 import { tmpdir } from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
+import { StompClient } from './stomp';
 
 const run = promisify(execFile);
 
@@ -73,6 +84,18 @@ const JAVA17_FLAGS = [
   '--add-exports=jdk.xml.dom/org.w3c.dom.html=ALL-UNNAMED',
   '--add-exports=jdk.naming.rmi/com.sun.jndi.url.rmi=ALL-UNNAMED',
 ];
+
+/** Debian's libxstream-java, libxpp3-java and libjettison-java (scripts/ensure-activemq.sh installs them). */
+const OPTIONAL_JARS = ['xstream.jar', 'xpp3.jar', 'jettison.jar'];
+
+/**
+ * The libraries STOMP needs to hand out advisory messages that are missing here (Debian's `activemq` only
+ * recommends them; scripts/ensure-activemq.sh installs them). Empty with `ACTIVEMQ_HOME` (upstream ships them).
+ */
+export function missingAdvisoryLibraries(): string[] {
+  if (process.env.ACTIVEMQ_HOME !== undefined) return [];
+  return OPTIONAL_JARS.filter((name) => !existsSync(path.join('/usr/share/java', name)));
+}
 
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -150,6 +173,15 @@ ${authorization}    </plugins>
 `;
 }
 
+// Debian's build logs through log4j 1.2 (log4j.properties); the upstream one through log4j2. Both go to stdout.
+const LOG4J1 = `log4j.rootLogger=INFO, stdout
+log4j.logger.org.springframework=WARN
+log4j.logger.org.apache.xbean=WARN
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=%d{HH:mm:ss.SSS} %5p | %m%n
+`;
+
 const LOG4J = `rootLogger.level=INFO
 rootLogger.appenderRef.console.ref=Console
 logger.spring.name=org.springframework
@@ -162,20 +194,29 @@ appender.console.layout.type=PatternLayout
 appender.console.layout.pattern=%d{HH:mm:ss.SSS} %5p | %m%n
 `;
 
-function tryConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
+/**
+ * Whether STOMP answers on `port`: a CONNECT (with a login no broker here knows) gets a frame back, CONNECTED or
+ * ERROR. A listening socket alone is not enough: the connector may accept before the broker serves it.
+ */
+async function stompAnswers(port: number, ca?: string): Promise<boolean> {
+  try {
+    const { client } = await StompClient.connect({
+      port,
+      ...(ca === undefined ? {} : { tls: { ca } }),
+      login: 'cdk-mq-user-readiness-probe',
+      passcode: 'not-a-password',
+      timeoutMs: 2_000,
     });
-    socket.once('error', () => resolve(false));
-  });
+    await client.disconnect();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts a private broker; resolves once both STOMP connectors accept connections. */
+/** Starts a private broker; resolves once STOMP answers a CONNECT on both connectors. */
 export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq> {
   const home = activeMqHome();
   const jar = path.join(home, 'bin', 'activemq.jar');
@@ -194,6 +235,13 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
   try {
     mkdirSync(conf);
     mkdirSync(data);
+    // The libraries upstream ActiveMQ (and so Amazon MQ) ships that Debian only recommends: STOMP needs XStream
+    // (and Jettison for JSON) to hand out advisory messages. ActiveMQ loads the jars of <base>/lib.
+    mkdirSync(path.join(base, 'lib'));
+    for (const jar of OPTIONAL_JARS) {
+      const file = path.join('/usr/share/java', jar);
+      if (existsSync(file)) symlinkSync(file, path.join(base, 'lib', jar));
+    }
 
     // A fresh key pair per broker, never committed: a self-signed certificate for localhost and 127.0.0.1.
     const storePass = `test-${process.pid}-${Date.now()}`;
@@ -235,6 +283,7 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
     const ports = { stomp: await freePort(), ssl: await freePort() };
     writeFileSync(path.join(conf, 'activemq.xml'), brokerXml(options, base, ports, storePass));
     writeFileSync(path.join(conf, 'log4j2.properties'), LOG4J);
+    writeFileSync(path.join(conf, 'log4j.properties'), LOG4J1);
 
     const out = openSync(logFile, 'a');
     child = spawn(
@@ -246,6 +295,7 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
         '-XX:TieredStopAtLevel=1',
         ...JAVA17_FLAGS,
         `-Dlog4j2.configurationFile=${path.join(conf, 'log4j2.properties')}`,
+        `-Dlog4j.configuration=file:${path.join(conf, 'log4j.properties')}`,
         `-Dactivemq.home=${home}`,
         `-Dactivemq.base=${base}`,
         `-Dactivemq.conf=${conf}`,
@@ -270,7 +320,7 @@ export async function startActiveMq(options: ActiveMqOptions): Promise<ActiveMq>
     const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
     for (;;) {
       if (exited) throw new Error(`ActiveMQ ${exited} before STOMP answered`);
-      if ((await tryConnect(ports.stomp)) && (await tryConnect(ports.ssl))) break;
+      if ((await stompAnswers(ports.stomp)) && (await stompAnswers(ports.ssl, ca))) break;
       if (Date.now() > deadline) throw new Error(`ActiveMQ did not open STOMP within the timeout`);
       await sleep(200);
     }

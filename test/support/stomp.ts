@@ -147,11 +147,14 @@ export class StompClient {
     return this.next(['RECEIPT', 'ERROR'], receipt);
   }
 
-  /** Subscribes (auto ack) and waits for the broker's RECEIPT or ERROR. */
-  async subscribe(destination: string): Promise<StompFrame> {
+  /**
+   * Subscribes (auto ack) and waits for the broker's RECEIPT or ERROR. `headers` adds to the frame (ActiveMQ's
+   * `transformation: jms-advisory-json` turns advisory messages into JSON).
+   */
+  async subscribe(destination: string, headers: Record<string, string> = {}): Promise<StompFrame> {
     const receipt = `subscribe-${++this.receipts}`;
     this.socket.write(
-      encodeFrame('SUBSCRIBE', { id: `sub-${++this.subscriptions}`, destination, ack: 'auto', receipt }),
+      encodeFrame('SUBSCRIBE', { id: `sub-${++this.subscriptions}`, destination, ack: 'auto', receipt, ...headers }),
     );
     return this.next(['RECEIPT', 'ERROR'], receipt);
   }
