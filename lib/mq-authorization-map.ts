@@ -87,9 +87,10 @@ export class MqAuthorizationMap extends Construct {
   }
 
   /**
-   * Lets groups use the destinations: `read` to receive, `write` to send, `admin` to create (on first use) and
-   * delete. Rules add up: several rules on one pattern merge, and a destination matched by several patterns
-   * is open to the groups of all of them.
+   * Lets groups use the destinations: `read` to receive, `write` to send, `admin` to create (on first use) and delete.
+   *
+   * Rules add up: several rules on one pattern merge, and a destination matched by several patterns is open to the
+   * groups of all of them.
    *
    * Throws when a group is not a valid Amazon MQ group name or the rule names no group.
    */

@@ -96,8 +96,10 @@ export interface MqAccess {
   readonly write?: string[];
 
   /**
-   * Groups that may create and delete the destinations. ActiveMQ creates a destination on its first use (the
-   * first send or subscription) only for a group with `admin` on it.
+   * Groups that may create and delete the destinations.
+   *
+   * ActiveMQ creates a destination on its first use (the first send or subscription) only for a group with `admin`
+   * on it.
    *
    * @default - no group
    */

@@ -10,10 +10,13 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { MqAuthorizationMap, MqBroker, MqBrokerReboot, MqDestination, MqUser } from '../lib';
 import { configurationState } from '../lambda/reboot/configuration';
-import { isComplete, onEvent, rebootTiming } from '../lambda/reboot/index';
+import * as reboot from '../lambda/reboot/index';
+import { rebootTiming, type RebootEvent } from '../lambda/reboot/index';
+import type { HandlerContext } from '../lambda/shared/event';
 import { parseRebootProperties } from '../lambda/shared/properties';
 import { retryTiming } from '../lambda/shared/retry';
-import { lambdaContext, rebootEvent } from './fixtures/events';
+import { STACK_ID, lambdaContext, rebootEvent } from './fixtures/events';
+import { CloudFormationAtWork } from './fixtures/proof';
 import { activeMq } from './fixtures/brokers';
 
 const OURS = { ConfigurationId: 'c-1234', ConfigurationRevision: '4' };
@@ -58,6 +61,16 @@ describe('the reboot properties', () => {
 describe('the handler', () => {
   const mq = mockClient(MqClient);
   const cloudFormation = mockClient(CloudFormationClient);
+  // CloudFormation confirms that it is working on each event handed to the handler (lambda/shared/proof.ts).
+  const atWork = new CloudFormationAtWork(cloudFormation, 'Custom::MqBrokerReboot');
+  const onEvent = (event: RebootEvent, context: HandlerContext) => {
+    atWork.workOn(event);
+    return reboot.onEvent(event, context);
+  };
+  const isComplete = (event: RebootEvent, context: HandlerContext) => {
+    atWork.workOn(event);
+    return reboot.isComplete(event, context);
+  };
   const brokerWith = (configurations: object, state = 'RUNNING') =>
     mq
       .on(DescribeBrokerCommand)
@@ -66,6 +79,8 @@ describe('the handler', () => {
   beforeEach(() => {
     mq.reset();
     cloudFormation.reset();
+    atWork.install();
+    process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
     Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 50 });
     rebootTiming.settleMs = 60_000;
     cloudFormation
@@ -76,7 +91,10 @@ describe('the handler', () => {
     jest.spyOn(console, 'log').mockImplementation(() => undefined);
     jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   });
-  afterEach(() => jest.restoreAllMocks());
+  afterEach(() => {
+    jest.restoreAllMocks();
+    delete process.env.CDK_MQ_USER_STACK_ID;
+  });
 
   // Old code: no user changed, so the update was "only the reboot settings": no reboot, the map stayed pending.
   test('an update that only made a new revision reboots when that revision is pending', async () => {

@@ -492,6 +492,9 @@ describe('acts only on what CloudFormation is doing now (the proof)', () => {
   const denied = () =>
     Object.assign(new Error('not authorized'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
 
+  // The deploy changed orders-service: its pending change is this deploy's, so a wait may reboot again for it.
+  const ORDERS_CHANGED = { UserStates: ['state-of-billing', 'state-of-orders-before'] };
+
   beforeEach(() => {
     brokerIn('RUNNING');
     pendingUsers('orders-service');
@@ -512,14 +515,20 @@ describe('acts only on what CloudFormation is doing now (the proof)', () => {
   test('finding 3: forged waiter input never reboots the broker while the resource is idle', async () => {
     shows('UPDATE_COMPLETE');
     await expect(
-      reboot.isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+      reboot.isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(120_000, 'WAITING') }),
+        lambdaContext(),
+      ),
     ).rejects.toThrow(/^refused a Update of BrokerReboot/);
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
 
   test('isComplete reboots again only after CloudFormation confirms the wait, once per poll', async () => {
     await expect(
-      isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+      isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(120_000, 'WAITING') }),
+        lambdaContext(),
+      ),
     ).resolves.toEqual({ IsComplete: false });
     expect(mq).toHaveReceivedCommandTimes(RebootBrokerCommand, 1);
     expect(cloudFormation).toHaveReceivedCommandTimes(DescribeStackResourceCommand, 1);
@@ -543,7 +552,10 @@ describe('acts only on what CloudFormation is doing now (the proof)', () => {
   test('isComplete does not reboot again when CloudFormation cannot be read, and keeps waiting', async () => {
     cloudFormation.on(DescribeStackResourceCommand).rejects(denied());
     await expect(
-      reboot.isComplete(rebootEvent('Update', { data: requestedAgo(120_000, 'WAITING') }), lambdaContext()),
+      reboot.isComplete(
+        rebootEvent('Update', { old: ORDERS_CHANGED, data: requestedAgo(120_000, 'WAITING') }),
+        lambdaContext(),
+      ),
     ).resolves.toEqual({ IsComplete: false });
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
   });
