@@ -31,8 +31,7 @@ const TIMINGS = {
   retryTiming: {
     baseDelayMs: 10,
     maxDelayMs: 100,
-    brokerPollMs: 50,
-    rollbackBrokerWaitMs: 1_000,
+    brokerWaitMs: 1_000,
     attemptTimeoutMs: 2_000,
     accessDeniedWindowMs: 300,
     undoReserveMs: 500,

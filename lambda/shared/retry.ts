@@ -13,13 +13,14 @@ export const retryTiming = {
   attemptTimeoutMs: 15_000,
   /** New IAM grants take seconds to propagate: AccessDenied is retried for this long after start. */
   accessDeniedWindowMs: 30_000,
-  /** How often to look again at a broker that refuses user calls while it reboots (about five minutes). */
-  brokerPollMs: 5_000,
   /**
-   * During a stack rollback, how long to wait for a rebooting broker before giving up on a call: a rollback
-   * must finish, and what it could not restore is logged (a forward deploy waits until its deadline).
+   * How long one event waits for a broker that refuses user calls while it reboots, counted from the first refusal.
+   * The wait is not spent inside one invocation: the event is handed to the Provider framework's isComplete waiter,
+   * which polls the broker (lambda/user/index.ts). Sized to Amazon MQ's documented maintenance window ("can last up to
+   * two hours") less five minutes, so that the handler answers with its own reason before the waiter's two-hour
+   * total timeout answers "Operation timed out".
    */
-  rollbackBrokerWaitMs: 60_000,
+  brokerWaitMs: 115 * 60_000,
   /** Time kept back from a Create's retries to undo what its own CreateUser may have made. */
   undoReserveMs: 20_000,
 };

@@ -4,7 +4,7 @@
  * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
  */
 import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../../lib/private/handler-props';
-import { Aws, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
+import { Aws, BrokerBusyError, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
 import { ForeignStackError, refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
@@ -36,9 +36,68 @@ export interface UserResponse {
 }
 
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
+  return run(event, context, undefined);
+}
+
+/**
+ * What the first delivery of an event that met a busy broker hands to `isComplete`, as a field of onEvent's answer
+ * (the Provider framework passes every field of it to the waiter). No secret: it names a broker and the ID the event
+ * came with, and records what the first attempt may have done.
+ */
+export interface Waiting {
+  /** When the event first met the busy broker (ms since the epoch): the wait is bounded from there. */
+  readonly since: number;
+  /** The broker that refused user calls while it rebooted; absent when the stack could not be read. */
+  readonly brokerId?: string;
+  /** The physical ID the event arrived with (absent for a Create). */
+  readonly physicalResourceId?: string;
+  /** A CreateUser of this event got no answer or a 5xx before the refusal: the user it finds may be its own. */
+  readonly ownCreate: boolean;
+}
+
+export const WAITING_FIELD = 'CdkMqUserWaiting';
+
+/** onEvent's answer, and what the framework passes on to `isComplete`. */
+export type HandedOff = UserResponse & { readonly [WAITING_FIELD]?: Waiting };
+
+/** The event `isComplete` receives: the event, with every field onEvent answered. */
+export type CompletionEvent = UserEvent & HandedOff;
+
+/**
+ * The Provider framework polls this after every event (it starts its waiter for each one). An event that onEvent
+ * finished answers at once, asking nothing of AWS. An event that met a busy broker is tried again once the broker
+ * is RUNNING, until `retryTiming.brokerWaitMs` after the first refusal; its answer (physical ID, attributes) is then
+ * CloudFormation's. A failure thrown here is answered FAILED by the framework, with its message.
+ */
+export async function isComplete(
+  event: CompletionEvent,
+  context: HandlerContext,
+): Promise<{ IsComplete: boolean; PhysicalResourceId?: string; Data?: MqUserResourceAttributes }> {
+  const waiting = event[WAITING_FIELD];
+  if (!waiting) return { IsComplete: true };
+  resetSensitive();
+  refuseForeignStack(event);
+  const withinWait = Date.now() - waiting.since < retryTiming.brokerWaitMs;
+  if (waiting.brokerId && withinWait) {
+    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
+    const state = await aws.describeBroker(waiting.brokerId).then(
+      (broker) => broker.state,
+      () => 'UNKNOWN',
+    );
+    if (state === 'REBOOT_IN_PROGRESS') return { IsComplete: false };
+  }
+  // The event as CloudFormation sent it: the framework put onEvent's answer into it.
+  const { [WAITING_FIELD]: _, Data: _data, ...rest } = event;
+  const original: UserEvent = { ...rest, PhysicalResourceId: waiting.physicalResourceId };
+  const answer = await run(original, context, waiting);
+  if (answer[WAITING_FIELD]) return { IsComplete: false };
+  return { IsComplete: true, PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data };
+}
+
+async function run(event: UserEvent, context: HandlerContext, waiting: Waiting | undefined): Promise<HandedOff> {
   resetSensitive();
   const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
-  log(`received ${event.RequestType}`, {
+  log(`received ${event.RequestType}${waiting ? ' (again, once the broker is RUNNING)' : ''}`, {
     logicalResourceId: event.LogicalResourceId,
     physicalResourceId: event.PhysicalResourceId,
   });
@@ -46,20 +105,69 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
     refuseForeignStack(event);
     switch (event.RequestType) {
       case 'Create':
-        return await onCreate(aws, event);
+        return await onCreate(aws, event, waiting?.ownCreate ?? false);
       case 'Update':
-        return await onUpdate(aws, event);
+        return await onUpdate(aws, event, waiting?.ownCreate ?? false);
       case 'Delete':
         return await onDelete(aws, event);
       default:
         throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
     }
-  } catch (error) {
+  } catch (thrown) {
+    const error = WaitError.from(thrown);
+    if (error instanceof WaitError) {
+      const since = waiting?.since ?? Date.now();
+      if (Date.now() - since < retryTiming.brokerWaitMs) {
+        const next: Waiting = {
+          since,
+          ...(error.brokerId ? { brokerId: error.brokerId } : {}),
+          ...(event.PhysicalResourceId !== undefined ? { physicalResourceId: event.PhysicalResourceId } : {}),
+          ownCreate: (waiting?.ownCreate ?? false) || error.ownCreate,
+        };
+        log('handing the event to the waiter: it tries again once the broker is RUNNING', {
+          logicalResourceId: event.LogicalResourceId,
+          brokerId: error.brokerId,
+          waitedMs: Date.now() - since,
+        });
+        // A Create that fails later answers with the framework's marker, so that the framework skips its Delete.
+        return { PhysicalResourceId: event.PhysicalResourceId ?? CREATE_FAILED_MARKER, [WAITING_FIELD]: next };
+      }
+      if (error.ownCreate) {
+        warn('gave up waiting: the CreateUser of this event may have made the user; check it by hand', {
+          logicalResourceId: event.LogicalResourceId,
+          reason: error.message,
+        });
+      }
+    }
     if (event.RequestType !== 'Create' && !(error instanceof ForeignStackError)) {
       const answer = await answerRollbackAnyway(aws, event, error);
       if (answer) return answer;
     }
-    throw failure(error);
+    throw failure(error instanceof WaitError ? error.cause : error);
+  }
+}
+
+/** The Provider framework's physical ID of a failed Create: it answers the Delete that follows itself. */
+const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED';
+
+/** The event cannot finish now, and waiting can finish it: a rebooting broker, a stack that cannot be read. */
+class WaitError extends Error {
+  constructor(
+    readonly cause: Error,
+    readonly brokerId: string | undefined,
+    readonly ownCreate: boolean,
+  ) {
+    super(cause.message);
+    this.name = 'WaitError';
+  }
+
+  static from(error: unknown, ownCreate = false): unknown {
+    if (error instanceof WaitError)
+      return ownCreate && !error.ownCreate ? new WaitError(error.cause, error.brokerId, true) : error;
+    if (error instanceof BrokerBusyError) {
+      return new WaitError(error, error.brokerId, ownCreate || error.earlierAttemptMayHaveSucceeded);
+    }
+    return error;
   }
 }
 
@@ -92,24 +200,24 @@ async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown):
   };
 }
 
-async function onCreate(aws: Aws, event: UserEvent): Promise<UserResponse> {
+async function onCreate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   await ensureSupportedBroker(aws, user.brokerId);
   const password = await readPassword(aws, props, user);
-  const outcome = await takeUser(aws, props, user, password, { rollingBack: false });
+  const outcome = await takeUser(aws, props, user, password, { rollingBack: false, ownCreate });
   if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
   return respond(props, outcome);
 }
 
-async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
+async function onUpdate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   const current = parsePhysicalResourceId(
     event.PhysicalResourceId,
     tryParse(event.OldResourceProperties)?.AdoptExisting,
   );
-  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current);
+  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current, ownCreate);
 
   const before = await aws.describeUser(user);
   if (!isLive(before)) {
@@ -118,7 +226,7 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
       pendingChange: before?.pendingChange,
     });
     const password = await readPassword(aws, props, user);
-    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting, ownCreate);
     return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: made.pendingChange });
   }
   const previous = tryParse(event.OldResourceProperties);
@@ -150,6 +258,7 @@ async function replace(
   props: UserProperties,
   user: UserIdentity,
   current: UserRecord | undefined,
+  ownCreate: boolean,
 ): Promise<UserResponse> {
   log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
   // Asked only where it matters: a restore needs it as part of the proof, reading a password does for rollbacks.
@@ -162,6 +271,7 @@ async function replace(
     targetIsPrevious,
     restoreId: current?.previous,
     previousId: event.PhysicalResourceId,
+    ownCreate,
   });
   if (outcome === 'leave') {
     warn(
@@ -216,6 +326,8 @@ async function takeUser(
     readonly restoreId?: string;
     /** The physical ID the resource holds now, recorded as `previous` in the new one. */
     readonly previousId?: string;
+    /** An earlier attempt of this event may have made the user (see `Waiting.ownCreate`). */
+    readonly ownCreate?: boolean;
   },
 ): Promise<Taken | 'leave'> {
   const record = (owner: Owner) => physicalResourceId({ ...user, owner, previous: move.previousId });
@@ -224,8 +336,24 @@ async function takeUser(
     if (password === undefined) {
       throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
     }
-    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    const made = await createUser(
+      aws,
+      user,
+      desiredState(props, password),
+      before,
+      props.AdoptExisting,
+      move.ownCreate ?? false,
+    );
     return { physicalId: record(made.owner), pendingChange: made.pendingChange };
+  }
+  if (move.ownCreate) {
+    // An earlier attempt of this very event sent CreateUser and got no answer or a 5xx before the broker refused
+    // calls: the user it finds is the one that attempt made (the proof createUser itself accepts).
+    log('the user exists after our own CreateUser of this event may have made it: converging', { ...user });
+    const desired = desiredState(props, password);
+    const write = needsWrite(desired, before!);
+    if (write) await aws.updateUser(user, desired);
+    return { physicalId: record('created'), pendingChange: pendingAfterWrite(before, write) };
   }
   const takeover = decideTakeover({
     adoptExisting: props.AdoptExisting,
@@ -276,13 +404,15 @@ async function createUser(
   desired: DesiredUser,
   before: UserState | undefined,
   adopt: boolean,
+  /** An earlier attempt of this event may have made the user: a refusal then finds our own user. */
+  ownCreate = false,
 ): Promise<{ owner: Owner; pendingChange: string }> {
   log(before ? 'creating the user again: it is pending deletion' : 'creating the user', {
     ...user,
     groups: desired.groups,
   });
   const bounded = aws.narrowed(retryTiming.undoReserveMs);
-  let uncertain = false;
+  let uncertain = ownCreate;
   try {
     for (let round = 1; ; round++) {
       try {
@@ -318,6 +448,9 @@ async function createUser(
       }
     }
   } catch (error) {
+    // A rebooting broker refuses the undo too: the waiter tries the whole event again, knowing what we may have made.
+    const wait = WaitError.from(error, uncertain || mayHaveSucceeded(error));
+    if (wait instanceof WaitError) throw wait;
     if (uncertain) await undoCreate(aws, user, error as Error);
     throw error;
   }
@@ -384,6 +517,20 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
     return { PhysicalResourceId: physicalId };
   }
   if (decision.action === 'fail') {
+    if ((await aws.isCleaningUp()) === true) {
+      // CloudFormation never retries a Delete of its cleanup phase: read the stack again for as long as a busy
+      // broker is waited for, then say what stays, and where.
+      throw new WaitError(
+        new Error(
+          `not deleting user "${user.username}" on broker ${user.brokerId}: ${decision.why}. CloudFormation does ` +
+            'not retry a Delete of its cleanup phase, so the user stays on the broker: delete it by hand once no ' +
+            `resource of stack ${aws.stackName()} declares it (see "Troubleshooting" in the cdk-mq-user README)`,
+        ),
+        undefined,
+        false,
+      );
+    }
+    // A stack deletion that fails can be retried (DELETE_FAILED), and this Delete comes again.
     throw new Error(
       `not deleting user "${user.username}" on broker ${user.brokerId}: ${decision.why}; retry the deletion`,
     );

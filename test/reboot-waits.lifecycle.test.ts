@@ -1,0 +1,335 @@
+/**
+ * Issue 14, finding by finding: events that meet a broker rebooting for longer than one Lambda invocation (in each
+ * phase: forward, rollback, cleanup, with both answers Amazon MQ may give to user calls meanwhile), cleanup Deletes
+ * that CloudFormation never retries, events delivered twice, and DeleteUser on a user already pending DELETE. Each
+ * scenario drives the bundled handlers through the CloudFormation emulator and the simulated Amazon MQ, and asserts
+ * what the broker ends up holding.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, CfnResource, Stack, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { Construct } from 'constructs';
+import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
+import { CloudFormation, DeployOptions, Invocation } from './support/cloudformation';
+import { FakeMq } from './support/mq-endpoint';
+import { collectPasswords, expectBystanderUntouched } from './support/scenario';
+
+process.env.CDK_VALIDATION = 'false';
+jest.setTimeout(60_000);
+
+const OUT = path.join(__dirname, '..', '.test-out');
+const BROKER = 'b-5a4b3c2d-1e0f-4a1b-9c8d-7e6f5a4b3c2d';
+const PASSWORD = 'Orders-Passw0rd-2026';
+const BYSTANDER = { consoleAccess: true, groups: ['admins'], password: 'Bystander-Passw0rd-1' };
+/**
+ * Every function runs with a 6-second timeout here (a 1-second deadline once the handler keeps its 5 seconds to
+ * answer), and a reboot lasts 6 seconds: longer than one invocation, as a real reboot (minutes) or maintenance window
+ * (up to two hours) is longer than Lambda's 15 minutes.
+ */
+const HANDLER_TIMEOUT_MS = 6_000;
+const REBOOT_MS = 6_000;
+const TIMINGS = {
+  retryTiming: { baseDelayMs: 20, maxDelayMs: 200, attemptTimeoutMs: 1_000, brokerWaitMs: 30_000 },
+  rebootTiming: { settleMs: 500 },
+};
+const SHORT: DeployOptions = { handlerTimeoutMs: HANDLER_TIMEOUT_MS, timings: TIMINGS };
+
+let mq: FakeMq;
+let cfn: CloudFormation;
+const secrets = new Set<string>([BYSTANDER.password, PASSWORD]);
+const figures = { usersChangedUnexpectedly: 0 };
+
+beforeAll(async () => {
+  fs.mkdirSync(OUT, { recursive: true });
+  mq = await FakeMq.start();
+  cfn = await CloudFormation.start(mq, { queryIntervalMs: 50, timings: TIMINGS });
+});
+
+afterAll(async () => {
+  await cfn?.stop();
+  await mq?.stop();
+});
+
+beforeEach(() => {
+  mq.reset();
+  cfn.clearInjections();
+  mq.addBroker({ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' });
+  mq.seedUser(BROKER, 'bystander', BYSTANDER);
+});
+
+afterEach(() => {
+  collectPasswords(mq, [BROKER], secrets);
+  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
+});
+
+// ---- apps ----
+
+function synth(build: (stack: Stack) => void, stackName = 'Orders'): string {
+  const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
+  const app = new App({ outdir });
+  build(new Stack(app, stackName));
+  app.synth();
+  return outdir;
+}
+
+function user(scope: Construct, id: string, username: string, props: Partial<MqUserProps> = {}): MqUser {
+  const arn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:${id.toLowerCase()}-AbCdEf`;
+  if (mq.secretValue(arn) === undefined) mq.putSecret(arn, JSON.stringify({ password: PASSWORD }));
+  return new MqUser(scope, id, {
+    broker: MqBroker.fromBrokerArn(scope, `Broker-${id}`, mq.brokerArn(BROKER)),
+    username,
+    passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(scope, `Secret-${id}`, arn),
+    ...props,
+  });
+}
+
+/** An MqBrokerReboot that gives up after one second: the deploy fails while the broker still reboots. */
+function impatientReboot(scope: Construct): void {
+  const reboot = new MqBrokerReboot(scope, 'ApplyUsers', {
+    broker: MqBroker.fromBrokerArn(scope, 'RebootBroker', mq.brokerArn(BROKER)),
+  });
+  (reboot.node.findChild('Resource').node.defaultChild as CfnResource).addPropertyOverride('TimeoutSeconds', 1);
+}
+
+/** The user as the broker will hold it once its pending change is applied; `undefined` when it is on its way out. */
+function eventually(username: string) {
+  const state = mq.user(BROKER, username);
+  if (!state || state.pending?.change === 'DELETE') return undefined;
+  return state.pending ?? state.applied;
+}
+
+function since(from: number): Invocation[] {
+  return cfn.invocations.slice(from);
+}
+
+/** Starts a reboot by someone else (another stack, a rotation, the maintenance window) that lasts `REBOOT_MS`. */
+function rebootElsewhere(): void {
+  mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+  setTimeout(() => mq.finishReboot(BROKER), REBOOT_MS).unref();
+}
+
+async function waitForRunning(): Promise<void> {
+  while (mq.brokerState(BROKER) !== 'RUNNING') await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+const BOTH_ANSWERS = ['reject', 'accept'] as const;
+
+describe.each(BOTH_ANSWERS)('user calls during a reboot: %s', (answer) => {
+  beforeEach(() => {
+    mq.callsOutsideRunning = answer;
+  });
+
+  test('finding 1: a rollback that meets a reboot longer than an invocation deletes the user its deploy created', async () => {
+    const stack = cfn.stack('Orders');
+    expect(
+      await stack.deploy(
+        synth((s) => user(s, 'Kept', 'kept-user')),
+        SHORT,
+      ),
+    ).toEqual({
+      status: 'CREATE_COMPLETE',
+    });
+    mq.applyPendingChanges(BROKER);
+    mq.rebootDelayMs = REBOOT_MS;
+    const from = cfn.invocations.length;
+    const result = await stack.deploy(
+      synth((s) => {
+        user(s, 'Kept', 'kept-user');
+        user(s, 'Added', 'added-user');
+        impatientReboot(s);
+      }),
+      SHORT,
+    );
+    expect(result.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    await waitForRunning();
+    mq.applyPendingChanges(BROKER);
+    expect(eventually('added-user')).toBeUndefined();
+    expect(eventually('kept-user')).toBeDefined();
+    const rollbackDelete = since(from).find((i) => i.logicalId.startsWith('Added') && i.requestType === 'Delete');
+    expect(rollbackDelete?.outcome).toBe('SUCCESS');
+    // The same deploy, tried again, succeeds: no user was left behind to say "already exists".
+    mq.rebootDelayMs = 50;
+    expect(
+      await stack.deploy(
+        synth((s) => {
+          user(s, 'Kept', 'kept-user');
+          user(s, 'Added', 'added-user');
+        }),
+        SHORT,
+      ),
+    ).toEqual({ status: 'UPDATE_COMPLETE' });
+  });
+
+  test('finding 2: a rollback that meets a reboot longer than an invocation restores console access', async () => {
+    const stack = cfn.stack('Orders');
+    const app = (consoleAccess: boolean, reboot: boolean) =>
+      synth((s) => {
+        user(s, 'Console', 'console-user', { consoleAccess, groups: ['activemq-webconsole'] });
+        if (reboot) impatientReboot(s);
+      });
+    expect(await stack.deploy(app(false, false), SHORT)).toEqual({ status: 'CREATE_COMPLETE' });
+    mq.applyPendingChanges(BROKER);
+    mq.rebootDelayMs = REBOOT_MS;
+    expect((await stack.deploy(app(true, true), SHORT)).status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    await waitForRunning();
+    mq.applyPendingChanges(BROKER);
+    expect(eventually('console-user')).toMatchObject({ consoleAccess: false });
+  });
+
+  test('finding 3: a cleanup Delete that meets a reboot longer than an invocation deletes the old user', async () => {
+    const stack = cfn.stack('Orders');
+    expect(
+      await stack.deploy(
+        synth((s) => user(s, 'Renamed', 'old-name')),
+        SHORT,
+      ),
+    ).toEqual({
+      status: 'CREATE_COMPLETE',
+    });
+    mq.applyPendingChanges(BROKER);
+    const from = cfn.invocations.length;
+    const result = await stack.deploy(
+      synth((s) => user(s, 'Renamed', 'new-name')),
+      {
+        ...SHORT,
+        // The reboot starts as CloudFormation sends the cleanup Delete.
+        redeliver: (event) => {
+          if (event.RequestType === 'Delete') rebootElsewhere();
+          return false;
+        },
+      },
+    );
+    expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(since(from).find((i) => i.requestType === 'Delete')?.outcome).toBe('SUCCESS');
+    await waitForRunning();
+    mq.applyPendingChanges(BROKER);
+    expect(eventually('old-name')).toBeUndefined();
+    expect(eventually('new-name')).toBeDefined();
+  });
+
+  test('a forward Create that meets a reboot longer than an invocation creates the user once the broker is RUNNING', async () => {
+    rebootElsewhere();
+    const from = cfn.invocations.length;
+    expect(
+      await cfn.stack('Orders').deploy(
+        synth((s) => user(s, 'Late', 'late-user')),
+        SHORT,
+      ),
+    ).toEqual({
+      status: 'CREATE_COMPLETE',
+    });
+    expect(eventually('late-user')).toMatchObject({ password: PASSWORD });
+    expect(since(from).map((i) => i.outcome)).toEqual(['SUCCESS']);
+  });
+});
+
+test('finding 3: a cleanup Delete that cannot read the stack for a while reads it again, then deletes the old user', async () => {
+  const stack = cfn.stack('Orders');
+  await stack.deploy(
+    synth((s) => user(s, 'Renamed', 'old-name')),
+    SHORT,
+  );
+  mq.applyPendingChanges(BROKER);
+  const from = cfn.invocations.length;
+  const result = await stack.deploy(
+    synth((s) => user(s, 'Renamed', 'new-name')),
+    {
+      ...SHORT,
+      redeliver: (event) => {
+        if (event.RequestType === 'Delete') {
+          cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
+          setTimeout(() => cfn.clearInjections(), 3_000).unref();
+        }
+        return false;
+      },
+    },
+  );
+  expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
+  expect(since(from).find((i) => i.requestType === 'Delete')?.outcome).toBe('SUCCESS');
+  mq.applyPendingChanges(BROKER);
+  expect(eventually('old-name')).toBeUndefined();
+});
+
+test('finding 3: a cleanup Delete that never can read the stack says the user stays and what to do, never "retry"', async () => {
+  const stack = cfn.stack('Orders');
+  await stack.deploy(
+    synth((s) => user(s, 'Renamed', 'old-name')),
+    SHORT,
+  );
+  mq.applyPendingChanges(BROKER);
+  const from = cfn.invocations.length;
+  const result = await stack.deploy(
+    synth((s) => user(s, 'Renamed', 'new-name')),
+    {
+      ...SHORT,
+      timings: { ...TIMINGS, retryTiming: { ...TIMINGS.retryTiming, brokerWaitMs: 3_000 } },
+      redeliver: (event) => {
+        if (event.RequestType === 'Delete')
+          cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
+        return false;
+      },
+    },
+  );
+  // CloudFormation reports a failed cleanup Delete and completes the stack anyway.
+  expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
+  const cleanup = since(from).find((i) => i.requestType === 'Delete');
+  expect(cleanup?.outcome).toBe('FAILED');
+  expect(cleanup?.reason).toMatch(/CloudFormation does not retry a Delete of its cleanup phase, so the user stays/);
+  expect(cleanup?.reason).toContain('old-name');
+  expect(cleanup?.reason).not.toMatch(/retry the deletion/);
+  expect(eventually('old-name')).toBeDefined();
+});
+
+describe.each(['accept', 'conflict'] as const)('DeleteUser on a user already pending DELETE: %s', (answer) => {
+  test('the Delete completes, and the user stays pending DELETE', async () => {
+    mq.deleteOnPendingDelete = answer;
+    const stack = cfn.stack('Orders');
+    await stack.deploy(
+      synth((s) => user(s, 'Gone', 'gone-user')),
+      SHORT,
+    );
+    mq.applyPendingChanges(BROKER);
+    const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
+    await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
+      new DeleteUserCommand({ BrokerId: BROKER, Username: 'gone-user' }),
+    );
+    expect(await stack.destroy(SHORT)).toMatchObject({ status: 'DELETE_COMPLETE' });
+    expect(mq.user(BROKER, 'gone-user')?.pending).toEqual({ change: 'DELETE' });
+  });
+});
+
+test('the common path: a RUNNING broker costs one isComplete call per event and no Amazon MQ call more', async () => {
+  const stack = cfn.stack('Orders');
+  const calls = cfn.isCompleteCalls;
+  const from = mq.calls.length;
+  expect(
+    await stack.deploy(
+      synth((s) => user(s, 'Plain', 'plain-user')),
+      SHORT,
+    ),
+  ).toEqual({
+    status: 'CREATE_COMPLETE',
+  });
+  expect(cfn.isCompleteCalls - calls).toBe(1);
+  expect(mq.mqCalls(from).map((c) => c.operation)).toEqual(['DescribeBroker', 'DescribeUser', 'CreateUser']);
+});
+
+test('finding 5: the waiters log to groups named after the stack ID, so a destroyed stack deploys again', () => {
+  const app = new App();
+  const stack = new Stack(app, 'Orders');
+  user(stack, 'Plain', 'plain-user');
+  new MqBrokerReboot(stack, 'ApplyUsers', {
+    broker: MqBroker.fromBrokerArn(stack, 'RebootBroker', mq.brokerArn(BROKER)),
+  });
+  const groups = Object.values(Template.fromStack(stack).findResources('AWS::Logs::LogGroup'))
+    .map((r) => r.Properties?.LogGroupName)
+    .filter((name) => name !== undefined);
+  expect(groups).toHaveLength(2);
+  for (const name of groups) {
+    // Fn::Join of the prefix and the unique part of AWS::StackId: never a fixed string.
+    expect(typeof name).not.toBe('string');
+    expect(JSON.stringify(name)).toMatch(/\/aws\/vendedlogs\/states\/cdk-mq-user-(reboot|waiter)-/);
+    expect(JSON.stringify(name)).toContain('"AWS::StackId"');
+  }
+});
