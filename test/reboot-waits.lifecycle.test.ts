@@ -333,3 +333,83 @@ test('finding 5: the waiters log to groups named after the stack ID, so a destro
     expect(JSON.stringify(name)).toContain('"AWS::StackId"');
   }
 });
+
+describe('finding 4: the same event twice gets the same answer', () => {
+  test('a Create whose answer was lost: the second delivery answers SUCCESS with the same physical ID', async () => {
+    const from = cfn.invocations.length;
+    const calls = mq.calls.length;
+    const stack = cfn.stack('Orders');
+    const result = await stack.deploy(
+      synth((s) => user(s, 'Twice', 'twice-user')),
+      {
+        ...SHORT,
+        redeliver: (event) => (event.RequestType === 'Create' ? 'answerLost' : false),
+      },
+    );
+    expect(result).toEqual({ status: 'CREATE_COMPLETE' });
+    expect(cfn.lostDeliveries).toBeGreaterThan(0);
+    expect(since(from).map((i) => i.outcome)).toEqual(['SUCCESS']);
+    expect(since(from)[0].returnedPhysicalId).toMatch(/twice-user\?owner=created$/);
+    expect(mq.mqCalls(calls, 'CreateUser')).toHaveLength(1);
+    expect(eventually('twice-user')).toMatchObject({ password: PASSWORD });
+    // It is this resource's: the stack's destroy deletes it.
+    expect(await stack.destroy(SHORT)).toMatchObject({ status: 'DELETE_COMPLETE' });
+    expect(eventually('twice-user')).toBeUndefined();
+  });
+
+  test('a rename whose answer was lost: the second delivery answers with the same new physical ID', async () => {
+    const stack = cfn.stack('Orders');
+    await stack.deploy(
+      synth((s) => user(s, 'Renamed', 'old-name')),
+      SHORT,
+    );
+    mq.applyPendingChanges(BROKER);
+    const from = cfn.invocations.length;
+    const result = await stack.deploy(
+      synth((s) => user(s, 'Renamed', 'new-name')),
+      {
+        ...SHORT,
+        redeliver: (event) => (event.RequestType === 'Update' ? 'answerLost' : false),
+      },
+    );
+    expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
+    const update = since(from).find((i) => i.requestType === 'Update');
+    expect(update?.outcome).toBe('SUCCESS');
+    expect(update?.returnedPhysicalId).toMatch(/new-name\?owner=created/);
+    mq.applyPendingChanges(BROKER);
+    expect(eventually('new-name')).toBeDefined();
+    expect(eventually('old-name')).toBeUndefined();
+  });
+
+  test('a foreign user pending CREATE is never taken over, however often the event comes', async () => {
+    mq.seedPendingCreate(BROKER, 'taken-user', { groups: ['theirs'], password: 'Foreign-Passw0rd-77' });
+    secrets.add('Foreign-Passw0rd-77');
+    const result = await cfn.stack('Orders').deploy(
+      synth((s) => user(s, 'Taken', 'taken-user')),
+      {
+        ...SHORT,
+        redeliver: (event) => (event.RequestType === 'Create' ? 'answerLost' : false),
+      },
+    );
+    expect(result.status).toBe('ROLLBACK_COMPLETE');
+    expect(result.reason).toMatch(/already exists/);
+    expect(mq.user(BROKER, 'taken-user')?.pending).toMatchObject({
+      change: 'CREATE',
+      groups: ['theirs'],
+      password: 'Foreign-Passw0rd-77',
+    });
+  });
+
+  test('a first delivery that never reached the handler: the second one is the only run', async () => {
+    const calls = mq.calls.length;
+    const result = await cfn.stack('Orders').deploy(
+      synth((s) => user(s, 'Once', 'once-user')),
+      {
+        ...SHORT,
+        redeliver: (event) => (event.RequestType === 'Create' ? 'beforeRun' : false),
+      },
+    );
+    expect(result).toEqual({ status: 'CREATE_COMPLETE' });
+    expect(mq.mqCalls(calls, 'CreateUser')).toHaveLength(1);
+  });
+});

@@ -3,6 +3,7 @@
  * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
  * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
  */
+import { createHash } from 'node:crypto';
 import type { MqUserResourceAttributes, MqUserResourceProperties, Raw } from '../../lib/private/handler-props';
 import { Aws, BrokerBusyError, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
@@ -36,7 +37,46 @@ export interface UserResponse {
 }
 
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
-  return run(event, context, undefined);
+  const key = deliveryKey(event);
+  const earlier = answered.get(key);
+  if (earlier) {
+    // The Provider framework invokes us again with the same event when its invoke threw, also after we ran: what
+    // this environment answered is the proof of what the first delivery did, so the answer is the same.
+    log(`received ${event.RequestType} again (same request): answering as the first delivery did`, {
+      logicalResourceId: event.LogicalResourceId,
+      physicalResourceId: earlier.PhysicalResourceId,
+    });
+    return earlier;
+  }
+  const answer = await run(event, context, undefined);
+  answered.set(key, answer);
+  if (answered.size > ANSWERS_KEPT) answered.delete(answered.keys().next().value!);
+  return answer;
+}
+
+/**
+ * The answers this Lambda environment gave, by delivery (RequestId and a digest of the whole event): a second
+ * delivery of one event usually reaches the environment that just answered it (it follows at once). One that reaches
+ * another environment is handled as a first delivery: it fails "already exists" rather than take over a user
+ * nothing proves ours. Only what this function itself answered is kept, and only an identical event gets it.
+ */
+const answered = new Map<string, HandedOff>();
+const ANSWERS_KEPT = 500;
+
+function deliveryKey(event: UserEvent): string {
+  const { RequestId, RequestType, StackId, LogicalResourceId, PhysicalResourceId } = event as UserEvent & {
+    RequestId?: string;
+  };
+  const whole = JSON.stringify([
+    RequestId,
+    RequestType,
+    StackId,
+    LogicalResourceId,
+    PhysicalResourceId,
+    event.ResourceProperties,
+    event.OldResourceProperties,
+  ]);
+  return createHash('sha256').update(whole).digest('hex');
 }
 
 /**

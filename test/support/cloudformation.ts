@@ -1398,7 +1398,7 @@ function applyTimings(module: Json, timings: EmulatorOptions['timings']): void {
 /**
  * Finds the handler(s) behind a service token: framework function → its USER_* environment → our asset. Each
  * stack gets its own copy of the bundle (a Lambda function is its own process: module state is not shared
- * between stacks). `MQ_USER_TEST_BUNDLES=<dir>` runs `<dir>/<mq-user-handler|mq-broker-reboot-handler>/index.js`
+ * between stacks). `MQ_USER_TEST_BUNDLES=<dir>` runs `<dir>/<the asset's bundle name>/index.js`
  * instead of the assembly's bundles, e.g. to check that a scenario fails on an older handler.
  */
 function loadHandlers(
@@ -1421,7 +1421,7 @@ function loadHandlers(
     const assetDir = path.join(assemblyDir, `asset.${assetHash}`);
     const override = process.env.MQ_USER_TEST_BUNDLES;
     const source = override
-      ? path.join(override, exported === 'handler' ? 'mq-user-handler' : 'mq-broker-reboot-handler', 'index.js')
+      ? path.join(override, bundleName(path.join(assetDir, `${file}.js`)), 'index.js')
       : path.join(assetDir, `${file}.js`);
     const copy = path.join(assetDir, '.emulated', stackId.split('/')[2], `${file}.js`);
     if (!fs.existsSync(copy)) {
@@ -1430,7 +1430,10 @@ function loadHandlers(
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const module = require(copy);
-    const handler = module[exported];
+    let handler = module[exported];
+    // An older user handler had no waiter: the framework then answered as soon as onEvent did.
+    if (override && handler === undefined && variable === 'USER_IS_COMPLETE_FUNCTION_ARN')
+      handler = async () => ({ IsComplete: true });
     if (typeof handler !== 'function') throw new Error(`${source} exports no function ${exported}`);
     modules.push(module);
     return {
@@ -1450,6 +1453,18 @@ function loadHandlers(
     timeoutMs: onEvent.timeoutMs,
     modules,
   };
+}
+
+/** Which of this repository's bundles (assets/<name>/index.js) an assembly's asset file is a copy of. */
+function bundleName(assetFile: string): string {
+  const content = fs.readFileSync(assetFile);
+  const assets = path.join(__dirname, '..', '..', 'assets');
+  const name = fs.readdirSync(assets).find((dir) => {
+    const candidate = path.join(assets, dir, 'index.js');
+    return fs.existsSync(candidate) && fs.readFileSync(candidate).equals(content);
+  });
+  if (!name) throw new Error(`${assetFile} is none of the bundles in ${assets}`);
+  return name;
 }
 
 /** CloudFormation hands custom resources every scalar as a string. */
