@@ -32,10 +32,11 @@ import { acknowledgeWaiter, waiterLogGroup, waiterLogOptions } from './private/w
  */
 export interface MqUserProviderProps {
   /**
-   * The longest one user's create, update or delete may take, retries included: 30 seconds to 14 minutes.
+   * The longest one invocation of the handler may take for one user's create, update or delete, retries included: 30 seconds to 14 minutes.
    *
    * The handler gives up with a clear reason a few seconds before it. The Provider framework's own function
-   * stops at 15 minutes, so ours must answer before it.
+   * stops at 15 minutes, so ours must answer before it. Waiting for a rebooting broker does not count: an event that
+   * meets one is handed to the Provider framework's waiter, which tries it again for up to 115 minutes.
    *
    * @default Duration.minutes(5)
    */

@@ -200,6 +200,8 @@ beforeEach(() => {
   delete process.env.CDK_MQ_USER_STACK_ID;
   Object.assign(retryTiming, {
     baseDelayMs: 1,
+    throttleBaseDelayMs: 1,
+    throttleMaxDelayMs: 5,
     maxDelayMs: 5,
     attemptTimeoutMs: 300,
     accessDeniedWindowMs: 150,
@@ -563,6 +565,18 @@ describe('Create', () => {
     expect(done).toMatchObject({ IsComplete: true, PhysicalResourceId: physicalId() });
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
     expect(logs.join('\n')).toContain('handing the event to the waiter');
+  });
+
+  test('answers a second delivery of the same request as the first, asking nothing of AWS', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const event = { ...createEvent(), RequestId: 'b7f3c1de-0000-4000-8000-000000000001' };
+    const first = await run(event);
+    mq.resetHistory();
+    expect(await run(event)).toEqual(first);
+    expect(mq.calls()).toHaveLength(0);
+    // Another request with the same content is another event: it runs.
+    await run({ ...event, RequestId: 'b7f3c1de-0000-4000-8000-000000000002' });
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
   });
 
   test('answers an event onEvent finished at once, asking nothing of AWS', async () => {

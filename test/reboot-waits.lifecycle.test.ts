@@ -30,7 +30,14 @@ const BYSTANDER = { consoleAccess: true, groups: ['admins'], password: 'Bystande
 const HANDLER_TIMEOUT_MS = 6_000;
 const REBOOT_MS = 6_000;
 const TIMINGS = {
-  retryTiming: { baseDelayMs: 20, maxDelayMs: 200, attemptTimeoutMs: 1_000, brokerWaitMs: 30_000 },
+  retryTiming: {
+    baseDelayMs: 20,
+    maxDelayMs: 200,
+    throttleBaseDelayMs: 20,
+    throttleMaxDelayMs: 200,
+    attemptTimeoutMs: 1_000,
+    brokerWaitMs: 30_000,
+  },
   rebootTiming: { settleMs: 500 },
 };
 const SHORT: DeployOptions = { handlerTimeoutMs: HANDLER_TIMEOUT_MS, timings: TIMINGS };
@@ -411,5 +418,90 @@ describe('finding 4: the same event twice gets the same answer', () => {
     );
     expect(result).toEqual({ status: 'CREATE_COMPLETE' });
     expect(mq.mqCalls(calls, 'CreateUser')).toHaveLength(1);
+  });
+});
+
+describe('README "Troubleshooting": each recipe of a rebooting broker, run', () => {
+  beforeEach(() => {
+    mq.callsOutsideRunning = 'reject';
+  });
+  /** Gives up on the broker after 1 s, before the 6-second reboot ends: what 115 minutes are in production. */
+  const IMPATIENT: DeployOptions = {
+    ...SHORT,
+    timings: { ...TIMINGS, retryTiming: { ...TIMINGS.retryTiming, brokerWaitMs: 1_000 } },
+  };
+
+  test('a rollback that could not restore: a plain deploy converges nothing; bumping passwordVersion does', async () => {
+    const stack = cfn.stack('Orders');
+    const app = (consoleAccess: boolean, reboot: boolean, passwordVersion?: string) =>
+      synth((s) => {
+        user(s, 'Console', 'console-user', { consoleAccess, groups: ['activemq-webconsole'], passwordVersion });
+        if (reboot) impatientReboot(s);
+      });
+    await stack.deploy(app(false, false), IMPATIENT);
+    mq.applyPendingChanges(BROKER);
+    mq.rebootDelayMs = REBOOT_MS;
+    expect((await stack.deploy(app(true, true), IMPATIENT)).status).toBe('UPDATE_ROLLBACK_COMPLETE');
+    expect(cfn.transcript.join('\n')).toMatch(/rollback: could not restore the user/);
+    await waitForRunning();
+    expect(eventually('console-user')).toMatchObject({ consoleAccess: true }); // the failed deploy's
+    const from = cfn.invocations.length;
+    expect(await stack.deploy(app(false, false), IMPATIENT)).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(since(from)).toEqual([]); // no event: nothing converges
+    expect(await stack.deploy(app(false, false, '2'), IMPATIENT)).toEqual({ status: 'UPDATE_COMPLETE' });
+    expect(eventually('console-user')).toMatchObject({ consoleAccess: false });
+  });
+
+  test('a cleanup Delete on a broker rebooting past the wait: says the user stays; deleting it by hand works', async () => {
+    const stack = cfn.stack('Orders');
+    await stack.deploy(
+      synth((s) => user(s, 'Renamed', 'old-name')),
+      IMPATIENT,
+    );
+    mq.applyPendingChanges(BROKER);
+    const from = cfn.invocations.length;
+    const result = await stack.deploy(
+      synth((s) => user(s, 'Renamed', 'new-name')),
+      {
+        ...IMPATIENT,
+        redeliver: (event) => {
+          if (event.RequestType === 'Delete') rebootElsewhere();
+          return false;
+        },
+      },
+    );
+    expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
+    const cleanup = since(from).find((i) => i.requestType === 'Delete');
+    expect(cleanup?.outcome).toBe('FAILED');
+    expect(cleanup?.reason).toMatch(
+      /user "old-name" on broker .* was not deleted: .*CloudFormation does not retry a Delete of its cleanup phase/,
+    );
+    expect(cleanup?.reason).not.toMatch(/retry once it is RUNNING/);
+    await waitForRunning();
+    const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
+    await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
+      new DeleteUserCommand({ BrokerId: BROKER, Username: 'old-name' }),
+    );
+    expect(eventually('old-name')).toBeUndefined();
+  });
+
+  test('a forward deploy on a broker rebooting past the wait fails; once RUNNING, deploying again succeeds', async () => {
+    const stack = cfn.stack('Orders');
+    mq.setBrokerState(BROKER, 'REBOOT_IN_PROGRESS');
+    const failed = await stack.deploy(
+      synth((s) => user(s, 'Late', 'late-user')),
+      IMPATIENT,
+    );
+    expect(failed.status).toBe('ROLLBACK_COMPLETE');
+    expect(failed.reason).toMatch(/still REBOOT_IN_PROGRESS: retry once it is RUNNING/);
+    mq.finishReboot(BROKER);
+    expect(
+      await cfn.stack('Orders').deploy(
+        synth((s) => user(s, 'Late', 'late-user')),
+        IMPATIENT,
+      ),
+    ).toEqual({
+      status: 'CREATE_COMPLETE',
+    });
   });
 });

@@ -30,6 +30,8 @@ const FUNCTION_TIMEOUT_MS = 7_000;
 const TIMINGS = {
   retryTiming: {
     baseDelayMs: 10,
+    throttleBaseDelayMs: 10,
+    throttleMaxDelayMs: 100,
     maxDelayMs: 100,
     brokerWaitMs: 1_000,
     attemptTimeoutMs: 2_000,

@@ -38,7 +38,7 @@ export interface UserResponse {
 
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
   const key = deliveryKey(event);
-  const earlier = answered.get(key);
+  const earlier = key === undefined ? undefined : answered.get(key);
   if (earlier) {
     // The Provider framework invokes us again with the same event when its invoke threw, also after we ran: what
     // this environment answered is the proof of what the first delivery did, so the answer is the same.
@@ -49,8 +49,10 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
     return earlier;
   }
   const answer = await run(event, context, undefined);
-  answered.set(key, answer);
-  if (answered.size > ANSWERS_KEPT) answered.delete(answered.keys().next().value!);
+  if (key !== undefined) {
+    answered.set(key, answer);
+    if (answered.size > ANSWERS_KEPT) answered.delete(answered.keys().next().value!);
+  }
   return answer;
 }
 
@@ -63,10 +65,10 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
 const answered = new Map<string, HandedOff>();
 const ANSWERS_KEPT = 500;
 
-function deliveryKey(event: UserEvent): string {
-  const { RequestId, RequestType, StackId, LogicalResourceId, PhysicalResourceId } = event as UserEvent & {
-    RequestId?: string;
-  };
+/** `undefined` for an event without a RequestId: CloudFormation gives every request one. */
+function deliveryKey(event: UserEvent): string | undefined {
+  const { RequestId, RequestType, StackId, LogicalResourceId, PhysicalResourceId } = event;
+  if (!RequestId) return undefined;
   const whole = JSON.stringify([
     RequestId,
     RequestType,
@@ -171,6 +173,21 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
         });
         // A Create that fails later answers with the framework's marker, so that the framework skips its Delete.
         return { PhysicalResourceId: event.PhysicalResourceId ?? CREATE_FAILED_MARKER, [WAITING_FIELD]: next };
+      }
+      const forwardCleanup = (await aws.isCleaningUp()) === true && (await aws.isRollingBack()) === false;
+      if (event.RequestType === 'Delete' && error.brokerId && forwardCleanup) {
+        // No retry comes for a Delete of the cleanup phase: say what stays, and what to do. (A rollback's cleanup
+        // answers as every rollback does, below.)
+        const record = parsePhysicalResourceId(event.PhysicalResourceId ?? '');
+        const refusal = error.cause instanceof BrokerBusyError ? error.cause.refusal.message : error.message;
+        throw failure(
+          new Error(
+            `user "${record?.username}" on broker ${record?.brokerId} was not deleted: the broker refused user calls ` +
+              `while it rebooted for ${Math.round((Date.now() - since) / 60_000)} minutes (${refusal}). ` +
+              'CloudFormation does not retry a Delete of its cleanup phase, so the user stays on the broker: delete ' +
+              'it by hand once the broker is RUNNING (see "Troubleshooting" in the cdk-mq-user README)',
+          ),
+        );
       }
       if (error.ownCreate) {
         warn('gave up waiting: the CreateUser of this event may have made the user; check it by hand', {
