@@ -21,6 +21,8 @@ jest.setTimeout(60_000);
 const OUT = path.join(__dirname, '..', '.test-out');
 const BROKER = 'b-5a4b3c2d-1e0f-4a1b-9c8d-7e6f5a4b3c2d';
 const PASSWORD = 'Orders-Passw0rd-2026';
+/** A broker no MqBrokerReboot covers, for a resource that fails. */
+const OTHER = 'b-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 const BYSTANDER = { consoleAccess: true, groups: ['admins'], password: 'Bystander-Passw0rd-1' };
 /**
  * Every function runs with a 6-second timeout here (a 1-second deadline once the handler keeps its 5 seconds to
@@ -62,6 +64,7 @@ beforeEach(() => {
   mq.reset();
   cfn.clearInjections();
   mq.addBroker({ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' });
+  mq.addBroker({ brokerId: OTHER, brokerName: 'other', engineType: 'ACTIVEMQ' });
   mq.seedUser(BROKER, 'bystander', BYSTANDER);
 });
 
@@ -504,4 +507,35 @@ describe('README "Troubleshooting": each recipe of a rebooting broker, run', () 
       status: 'CREATE_COMPLETE',
     });
   });
+});
+
+test('finding 6 (not fixed, documented): a failed move within the stack keeps the failed settings; README "Moving a user" converges it', async () => {
+  const stack = cfn.stack('Orders');
+  const before = (passwordVersion?: string) =>
+    synth((s) => user(s, 'Old', 'moved-user', { consoleAccess: false, passwordVersion }));
+  expect(await stack.deploy(before(), SHORT)).toEqual({ status: 'CREATE_COMPLETE' });
+  mq.applyPendingChanges(BROKER);
+  const failed = await stack.deploy(
+    synth((s) => {
+      const moved = user(s, 'New', 'moved-user', { consoleAccess: true, adoptExisting: true });
+      // Runs after the move, and fails: its secret does not exist.
+      const failing = new MqUser(s, 'Failing', {
+        broker: MqBroker.fromBrokerArn(s, 'FailingBroker', mq.brokerArn(OTHER)),
+        username: 'failing-user',
+        passwordSecret: secretsmanager.Secret.fromSecretCompleteArn(
+          s,
+          'Missing',
+          'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf',
+        ),
+      });
+      failing.node.addDependency(moved);
+    }),
+    SHORT,
+  );
+  expect(failed.status).toBe('UPDATE_ROLLBACK_COMPLETE');
+  // What the README says: the user is kept, with the failed deploy's console access.
+  expect(eventually('moved-user')).toMatchObject({ consoleAccess: true });
+  // Its recipe: bump passwordVersion on the old declaration.
+  expect(await stack.deploy(before('2'), SHORT)).toEqual({ status: 'UPDATE_COMPLETE' });
+  expect(eventually('moved-user')).toMatchObject({ consoleAccess: false, password: PASSWORD });
 });
