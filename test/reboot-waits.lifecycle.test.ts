@@ -509,15 +509,18 @@ describe('README "Troubleshooting": each recipe of a rebooting broker, run', () 
   });
 });
 
-test('finding 6 (not fixed, documented): a failed move within the stack keeps the failed settings; README "Moving a user" converges it', async () => {
+test('finding 6: a failed move within the stack: the rollback keeps the adopted user and restores its settings', async () => {
   const stack = cfn.stack('Orders');
-  const before = (passwordVersion?: string) =>
-    synth((s) => user(s, 'Old', 'moved-user', { consoleAccess: false, passwordVersion }));
-  expect(await stack.deploy(before(), SHORT)).toEqual({ status: 'CREATE_COMPLETE' });
+  const before = synth((s) => user(s, 'Old', 'moved-user', { consoleAccess: false, groups: ['orders'] }));
+  expect(await stack.deploy(before, SHORT)).toEqual({ status: 'CREATE_COMPLETE' });
   mq.applyPendingChanges(BROKER);
   const failed = await stack.deploy(
     synth((s) => {
-      const moved = user(s, 'New', 'moved-user', { consoleAccess: true, adoptExisting: true });
+      const moved = user(s, 'New', 'moved-user', {
+        consoleAccess: true,
+        groups: ['activemq-webconsole', 'orders'],
+        adoptExisting: true,
+      });
       // Runs after the move, and fails: its secret does not exist.
       const failing = new MqUser(s, 'Failing', {
         broker: MqBroker.fromBrokerArn(s, 'FailingBroker', mq.brokerArn(OTHER)),
@@ -533,9 +536,13 @@ test('finding 6 (not fixed, documented): a failed move within the stack keeps th
     SHORT,
   );
   expect(failed.status).toBe('UPDATE_ROLLBACK_COMPLETE');
-  // What the README says: the user is kept, with the failed deploy's console access.
-  expect(eventually('moved-user')).toMatchObject({ consoleAccess: true });
-  // Its recipe: bump passwordVersion on the old declaration.
-  expect(await stack.deploy(before('2'), SHORT)).toEqual({ status: 'UPDATE_COMPLETE' });
-  expect(eventually('moved-user')).toMatchObject({ consoleAccess: false, password: PASSWORD });
+  // Kept (it was adopted), with the settings the restored template declares.
+  expect(eventually('moved-user')).toMatchObject({ consoleAccess: false, groups: ['orders'], password: PASSWORD });
+  expect(cfn.transcript.join('\n')).toMatch(/rollback: restored console access, groups and replication flag/);
+  // README "Moving a user": bumping passwordVersion on the old declaration converges the whole user.
+  const bumped = synth((s) =>
+    user(s, 'Old', 'moved-user', { consoleAccess: false, groups: ['orders'], passwordVersion: '2' }),
+  );
+  expect(await stack.deploy(bumped, SHORT)).toEqual({ status: 'UPDATE_COMPLETE' });
+  expect(eventually('moved-user')).toMatchObject({ consoleAccess: false, groups: ['orders'] });
 });

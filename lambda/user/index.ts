@@ -434,9 +434,26 @@ async function takeUser(
     await aws.updateUser(user, desiredState(props, sent));
   }
   return {
-    physicalId: takeover === 'adopt' ? record('adopted') : move.restoreId!,
+    physicalId:
+      takeover === 'adopt' ? adoptedRecord(user, move.previousId, write ? before! : undefined) : move.restoreId!,
     pendingChange: pendingAfterWrite(before, write),
   };
+}
+
+/**
+ * The physical ID of an adopted user. When the adoption wrote to it, the settings it found are recorded, so that
+ * the rollback of this event can put them back (`restoreAdopted`); a pending value counts, as the broker will hold it.
+ */
+function adoptedRecord(user: UserIdentity, previousId: string | undefined, found: UserState | undefined): string {
+  const known = found?.consoleAccess !== undefined && found.groups !== undefined && found.replicationUser !== undefined;
+  const prior = known
+    ? {
+        consoleAccess: found.consoleAccess!,
+        replicationUser: found.replicationUser!,
+        groups: [...found.groups!].sort(),
+      }
+    : undefined;
+  return physicalResourceId({ ...user, owner: 'adopted', previous: previousId, prior });
 }
 
 function alreadyExists(user: UserIdentity): Error {
@@ -571,6 +588,7 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const decision = decideDelete({ owner: record.owner, rollingBack, holder });
   if (decision.action === 'keep') {
     log(`not deleting the user: ${decision.why}`, { ...user });
+    if (record.owner === 'adopted' && rollingBack === true) await restoreAdopted(aws, user, record.prior);
     return { PhysicalResourceId: physicalId };
   }
   if (decision.action === 'fail') {
@@ -598,6 +616,24 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
     log('nothing to delete: the user or its broker is already gone', { ...user });
   }
   return { PhysicalResourceId: physicalId };
+}
+
+/**
+ * The rollback of the event that adopted a user keeps it (it existed before) and puts back the settings that event
+ * found, when it recorded them: console access, groups and replication flag. The password it set cannot be read
+ * back: it stays, and the log says so.
+ */
+async function restoreAdopted(aws: Aws, user: UserIdentity, prior: UserRecord['prior']): Promise<void> {
+  if (!prior) return; // the adoption wrote nothing, or its settings were too long to record
+  const now = await aws.describeUser(user);
+  if (!isLive(now)) return;
+  const desired: DesiredUser = { ...prior, groups: prior.groups };
+  if (needsWrite(desired, now!)) await aws.updateUser(user, desired);
+  warn(
+    'rollback: restored console access, groups and replication flag of the adopted user as the failed deploy found ' +
+      'them; the password stays as that deploy set it. See "Troubleshooting" in the cdk-mq-user README',
+    { ...user },
+  );
 }
 
 async function ensureSupportedBroker(aws: Aws, brokerId: string): Promise<void> {
