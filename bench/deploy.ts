@@ -31,6 +31,8 @@ interface Phase {
   readonly refused: number;
   readonly seconds: number;
   readonly status: string;
+  /** Calls of our functions: onEvent, and the isComplete the Provider framework's waiter makes after each event. */
+  readonly invocations: number;
 }
 
 async function main(): Promise<void> {
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
     const measure = async (name: string, events: number, run: () => Promise<{ status: string }>) => {
       const from = mq.calls.length;
       const cfnFrom = cfn.calls.length;
+      const invocationsBefore = cfn.invocations.length + cfn.isCompleteCalls;
       const started = performance.now();
       const result = await run();
       const seconds = (performance.now() - started) / 1000;
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
       const calls = mqCalls.filter((c) => c.status !== 429);
       mq.applyPendingChanges(BROKER); // the broker reboots between phases, as MqBrokerReboot would
       const cloudFormation = cfn.calls.slice(cfnFrom).map((c) => c.operation);
+      const invocations = cfn.invocations.length + cfn.isCompleteCalls - invocationsBefore;
       return {
         name,
         events,
@@ -79,6 +83,7 @@ async function main(): Promise<void> {
         refused: mqCalls.length - calls.length,
         seconds,
         status: result.status,
+        invocations,
       };
     };
 
@@ -152,24 +157,25 @@ function report(perEvent: Phase[], phases: Phase[], n: number, throttled: number
     '',
     '### Amazon MQ calls per event (one user, no throttling)',
     '',
-    '| event | MQ calls | which | CloudFormation reads (the proof is DescribeStackResource) | outcome | AwsCustomResource (one SDK call per event) |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| event | MQ calls | which | CloudFormation reads (the proof is DescribeStackResource) | calls of our functions (onEvent + isComplete) | wall time | outcome | AwsCustomResource (one SDK call per event) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...perEvent.map(
       // AwsCustomResource sends its one call per event; an unchanged template sends it no event at all.
       (p) =>
-        `| ${p.name} | ${p.calls.length} | ${byOperation(p.calls)} | ${cfnByOperation(p.cloudFormation)} | ${p.status} | ` +
-        `${p.name.includes('no change') ? 0 : 1} |`,
+        `| ${p.name} | ${p.calls.length} | ${byOperation(p.calls)} | ${cfnByOperation(p.cloudFormation)} | ${p.invocations} | ` +
+        `${(p.seconds * 1000).toFixed(0)} ms | ${p.status} | ${p.name.includes('no change') ? 0 : 1} |`,
     ),
     '',
     `### ${n} users against the token bucket (${BUCKET.capacity} requests, ${BUCKET.refillPerSecond}/s)`,
     '',
-    '| phase | MQ calls answered | per user | refused (429, retried) | CloudFormation reads per user | wall time | token-bucket floor for these calls | floor for AwsCustomResource (N calls) | outcome |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| phase | MQ calls answered | per user | refused (429, retried) | refused per answered | CloudFormation reads per user | wall time | token-bucket floor for these calls | wall time / floor | floor for AwsCustomResource (N calls) | outcome |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...phases.map(
       (p) =>
         `| ${p.name} | ${p.calls.length} | ${(p.calls.length / p.events).toFixed(2)} | ${p.refused} | ` +
-        `${(p.cloudFormation.length / p.events).toFixed(2)} | ${p.seconds.toFixed(1)} s | ` +
-        `${floor(p.calls.length).toFixed(1)} s | ${floor(p.events).toFixed(1)} s | ${p.status} |`,
+        `${(p.refused / Math.max(1, p.calls.length)).toFixed(2)} | ${(p.cloudFormation.length / p.events).toFixed(2)} | ` +
+        `${p.seconds.toFixed(1)} s | ${floor(p.calls.length).toFixed(1)} s | ` +
+        `${(p.seconds / Math.max(0.1, floor(p.calls.length))).toFixed(2)} | ${floor(p.events).toFixed(1)} s | ${p.status} |`,
     ),
     '',
     `Calls refused by the bucket over the whole run: ${throttled}.`,

@@ -28,6 +28,7 @@ import {
   logRetention,
   useNodeRuntimeOfOurs,
 } from './private/functions';
+import { acknowledgeWaiter, waiterLogGroup, waiterLogOptions } from './private/waiter';
 
 /**
  * Settings of the Lambda functions that manage a stack's MqUsers.
@@ -36,10 +37,11 @@ import {
  */
 export interface MqUserProviderProps {
   /**
-   * The longest one user's create, update or delete may take, retries included: 30 seconds to 14 minutes.
+   * The longest one invocation of the handler may take for one user's create, update or delete, retries included: 30 seconds to 14 minutes.
    *
    * The handler gives up with a clear reason a few seconds before it. The Provider framework's own function
-   * stops at 15 minutes, so ours must answer before it.
+   * stops at 15 minutes, so ours must answer before it. Waiting for a rebooting broker does not count: an event that
+   * meets one is handed to the Provider framework's waiter, which tries it again for up to 115 minutes.
    *
    * @default Duration.minutes(5)
    */
@@ -191,12 +193,38 @@ export class MqUserProvider extends Construct {
     // Every user's event reaches the handler only once it may call Amazon MQ and read its secret.
     this.handler.node.addDependency(this.lifecyclePolicy);
 
+    // Events that meet a rebooting broker finish in the Provider framework's waiter (a reboot takes minutes, a
+    // maintenance window up to two hours: longer than one Lambda invocation may run). The framework starts the
+    // waiter for every event; this function answers at once for events that onEvent finished.
+    const isComplete = handlerFunction(this, 'IsCompleteHandler', {
+      asset: 'mq-user-handler',
+      handler: 'index.isComplete',
+      description: 'cdk-mq-user: finishes the user events that met a rebooting Amazon MQ broker',
+      role: this.handlerRole,
+      logGroup,
+      timeout: props.timeout ?? Duration.minutes(5),
+      settings: props,
+    });
+    isComplete.node.addDependency(this.lifecyclePolicy);
+
     const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
     const frameworkRole = lambdaRole(this, 'FrameworkRole', frameworkLogs, props);
+    // A role of its own: with one, the onEvent role's grant on the waiter and the waiter's grant on isComplete
+    // would form a dependency cycle.
+    const waiterRole = lambdaRole(this, 'FrameworkWaiterRole', frameworkLogs, props);
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: this.handler,
+      isCompleteHandler: isComplete,
+      // The Provider framework's maximum; the handler answers with its own reason five minutes before it.
+      totalTimeout: Duration.hours(2),
+      queryInterval: Duration.seconds(30),
       frameworkOnEventRole: frameworkRole,
+      frameworkCompleteAndTimeoutRole: waiterRole,
       logGroup: frameworkLogs,
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: waiterLogOptions(
+        waiterLogGroup(this, 'WaiterLogs', 'cdk-mq-user-waiter', retention),
+      ),
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
@@ -205,7 +233,10 @@ export class MqUserProvider extends Construct {
     this.serviceToken = provider.serviceToken;
 
     acknowledgeNag(this.lifecyclePolicy, BROKERS_FINDING, BROKERS_REASON);
-    acknowledgeNag(frameworkRole, functionVersionsFinding(this.handler), INVOKE_REASON);
+    for (const role of [frameworkRole, waiterRole]) {
+      for (const fn of [this.handler, isComplete]) acknowledgeNag(role, functionVersionsFinding(fn), INVOKE_REASON);
+    }
+    acknowledgeWaiter(provider, 'while a broker reboots');
   }
 
   /**

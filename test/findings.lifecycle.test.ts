@@ -36,7 +36,13 @@ const FOREIGN = { consoleAccess: false, groups: ['theirs'], replicationUser: fal
 const BYSTANDER = { consoleAccess: true, groups: ['admins'], password: 'Bystander-Passw0rd-1' };
 /** Timing knobs set on the bundles that export them: the production waits are minutes. */
 const TIMINGS = {
-  retryTiming: { baseDelayMs: 20, maxDelayMs: 200, brokerPollMs: 200, rollbackBrokerWaitMs: 1_000 },
+  retryTiming: {
+    baseDelayMs: 20,
+    maxDelayMs: 200,
+    throttleBaseDelayMs: 20,
+    throttleMaxDelayMs: 200,
+    brokerWaitMs: 1_500,
+  },
   rebootTiming: { settleMs: 1_500 },
 };
 /** A handler timeout that leaves a few seconds of deadline (the handler keeps 5 s to answer). */

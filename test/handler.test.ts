@@ -29,7 +29,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { handler, UserEvent } from '../lambda/user/index';
+import { handler, isComplete, UserEvent, WAITING_FIELD, type HandedOff } from '../lambda/user/index';
 import { retryTiming } from '../lambda/shared/retry';
 import {
   BROKER_ID,
@@ -205,11 +205,12 @@ beforeEach(() => {
   process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
   Object.assign(retryTiming, {
     baseDelayMs: 1,
+    throttleBaseDelayMs: 1,
+    throttleMaxDelayMs: 5,
     maxDelayMs: 5,
     attemptTimeoutMs: 300,
     accessDeniedWindowMs: 150,
-    brokerPollMs: 20,
-    rollbackBrokerWaitMs: 60_000,
+    brokerWaitMs: 115 * 60_000,
     undoReserveMs: 20_000,
   });
   mq.on(DescribeBrokerCommand).resolves(RUNNING);
@@ -430,8 +431,11 @@ describe('Create', () => {
         .rejectsOnce(badRequest('Broker is rebooting'))
         .rejects(conflict());
       mq.on(DescribeBrokerCommand).resolvesOnce(RUNNING).resolvesOnce(REBOOTING).resolves(RUNNING);
-      const response = await run(createEvent());
-      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 3);
+      const handedOff: HandedOff = await run(createEvent());
+      // The waiter carries what the first attempt may have done: the user it then finds is its own.
+      expect(handedOff[WAITING_FIELD]).toMatchObject({ ownCreate: true });
+      const response = await isComplete({ ...createEvent(), ...handedOff }, lambdaContext());
+      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 2);
       expect(mq).toHaveReceivedCommandWith(UpdateUserCommand, { ...USER, Password: PASSWORD });
       expect(mq).not.toHaveReceivedCommand(DeleteUserCommand);
       expect(response.PhysicalResourceId).toBe(physicalId({}, 'created'));
@@ -560,15 +564,47 @@ describe('Create', () => {
     });
   });
 
-  test('waits for a rebooting broker that refuses user calls, then creates the user', async () => {
+  test('hands an event that meets a rebooting broker to the waiter, which creates the user once it is RUNNING', async () => {
     mq.on(DescribeUserCommand).rejectsOnce(badRequest('Broker is rebooting')).rejects(notFound());
-    mq.on(DescribeBrokerCommand).resolvesOnce(RUNNING).resolvesOnce(REBOOTING).resolves(RUNNING);
-    await run(createEvent());
+    mq.on(DescribeBrokerCommand)
+      .resolvesOnce(RUNNING)
+      .resolvesOnce(REBOOTING)
+      .resolvesOnce(REBOOTING)
+      .resolves(RUNNING);
+    const handedOff: HandedOff = await run(createEvent());
+    expect(handedOff.PhysicalResourceId).toBe('AWSCDK::CustomResourceProviderFramework::CREATE_FAILED');
+    expect(handedOff[WAITING_FIELD]).toMatchObject({ ownCreate: false });
+    expect(mq).not.toHaveReceivedCommand(CreateUserCommand);
+    const polled = { ...createEvent(), ...handedOff };
+    expect(await isComplete(polled, lambdaContext())).toEqual({ IsComplete: false });
+    const done = await isComplete(polled, lambdaContext());
+    expect(done).toMatchObject({ IsComplete: true, PhysicalResourceId: physicalId() });
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
-    expect(logs.join('\n')).toContain('the broker is rebooting and refuses user calls: waiting for it');
+    expect(logs.join('\n')).toContain('handing the event to the waiter');
   });
 
-  test('fails on a broker that stays in REBOOT_IN_PROGRESS, before the deadline, saying so', async () => {
+  test('answers a second delivery of the same request as the first, asking nothing of AWS', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const event = { ...createEvent(), RequestId: 'b7f3c1de-0000-4000-8000-000000000001' };
+    const first = await run(event);
+    mq.resetHistory();
+    expect(await run(event)).toEqual(first);
+    expect(mq.calls()).toHaveLength(0);
+    // Another request with the same content is another event: it runs.
+    await run({ ...event, RequestId: 'b7f3c1de-0000-4000-8000-000000000002' });
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+  });
+
+  test('answers an event onEvent finished at once, asking nothing of AWS', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const response = await run(createEvent());
+    mq.resetHistory();
+    expect(await isComplete({ ...createEvent(), ...response }, lambdaContext())).toEqual({ IsComplete: true });
+    expect(mq.commandCalls(DescribeBrokerCommand)).toHaveLength(0);
+  });
+
+  test('fails on a broker that stays in REBOOT_IN_PROGRESS longer than the wait, saying so', async () => {
+    retryTiming.brokerWaitMs = 0;
     mq.on(DescribeUserCommand).rejects(badRequest('Broker is rebooting'));
     mq.on(DescribeBrokerCommand).resolvesOnce(RUNNING).resolves(REBOOTING);
     await expect(run(createEvent(), 5_300)).rejects.toThrow(
@@ -1070,7 +1106,7 @@ describe('Update', () => {
       stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
       mq.on(DescribeBrokerCommand).resolves({ EngineType: 'ACTIVEMQ', BrokerState: 'REBOOT_IN_PROGRESS' });
       mq.on(DescribeUserCommand).rejects(badRequest('Broker is rebooting'));
-      Object.assign(retryTiming, { rollbackBrokerWaitMs: 30 });
+      Object.assign(retryTiming, { brokerWaitMs: 0 });
       const incoming = physicalId({ Username: 'orders-v2' }, 'created', physicalId());
       history(incoming);
       const response = await run(updateEvent({ Username: 'orders-v2' }, {}, incoming));
@@ -1173,7 +1209,7 @@ describe('Update', () => {
     }
 
     test('answers SUCCESS within the bounded wait in a rollback whose broker keeps refusing calls, with a warning', async () => {
-      retryTiming.rollbackBrokerWaitMs = 100;
+      retryTiming.brokerWaitMs = 0;
       stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
       brokerKeepsRebooting();
       const started = Date.now();
@@ -1186,7 +1222,7 @@ describe('Update', () => {
     });
 
     test('fails a forward update whose broker keeps refusing calls until the deadline', async () => {
-      retryTiming.rollbackBrokerWaitMs = 100;
+      retryTiming.brokerWaitMs = 0;
       brokerKeepsRebooting();
       await expect(run(updateEvent(before, after), 5_600)).rejects.toThrow(
         /Broker is rebooting.*still REBOOT_IN_PROGRESS: retry once it is RUNNING/,
@@ -1378,12 +1414,31 @@ describe('Delete', () => {
       expect(warnings.join('\n')).toContain("could not read the stack's resources");
     });
 
-    test('fails when the stack resources cannot be read outside a rollback, deleting nothing', async () => {
+    test('in a cleanup phase, reads the stack again through the waiter rather than fail, deleting nothing', async () => {
       stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
       cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
-      await expect(run(deleteEvent(physicalId()))).rejects.toThrow(
+      const handedOff: HandedOff = await run(deleteEvent(physicalId()));
+      expect(handedOff[WAITING_FIELD]).toMatchObject({ physicalResourceId: physicalId() });
+      expect(handedOff[WAITING_FIELD]?.brokerId).toBeUndefined();
+      expectMqCalls({});
+    });
+
+    test('in a cleanup phase, says after the wait that the user stays and what to do, never "retry"', async () => {
+      retryTiming.brokerWaitMs = 0;
+      stackStatus('UPDATE_COMPLETE_CLEANUP_IN_PROGRESS');
+      cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
+      const failure = run(deleteEvent(physicalId()));
+      await expect(failure).rejects.toThrow(
         `not deleting user "orders-service" on broker ${BROKER_ID}: the stack's resources cannot be read`,
       );
+      await expect(failure).rejects.toThrow(/CloudFormation does not retry a Delete of its cleanup phase/);
+      expectMqCalls({});
+    });
+
+    test('fails a stack deletion that cannot read the stack, which can be retried, deleting nothing', async () => {
+      stackStatus('DELETE_IN_PROGRESS');
+      cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
+      await expect(run(deleteEvent(physicalId()))).rejects.toThrow(/cannot be read.*; retry the deletion/);
       expectMqCalls({});
     });
   });
@@ -1418,7 +1473,7 @@ describe('Delete', () => {
 
   describe('rollbacks never wedge', () => {
     test('answers SUCCESS within the bounded wait when the broker keeps refusing DeleteUser in a rollback', async () => {
-      retryTiming.rollbackBrokerWaitMs = 100;
+      retryTiming.brokerWaitMs = 0;
       stackStatus('ROLLBACK_IN_PROGRESS');
       mq.on(DeleteUserCommand).rejects(badRequest('Broker is rebooting'));
       mq.on(DescribeBrokerCommand).resolves(REBOOTING);
@@ -1430,7 +1485,7 @@ describe('Delete', () => {
     });
 
     test('fails a Delete outside a rollback whose broker keeps refusing DeleteUser', async () => {
-      retryTiming.rollbackBrokerWaitMs = 100;
+      retryTiming.brokerWaitMs = 0;
       stackStatus('DELETE_IN_PROGRESS');
       mq.on(DeleteUserCommand).rejects(badRequest('Broker is rebooting'));
       mq.on(DescribeBrokerCommand).resolves(REBOOTING);

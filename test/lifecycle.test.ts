@@ -40,7 +40,10 @@ beforeAll(async () => {
   fs.rmSync(OUT, { recursive: true, force: true });
   fs.mkdirSync(OUT, { recursive: true });
   mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, { queryIntervalMs: 10, timings: { rebootTiming: { settleMs: 1_500 } } });
+  cfn = await CloudFormation.start(mq, {
+    queryIntervalMs: 10,
+    timings: { rebootTiming: { settleMs: 1_500 }, retryTiming: { brokerWaitMs: 3_000 } },
+  });
 });
 
 afterAll(async () => {

@@ -51,13 +51,13 @@ describe('MqBrokerReboot', () => {
     expect(reboot.DependsOn).not.toContain(logicalIdOf(stack, elsewhere));
   });
 
-  test('runs behind a provider with a waiter that exists only in stacks that opt in', () => {
+  test('runs behind a provider of its own that exists only in stacks that opt in', () => {
     const withReboot = newStack();
     const broker = MqBroker.fromBrokerArn(withReboot, 'Broker', BROKER_ARN);
     new MqUser(withReboot, 'User', { broker, username: 'orders-service' });
     new MqBrokerReboot(withReboot, 'ApplyUsers', { broker });
     const opted = Template.fromStack(withReboot);
-    opted.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    opted.resourceCountIs('AWS::StepFunctions::StateMachine', 2); // the users' waiter and the reboot's
     opted.hasResourceProperties('AWS::Lambda::Function', { Handler: 'index.isComplete', Runtime: 'nodejs24.x' });
     // Rebooting takes a broker offline: only the opted-in brokers, and the reboot waits for the grant.
     opted.hasResourceProperties('AWS::IAM::Policy', {
@@ -78,9 +78,9 @@ describe('MqBrokerReboot', () => {
       username: 'orders-service',
     });
     const plain = Template.fromStack(without);
-    plain.resourceCountIs('AWS::StepFunctions::StateMachine', 0);
+    plain.resourceCountIs('AWS::StepFunctions::StateMachine', 1); // the users' waiter only
     plain.resourceCountIs('Custom::MqBrokerReboot', 0);
-    plain.resourceCountIs('AWS::Lambda::Function', 2);
+    plain.resourceCountIs('AWS::Lambda::Function', 5);
   });
 
   test('without the opt-in, tells once per broker how to opt in, with a stable id', () => {

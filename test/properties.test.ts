@@ -83,6 +83,32 @@ describe('physical IDs', () => {
     expect(parsePhysicalResourceId(id)?.previous).toBe(physicalId({ Username: 'orders-v1' }, 'adopted'));
   });
 
+  test.each([
+    [
+      'console access, no replication, two groups',
+      { consoleAccess: true, replicationUser: false, groups: ['a', 'b-c'] },
+    ],
+    ['no console access, replication, no group', { consoleAccess: false, replicationUser: true, groups: [] }],
+  ])('records and reads back the settings an adoption found: %s', (_case, prior) => {
+    const record = { ...user, owner: 'adopted' as const, prior };
+    const id = physicalResourceId(record);
+    expect(id).toContain('&prior=');
+    expect(parsePhysicalResourceId(id)).toEqual({ ...record, legacy: false });
+    // A later rename records this ID as its previous one, without the settings (they serve that event's rollback).
+    const renamed = physicalResourceId({ ...user, username: 'orders-v2', owner: 'created', previous: id });
+    expect(parsePhysicalResourceId(parsePhysicalResourceId(renamed)!.previous)?.prior).toBeUndefined();
+  });
+
+  test('leaves out settings that would make the ID longer than 900 characters', () => {
+    const groups = Array.from({ length: 20 }, (_, i) => `group-${i}-${'x'.repeat(60)}`);
+    const id = physicalResourceId({
+      ...user,
+      owner: 'adopted',
+      prior: { consoleAccess: true, replicationUser: false, groups },
+    });
+    expect(id).toBe(`${BROKER_ID}/orders-service?owner=adopted`);
+  });
+
   test('reads back what it writes, previous ID included', () => {
     const record = { ...user, owner: 'adopted' as const, previous: physicalId({ Username: 'orders-v1' }) };
     expect(parsePhysicalResourceId(physicalResourceId(record))).toEqual({ ...record, legacy: false });

@@ -63,7 +63,14 @@ beforeEach(() => {
   cloudFormation.reset();
   atWork.install();
   process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
-  Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 50 });
+  Object.assign(retryTiming, {
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    throttleBaseDelayMs: 1,
+    throttleMaxDelayMs: 5,
+    attemptTimeoutMs: 300,
+    accessDeniedWindowMs: 50,
+  });
   rebootTiming.settleMs = 60_000;
   stackIs('UPDATE_IN_PROGRESS');
   mq.on(RebootBrokerCommand).resolves({});

@@ -1,4 +1,12 @@
-import { CallError, Deadline, backoffMs, classify, retryTiming, withRetry } from '../lambda/shared/retry';
+import {
+  CallError,
+  Deadline,
+  backoffMs,
+  classify,
+  retryTiming,
+  throttleBackoffMs,
+  withRetry,
+} from '../lambda/shared/retry';
 
 const error = (name: string, status?: number, extra: object = {}) =>
   Object.assign(new Error(name), { name, ...(status ? { $metadata: { httpStatusCode: status } } : {}), ...extra });
@@ -27,6 +35,25 @@ describe('classify', () => {
   });
 });
 
+describe('throttleBackoffMs (decorrelated jitter after a 429)', () => {
+  beforeEach(() => Object.assign(retryTiming, { throttleBaseDelayMs: 1_000, throttleMaxDelayMs: 20_000 }));
+  afterEach(() => jest.spyOn(Math, 'random').mockRestore());
+
+  test.each([
+    // previous delay, Math.random(), expected delay
+    [undefined, 0, 1_000],
+    [undefined, 0.999999, 2_999.998],
+    [1_000, 0.5, 2_000],
+    [2_000, 1, 6_000],
+    [6_000, 0.5, 9_500],
+    [10_000, 1, 20_000], // capped
+    [20_000, 0, 1_000], // may fall back to the base: the retries of many events spread out
+  ])('after %p with random %p: %p ms', (previous, random, expected) => {
+    jest.spyOn(Math, 'random').mockReturnValue(random);
+    expect(throttleBackoffMs(previous)).toBeCloseTo(expected, 3);
+  });
+});
+
 describe('backoffMs', () => {
   beforeEach(() => Object.assign(retryTiming, { baseDelayMs: 100, maxDelayMs: 1_000 }));
   afterEach(() => jest.restoreAllMocks());
@@ -48,7 +75,14 @@ describe('backoffMs', () => {
 
 describe('withRetry', () => {
   beforeEach(() =>
-    Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 2, attemptTimeoutMs: 50, accessDeniedWindowMs: 30 }),
+    Object.assign(retryTiming, {
+      baseDelayMs: 1,
+      maxDelayMs: 2,
+      throttleBaseDelayMs: 1,
+      throttleMaxDelayMs: 2,
+      attemptTimeoutMs: 50,
+      accessDeniedWindowMs: 30,
+    }),
   );
 
   test('abandons an attempt that never answers and retries it', async () => {

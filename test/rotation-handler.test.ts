@@ -465,7 +465,14 @@ beforeEach(() => {
   output = [];
   installMocks();
   process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
-  Object.assign(retryTiming, { baseDelayMs: 1, maxDelayMs: 5, attemptTimeoutMs: 300, accessDeniedWindowMs: 50 });
+  Object.assign(retryTiming, {
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    throttleBaseDelayMs: 1,
+    throttleMaxDelayMs: 5,
+    attemptTimeoutMs: 300,
+    accessDeniedWindowMs: 50,
+  });
   Object.assign(rotationTiming, { pollMs: 2, settleMs: 40 });
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   jest.spyOn(console, 'warn').mockImplementation(() => undefined);

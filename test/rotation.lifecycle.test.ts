@@ -30,9 +30,10 @@ const FUNCTION_TIMEOUT_MS = 7_000;
 const TIMINGS = {
   retryTiming: {
     baseDelayMs: 10,
+    throttleBaseDelayMs: 10,
+    throttleMaxDelayMs: 100,
     maxDelayMs: 100,
-    brokerPollMs: 50,
-    rollbackBrokerWaitMs: 1_000,
+    brokerWaitMs: 1_000,
     attemptTimeoutMs: 2_000,
     accessDeniedWindowMs: 300,
     undoReserveMs: 500,

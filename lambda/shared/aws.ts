@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-mq';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { log, warn } from './log';
-import { CallError, Deadline, retryTiming, sleep, withRetry } from './retry';
+import { CallError, Deadline, backoffMs, sleep, withRetry } from './retry';
 import { sdk } from './sdk';
 import { listStackResources, type StackResource } from './stack';
 import { proveEvent, type ProvableEvent, type ResourceNow } from './proof';
@@ -98,6 +98,11 @@ export class Aws {
     return proveEvent(this.deadline, event, expectedType);
   }
 
+  /** The stack's name, as its ID holds it (`arn:…:stack/<name>/<uuid>`). */
+  stackName(): string {
+    return this.stackId.split('/')[1] ?? this.stackId;
+  }
+
   async describeBroker(brokerId: string): Promise<BrokerInfo> {
     checkBrokerId(brokerId);
     const out = await withRetry({ operation: 'DescribeBroker', brokerId }, this.deadline, (abortSignal) =>
@@ -157,24 +162,43 @@ export class Aws {
     );
   }
 
-  /** Deletes the user; `false` when it (or its broker) was already gone. */
+  /**
+   * Deletes the user; `false` when it (or its broker) was already gone. DeleteUser on a user already pending DELETE
+   * is undocumented: a 200 and a 409 both mean the deletion is under way (a DescribeUser tells a 409 of that kind
+   * from a passing conflict, which is tried again).
+   */
   async deleteUser(user: UserIdentity): Promise<boolean> {
-    try {
-      await this.userCall('DeleteUser', user, {}, (input, abortSignal) =>
-        sdk().mq.send(new DeleteUserCommand(input), { abortSignal }),
-      );
-      return true;
-    } catch (error) {
-      if (isNotFound(error)) return false;
-      throw error;
+    for (let round = 1; ; round++) {
+      try {
+        await this.userCall(
+          'DeleteUser',
+          user,
+          {},
+          (input, abortSignal) => sdk().mq.send(new DeleteUserCommand(input), { abortSignal }),
+          { retryConflict: false },
+        );
+        return true;
+      } catch (error) {
+        if (isNotFound(error)) return false;
+        if (!(error instanceof CallError && error.httpStatus === 409)) throw error;
+        const now = await this.describeUser(user);
+        if (now === undefined) return false;
+        if (now.pendingChange === 'DELETE') {
+          log('DeleteUser: the user is already pending deletion', { ...user });
+          return true;
+        }
+        const delay = backoffMs(round);
+        if (delay >= this.deadline.remainingMs()) throw error;
+        await sleep(delay);
+      }
     }
   }
 
   /**
    * One call on a user, retried as `withRetry` does. Amazon MQ may refuse user calls (400) while the broker
-   * reboots: then wait until it is RUNNING again, within the deadline (during a stack rollback, at most
-   * `rollbackBrokerWaitMs`, so that the rollback can finish), rather than fail a rollback or delete.
-   * "An earlier attempt may have succeeded" is kept across the waits.
+   * reboots: that is a `BrokerBusyError` at once, never a wait inside this invocation (a reboot takes minutes, a
+   * maintenance window up to two hours): the handler hands the event to the Provider framework's isComplete
+   * waiter, which tries again once the broker is RUNNING. "An earlier attempt may have succeeded" is kept.
    */
   private async userCall<I extends object, T>(
     operation: string,
@@ -185,25 +209,13 @@ export class Aws {
   ): Promise<T> {
     const request = { ...input, BrokerId: checkBrokerId(user.brokerId), Username: user.username };
     const context = { operation, ...user, carriesPassword: options.carriesPassword };
-    let uncertain = false;
-    let waitingSince: number | undefined;
-    for (;;) {
-      try {
-        return await withRetry(context, this.deadline, (abortSignal) => send(request, abortSignal), options);
-      } catch (error) {
-        if (!(error instanceof CallError)) throw error;
-        uncertain ||= error.earlierAttemptMayHaveSucceeded;
-        error.earlierAttemptMayHaveSucceeded = uncertain;
-        if (!(await this.refusedWhileRebooting(error, user.brokerId).catch(() => false))) throw error;
-        waitingSince ??= Date.now();
-        const rollbackLimitReached =
-          Date.now() - waitingSince >= retryTiming.rollbackBrokerWaitMs && (await this.isRollingBack()) === true;
-        if (this.deadline.remainingMs() < retryTiming.brokerPollMs * 2 || rollbackLimitReached) {
-          throw new BrokerBusyError(error, uncertain);
-        }
-        log('the broker is rebooting and refuses user calls: waiting for it', { ...user, operation });
-        await sleep(retryTiming.brokerPollMs);
-      }
+    try {
+      return await withRetry(context, this.deadline, (abortSignal) => send(request, abortSignal), options);
+    } catch (error) {
+      if (!(error instanceof CallError)) throw error;
+      if (!(await this.refusedWhileRebooting(error, user.brokerId).catch(() => false))) throw error;
+      log('the broker is rebooting and refuses user calls: handing the event to the waiter', { ...user, operation });
+      throw new BrokerBusyError(error, error.earlierAttemptMayHaveSucceeded, user.brokerId);
     }
   }
 
@@ -291,6 +303,18 @@ export class Aws {
     );
   }
 
+  /**
+   * Whether CloudFormation is in a cleanup phase (`UPDATE_COMPLETE_CLEANUP_IN_PROGRESS` or
+   * `UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`), where a failed Delete is reported and never retried;
+   * `undefined` when the status cannot be read.
+   */
+  isCleaningUp(): Promise<boolean | undefined> {
+    return this.ownStatus().then(
+      ({ status }) => status.endsWith('_CLEANUP_IN_PROGRESS'),
+      () => undefined,
+    );
+  }
+
   /** The stack's own status, asked once per invocation. */
   private ownStatus(): Promise<{ status: string; rootId?: string }> {
     this.cache.status ??= this.stackStatus(this.stackId);
@@ -366,9 +390,11 @@ const MAX_EVENT_PAGES = 50;
 /** The broker kept refusing user calls while it rebooted, until the handler had to stop waiting. */
 export class BrokerBusyError extends Error {
   constructor(
-    refusal: CallError,
-    /** An attempt before the waits got no answer or a 5xx: it may have done what it asked. */
+    readonly refusal: CallError,
+    /** An attempt before the refusal got no answer or a 5xx: it may have done what it asked. */
     readonly earlierAttemptMayHaveSucceeded: boolean,
+    /** The broker that refused. */
+    readonly brokerId: string,
   ) {
     super(`${refusal.message}; the broker is still REBOOT_IN_PROGRESS: retry once it is RUNNING`);
     this.name = 'BrokerBusyError';

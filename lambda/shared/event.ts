@@ -9,6 +9,8 @@ export interface ProviderEvent<P> {
   readonly PhysicalResourceId?: string;
   readonly StackId: string;
   readonly LogicalResourceId?: string;
+  /** CloudFormation's ID of the request: a second delivery of the same event carries the same one. */
+  readonly RequestId?: string;
 }
 
 /** Lambda's context, reduced to what we use: the time left before the function is killed. */

@@ -112,16 +112,36 @@ export interface UserRecord extends UserIdentity {
   readonly owner: Owner;
   /** The physical ID the resource held before its last rename or broker move, for that move's rollback. */
   readonly previous?: string;
+  /**
+   * An adopted user's settings as the adopting event found them, for the rollback of that event: it keeps the
+   * user (it existed before) and puts these back. Absent when unknown or too long to record.
+   */
+  readonly prior?: PriorSettings;
 }
 
+/** Console access, replication flag and groups: what a rollback can restore (a password cannot be read back). */
+export interface PriorSettings {
+  readonly consoleAccess: boolean;
+  readonly replicationUser: boolean;
+  readonly groups: string[];
+}
+
+/** The longest physical ID that records `prior`: CloudFormation allows 1 KB; without it, the ID stays short. */
+const MAX_ID_WITH_PRIOR = 900;
+
 /**
- * `<brokerId>/<username>?owner=created|adopted[&previous=<physical ID before the move>]`. The previous ID is
+ * `<brokerId>/<username>?owner=created|adopted[&previous=<physical ID before the move>][&prior=<settings found>]`. The previous ID is
  * kept one level deep (its own previous is dropped), so IDs stay far below CloudFormation's 1 KB.
  */
 export function physicalResourceId(record: UserRecord): string {
   const query = new URLSearchParams({ owner: record.owner });
   if (record.previous) query.set('previous', withoutPrevious(record.previous));
-  return `${record.brokerId}/${record.username}?${query}`;
+  const id = `${record.brokerId}/${record.username}?${query}`;
+  if (!record.prior) return id;
+  const { consoleAccess, replicationUser, groups } = record.prior;
+  query.set('prior', `${consoleAccess ? 1 : 0}${replicationUser ? 1 : 0}${groups.join(',')}`);
+  const withPrior = `${record.brokerId}/${record.username}?${query}`;
+  return withPrior.length <= MAX_ID_WITH_PRIOR ? withPrior : id;
 }
 
 // Broker IDs are `b-` and a UUID; usernames follow USERNAME_PATTERN. Anything else (the Provider framework's
@@ -158,7 +178,24 @@ export function parsePhysicalResourceId(
   const query = new URLSearchParams(rawQuery);
   const owner = query.get('owner');
   if (owner !== 'created' && owner !== 'adopted') return undefined;
-  return { brokerId, username, owner, previous: query.get('previous') ?? undefined, legacy: false };
+  return {
+    brokerId,
+    username,
+    owner,
+    previous: query.get('previous') ?? undefined,
+    prior: parsePrior(query.get('prior')),
+    legacy: false,
+  };
+}
+
+function parsePrior(raw: string | null): PriorSettings | undefined {
+  const match = raw === null ? null : /^([01])([01])(.*)$/.exec(raw);
+  if (!match) return undefined;
+  return {
+    consoleAccess: match[1] === '1',
+    replicationUser: match[2] === '1',
+    groups: match[3] ? match[3].split(',') : [],
+  };
 }
 
 function withoutPrevious(id: string): string {
@@ -166,6 +203,7 @@ function withoutPrevious(id: string): string {
   if (rawQuery === undefined) return id;
   const query = new URLSearchParams(rawQuery);
   query.delete('previous');
+  query.delete('prior');
   return `${base}?${query}`;
 }
 

@@ -9,17 +9,28 @@ export const retryTiming = {
   baseDelayMs: 250,
   /** Backoff never exceeds this. */
   maxDelayMs: 8_000,
+  /**
+   * First backoff after throttling (429): Amazon MQ's bucket (100 requests, refilling 15 per second) is shared by
+   * the whole account, and every concurrent event retries into it. Decorrelated jitter from here (each delay drawn
+   * between this and three times the last one) spreads the retries of many events over the refill rather than
+   * hammering the empty bucket. Measured with 250 concurrent events (docs/BENCHMARKS.md): at most one refused call
+   * per answered one.
+   */
+  throttleBaseDelayMs: 3_000,
+  /** Backoff after throttling never exceeds this. */
+  throttleMaxDelayMs: 20_000,
   /** One attempt that has not answered by then is abandoned and retried (a hung connection). */
   attemptTimeoutMs: 15_000,
   /** New IAM grants take seconds to propagate: AccessDenied is retried for this long after start. */
   accessDeniedWindowMs: 30_000,
-  /** How often to look again at a broker that refuses user calls while it reboots (about five minutes). */
-  brokerPollMs: 5_000,
   /**
-   * During a stack rollback, how long to wait for a rebooting broker before giving up on a call: a rollback
-   * must finish, and what it could not restore is logged (a forward deploy waits until its deadline).
+   * How long one event waits for a broker that refuses user calls while it reboots, counted from the first refusal.
+   * The wait is not spent inside one invocation: the event is handed to the Provider framework's isComplete waiter,
+   * which polls the broker (lambda/user/index.ts). Sized to Amazon MQ's documented maintenance window ("can last up to
+   * two hours") less five minutes, so that the handler answers with its own reason before the waiter's two-hour
+   * total timeout answers "Operation timed out".
    */
-  rollbackBrokerWaitMs: 60_000,
+  brokerWaitMs: 115 * 60_000,
   /** Time kept back from a Create's retries to undo what its own CreateUser may have made. */
   undoReserveMs: 20_000,
 };
@@ -36,11 +47,17 @@ export class Deadline {
   private constructor(
     readonly startedAt: number,
     readonly at: number,
+    /**
+     * The last delay throttling imposed on a call of this invocation, shared with narrower deadlines: the next call
+     * that is throttled backs off from it rather than from the base, since the account's bucket was that busy a
+     * moment ago.
+     */
+    readonly pace: { throttledMs?: number } = {},
   ) {}
 
   /** The same start, ending `ms` earlier (but not before now): leaves room for work after a loop gives up. */
   earlier(ms: number): Deadline {
-    return new Deadline(this.startedAt, Math.max(Date.now(), this.at - ms));
+    return new Deadline(this.startedAt, Math.max(Date.now(), this.at - ms), this.pace);
   }
 
   remainingMs(): number {
@@ -142,6 +159,11 @@ export type Verdict = 'retry' | 'access-denied' | 'fail';
 // (ThrottlingException): the name decides.
 const THROTTLING = /Throttl|TooManyRequests|RequestLimitExceeded/;
 
+function isThrottling(error: unknown): boolean {
+  const info = errorInfo(error);
+  return THROTTLING.test(info.name) || info.httpStatus === 429;
+}
+
 /** Retry throttling, conflicts, 5xx and dropped connections; never other 4xx (they will not change). */
 export function classify(error: unknown, options: { retryConflict: boolean }): Verdict {
   const info = errorInfo(error);
@@ -170,6 +192,16 @@ export function backoffMs(attempt: number): number {
 }
 
 /**
+ * The delay after a throttled attempt: decorrelated jitter (AWS Architecture Blog, "Exponential Backoff And
+ * Jitter"): uniform between the base and three times the previous delay, capped.
+ */
+export function throttleBackoffMs(previousMs: number | undefined): number {
+  const base = retryTiming.throttleBaseDelayMs;
+  const upper = Math.max(base, 3 * (previousMs ?? base));
+  return Math.min(retryTiming.throttleMaxDelayMs, base + Math.random() * (upper - base));
+}
+
+/**
  * Runs `call` until it succeeds, fails for good, or the deadline draws near. Each attempt gets an
  * AbortSignal that fires after `attemptTimeoutMs` (or at the deadline), so a hung connection is abandoned.
  */
@@ -181,6 +213,8 @@ export async function withRetry<T>(
 ): Promise<T> {
   const retryConflict = options.retryConflict ?? true;
   let uncertain = false;
+  const paced = deadline.pace.throttledMs;
+  let throttledDelay = paced;
   for (let attempt = 1; ; attempt++) {
     const budget = Math.min(retryTiming.attemptTimeoutMs, deadline.remainingMs());
     if (budget <= 0) {
@@ -211,7 +245,11 @@ export async function withRetry<T>(
       // Throttling, a conflict or a denial did nothing; no answer or a 5xx may have done it all.
       const status = errorInfo(error).httpStatus;
       uncertain ||= verdict === 'retry' && (status === undefined || status >= 500);
-      const delay = backoffMs(attempt);
+      // Throttling paces itself on its own, larger delays; anything else backs off as before.
+      const throttled = isThrottling(error);
+      if (throttled) deadline.pace.throttledMs = throttledDelay = throttleBackoffMs(throttledDelay);
+      // A throttled call sleeps at most half the time left, so that it still gets attempts before the deadline.
+      const delay = throttled ? Math.min(throttledDelay!, deadline.remainingMs() / 2) : backoffMs(attempt);
       if (delay >= deadline.remainingMs()) {
         throw new CallError(context, error, attempt, 'gave up to answer before the Lambda deadline', uncertain);
       }

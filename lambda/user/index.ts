@@ -3,15 +3,16 @@
  * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
  * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
  */
+import { createHash } from 'node:crypto';
 import {
   MQ_USER_RESOURCE_TYPE,
   type MqUserResourceAttributes,
   type MqUserResourceProperties,
   type Raw,
 } from '../../lib/private/handler-props';
-import { Aws, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
+import { Aws, BrokerBusyError, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
-import type { HandlerContext, ProviderEvent } from '../shared/event';
+import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
 import { extractPassword, parseJsonObject } from '../shared/password';
 import {
@@ -43,9 +44,109 @@ export interface UserResponse {
 }
 
 export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
+  const key = deliveryKey(event);
+  const earlier = key === undefined ? undefined : answered.get(key);
+  if (earlier) {
+    // The Provider framework invokes us again with the same event when its invoke threw, also after we ran: what
+    // this environment answered is the proof of what the first delivery did, so the answer is the same.
+    log(`received ${event.RequestType} again (same request): answering as the first delivery did`, {
+      logicalResourceId: event.LogicalResourceId,
+      physicalResourceId: earlier.PhysicalResourceId,
+    });
+    return earlier;
+  }
+  const answer = await run(event, context, undefined);
+  if (key !== undefined) {
+    answered.set(key, answer);
+    if (answered.size > ANSWERS_KEPT) answered.delete(answered.keys().next().value!);
+  }
+  return answer;
+}
+
+/**
+ * The answers this Lambda environment gave, by delivery (RequestId and a digest of the whole event): a second
+ * delivery of one event usually reaches the environment that just answered it (it follows at once). One that reaches
+ * another environment is handled as a first delivery: it fails "already exists" rather than take over a user
+ * nothing proves ours. Only what this function itself answered is kept, and only an identical event gets it.
+ */
+const answered = new Map<string, HandedOff>();
+const ANSWERS_KEPT = 500;
+
+/** `undefined` for an event without a RequestId: CloudFormation gives every request one. */
+function deliveryKey(event: UserEvent): string | undefined {
+  const { RequestId, RequestType, StackId, LogicalResourceId, PhysicalResourceId } = event;
+  if (!RequestId) return undefined;
+  const whole = JSON.stringify([
+    RequestId,
+    RequestType,
+    StackId,
+    LogicalResourceId,
+    PhysicalResourceId,
+    event.ResourceProperties,
+    event.OldResourceProperties,
+  ]);
+  return createHash('sha256').update(whole).digest('hex');
+}
+
+/**
+ * What the first delivery of an event that met a busy broker hands to `isComplete`, as a field of onEvent's answer
+ * (the Provider framework passes every field of it to the waiter). No secret: it names a broker and the ID the event
+ * came with, and records what the first attempt may have done.
+ */
+export interface Waiting {
+  /** When the event first met the busy broker (ms since the epoch): the wait is bounded from there. */
+  readonly since: number;
+  /** The broker that refused user calls while it rebooted; absent when the stack could not be read. */
+  readonly brokerId?: string;
+  /** The physical ID the event arrived with (absent for a Create). */
+  readonly physicalResourceId?: string;
+  /** A CreateUser of this event got no answer or a 5xx before the refusal: the user it finds may be its own. */
+  readonly ownCreate: boolean;
+}
+
+export const WAITING_FIELD = 'CdkMqUserWaiting';
+
+/** onEvent's answer, and what the framework passes on to `isComplete`. */
+export type HandedOff = UserResponse & { readonly [WAITING_FIELD]?: Waiting };
+
+/** The event `isComplete` receives: the event, with every field onEvent answered. */
+export type CompletionEvent = UserEvent & HandedOff;
+
+/**
+ * The Provider framework polls this after every event (it starts its waiter for each one). An event that onEvent
+ * finished answers at once, asking nothing of AWS. An event that met a busy broker is tried again once the broker
+ * is RUNNING, until `retryTiming.brokerWaitMs` after the first refusal; its answer (physical ID, attributes) is then
+ * CloudFormation's. A failure thrown here is answered FAILED by the framework, with its message.
+ */
+export async function isComplete(
+  event: CompletionEvent,
+  context: HandlerContext,
+): Promise<{ IsComplete: boolean; PhysicalResourceId?: string; Data?: MqUserResourceAttributes }> {
+  const waiting = event[WAITING_FIELD];
+  if (!waiting) return { IsComplete: true };
+  resetSensitive();
+  refuseForeignStack(event);
+  const withinWait = Date.now() - waiting.since < retryTiming.brokerWaitMs;
+  if (waiting.brokerId && withinWait) {
+    const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
+    const state = await aws.describeBroker(waiting.brokerId).then(
+      (broker) => broker.state,
+      () => 'UNKNOWN',
+    );
+    if (state === 'REBOOT_IN_PROGRESS') return { IsComplete: false };
+  }
+  // The event as CloudFormation sent it: the framework put onEvent's answer into it.
+  const { [WAITING_FIELD]: _, Data: _data, ...rest } = event;
+  const original: UserEvent = { ...rest, PhysicalResourceId: waiting.physicalResourceId };
+  const answer = await run(original, context, waiting);
+  if (answer[WAITING_FIELD]) return { IsComplete: false };
+  return { IsComplete: true, PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data };
+}
+
+async function run(event: UserEvent, context: HandlerContext, waiting: Waiting | undefined): Promise<HandedOff> {
   resetSensitive();
   const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
-  log(`received ${event.RequestType}`, {
+  log(`received ${event.RequestType}${waiting ? ' (again, once the broker is RUNNING)' : ''}`, {
     logicalResourceId: event.LogicalResourceId,
     physicalResourceId: event.PhysicalResourceId,
   });
@@ -57,20 +158,84 @@ export async function handler(event: UserEvent, context: HandlerContext): Promis
   try {
     switch (event.RequestType) {
       case 'Create':
-        return await onCreate(aws, event);
+        return await onCreate(aws, event, waiting?.ownCreate ?? false);
       case 'Update':
-        return await onUpdate(aws, event);
+        return await onUpdate(aws, event, waiting?.ownCreate ?? false);
       case 'Delete':
         return await onDelete(aws, event);
       default:
         throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
     }
-  } catch (error) {
+  } catch (thrown) {
+    const error = WaitError.from(thrown);
+    if (error instanceof WaitError) {
+      const since = waiting?.since ?? Date.now();
+      if (Date.now() - since < retryTiming.brokerWaitMs) {
+        const next: Waiting = {
+          since,
+          ...(error.brokerId ? { brokerId: error.brokerId } : {}),
+          ...(event.PhysicalResourceId !== undefined ? { physicalResourceId: event.PhysicalResourceId } : {}),
+          ownCreate: (waiting?.ownCreate ?? false) || error.ownCreate,
+        };
+        log('handing the event to the waiter: it tries again once the broker is RUNNING', {
+          logicalResourceId: event.LogicalResourceId,
+          brokerId: error.brokerId,
+          waitedMs: Date.now() - since,
+        });
+        // A Create that fails later answers with the framework's marker, so that the framework skips its Delete.
+        return { PhysicalResourceId: event.PhysicalResourceId ?? CREATE_FAILED_MARKER, [WAITING_FIELD]: next };
+      }
+      const forwardCleanup = (await aws.isCleaningUp()) === true && (await aws.isRollingBack()) === false;
+      if (event.RequestType === 'Delete' && error.brokerId && forwardCleanup) {
+        // No retry comes for a Delete of the cleanup phase: say what stays, and what to do. (A rollback's cleanup
+        // answers as every rollback does, below.)
+        const record = parsePhysicalResourceId(event.PhysicalResourceId ?? '');
+        const refusal = error.cause instanceof BrokerBusyError ? error.cause.refusal.message : error.message;
+        throw failure(
+          new Error(
+            `user "${record?.username}" on broker ${record?.brokerId} was not deleted: the broker refused user calls ` +
+              `while it rebooted for ${Math.round((Date.now() - since) / 60_000)} minutes (${refusal}). ` +
+              'CloudFormation does not retry a Delete of its cleanup phase, so the user stays on the broker: delete ' +
+              'it by hand once the broker is RUNNING (see "Troubleshooting" in the cdk-mq-user README)',
+          ),
+        );
+      }
+      if (error.ownCreate) {
+        warn('gave up waiting: the CreateUser of this event may have made the user; check it by hand', {
+          logicalResourceId: event.LogicalResourceId,
+          reason: error.message,
+        });
+      }
+    }
     if (event.RequestType !== 'Create') {
       const answer = await answerRollbackAnyway(aws, event, error);
       if (answer) return answer;
     }
-    throw failure(error);
+    throw failure(error instanceof WaitError ? error.cause : error);
+  }
+}
+
+/** The Provider framework's physical ID of a failed Create: it answers the Delete that follows itself. */
+const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED';
+
+/** The event cannot finish now, and waiting can finish it: a rebooting broker, a stack that cannot be read. */
+class WaitError extends Error {
+  constructor(
+    readonly cause: Error,
+    readonly brokerId: string | undefined,
+    readonly ownCreate: boolean,
+  ) {
+    super(cause.message);
+    this.name = 'WaitError';
+  }
+
+  static from(error: unknown, ownCreate = false): unknown {
+    if (error instanceof WaitError)
+      return ownCreate && !error.ownCreate ? new WaitError(error.cause, error.brokerId, true) : error;
+    if (error instanceof BrokerBusyError) {
+      return new WaitError(error, error.brokerId, ownCreate || error.earlierAttemptMayHaveSucceeded);
+    }
+    return error;
   }
 }
 
@@ -134,18 +299,18 @@ async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown):
   };
 }
 
-async function onCreate(aws: Aws, event: UserEvent): Promise<UserResponse> {
+async function onCreate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   await ensureSupportedBroker(aws, user.brokerId);
   const password = await creationPassword(aws, props, user);
-  const outcome = await takeUser(aws, props, user, password, { rollingBack: false });
+  const outcome = await takeUser(aws, props, user, password, { rollingBack: false, ownCreate });
   if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
   if (props.RotationEnabled) await resendIfRotatedMeanwhile(aws, props, user, password);
   return respond(props, outcome);
 }
 
-async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
+async function onUpdate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   const current = parsePhysicalResourceId(
@@ -153,7 +318,7 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
     tryParse(event.OldResourceProperties)?.AdoptExisting,
   );
   await refuseRotationOffWhileAlternateCurrent(aws, event, props);
-  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current);
+  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current, ownCreate);
 
   const before = await aws.describeUser(user);
   if (!isLive(before)) {
@@ -162,7 +327,7 @@ async function onUpdate(aws: Aws, event: UserEvent): Promise<UserResponse> {
       pendingChange: before?.pendingChange,
     });
     const password = await creationPassword(aws, props, user);
-    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting, ownCreate);
     if (props.RotationEnabled) await resendIfRotatedMeanwhile(aws, props, user, password);
     return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: made.pendingChange });
   }
@@ -195,6 +360,7 @@ async function replace(
   props: UserProperties,
   user: UserIdentity,
   current: UserRecord | undefined,
+  ownCreate: boolean,
 ): Promise<UserResponse> {
   log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
   // Asked only where it matters: a restore needs it as part of the proof, reading a password does for rollbacks.
@@ -207,6 +373,7 @@ async function replace(
     targetIsPrevious,
     restoreId: current?.previous,
     previousId: event.PhysicalResourceId,
+    ownCreate,
   });
   if (outcome === 'leave') {
     warn(
@@ -261,6 +428,8 @@ async function takeUser(
     readonly restoreId?: string;
     /** The physical ID the resource holds now, recorded as `previous` in the new one. */
     readonly previousId?: string;
+    /** An earlier attempt of this event may have made the user (see `Waiting.ownCreate`). */
+    readonly ownCreate?: boolean;
   },
 ): Promise<Taken | 'leave'> {
   const record = (owner: Owner) => physicalResourceId({ ...user, owner, previous: move.previousId });
@@ -269,8 +438,24 @@ async function takeUser(
     if (password === undefined) {
       throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
     }
-    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting);
+    const made = await createUser(
+      aws,
+      user,
+      desiredState(props, password),
+      before,
+      props.AdoptExisting,
+      move.ownCreate ?? false,
+    );
     return { physicalId: record(made.owner), pendingChange: made.pendingChange };
+  }
+  if (move.ownCreate) {
+    // An earlier attempt of this very event sent CreateUser and got no answer or a 5xx before the broker refused
+    // calls: the user it finds is the one that attempt made (the proof createUser itself accepts).
+    log('the user exists after our own CreateUser of this event may have made it: converging', { ...user });
+    const desired = desiredState(props, password);
+    const write = needsWrite(desired, before!);
+    if (write) await aws.updateUser(user, desired);
+    return { physicalId: record('created'), pendingChange: pendingAfterWrite(before, write) };
   }
   const takeover = decideTakeover({
     adoptExisting: props.AdoptExisting,
@@ -299,9 +484,26 @@ async function takeUser(
     if (rotated && sent !== undefined) await resendIfRotatedMeanwhile(aws, props, user, sent);
   }
   return {
-    physicalId: takeover === 'adopt' ? record('adopted') : move.restoreId!,
+    physicalId:
+      takeover === 'adopt' ? adoptedRecord(user, move.previousId, write ? before! : undefined) : move.restoreId!,
     pendingChange: pendingAfterWrite(before, write),
   };
+}
+
+/**
+ * The physical ID of an adopted user. When the adoption wrote to it, the settings it found are recorded, so that
+ * the rollback of this event can put them back (`restoreAdopted`); a pending value counts, as the broker will hold it.
+ */
+function adoptedRecord(user: UserIdentity, previousId: string | undefined, found: UserState | undefined): string {
+  const known = found?.consoleAccess !== undefined && found.groups !== undefined && found.replicationUser !== undefined;
+  const prior = known
+    ? {
+        consoleAccess: found.consoleAccess!,
+        replicationUser: found.replicationUser!,
+        groups: [...found.groups!].sort(),
+      }
+    : undefined;
+  return physicalResourceId({ ...user, owner: 'adopted', previous: previousId, prior });
 }
 
 function alreadyExists(user: UserIdentity): Error {
@@ -326,13 +528,15 @@ async function createUser(
   desired: DesiredUser,
   before: UserState | undefined,
   adopt: boolean,
+  /** An earlier attempt of this event may have made the user: a refusal then finds our own user. */
+  ownCreate = false,
 ): Promise<{ owner: Owner; pendingChange: string }> {
   log(before ? 'creating the user again: it is pending deletion' : 'creating the user', {
     ...user,
     groups: desired.groups,
   });
   const bounded = aws.narrowed(retryTiming.undoReserveMs);
-  let uncertain = false;
+  let uncertain = ownCreate;
   try {
     for (let round = 1; ; round++) {
       try {
@@ -368,6 +572,9 @@ async function createUser(
       }
     }
   } catch (error) {
+    // A rebooting broker refuses the undo too: the waiter tries the whole event again, knowing what we may have made.
+    const wait = WaitError.from(error, uncertain || mayHaveSucceeded(error));
+    if (wait instanceof WaitError) throw wait;
     if (uncertain) await undoCreate(aws, user, error as Error);
     throw error;
   }
@@ -431,9 +638,24 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
   const decision = decideDelete({ owner: record.owner, rollingBack, holder });
   if (decision.action === 'keep') {
     log(`not deleting the user: ${decision.why}`, { ...user });
+    if (record.owner === 'adopted' && rollingBack === true) await restoreAdopted(aws, user, record.prior);
     return { PhysicalResourceId: physicalId };
   }
   if (decision.action === 'fail') {
+    if ((await aws.isCleaningUp()) === true) {
+      // CloudFormation never retries a Delete of its cleanup phase: read the stack again for as long as a busy
+      // broker is waited for, then say what stays, and where.
+      throw new WaitError(
+        new Error(
+          `not deleting user "${user.username}" on broker ${user.brokerId}: ${decision.why}. CloudFormation does ` +
+            'not retry a Delete of its cleanup phase, so the user stays on the broker: delete it by hand once no ' +
+            `resource of stack ${aws.stackName()} declares it (see "Troubleshooting" in the cdk-mq-user README)`,
+        ),
+        undefined,
+        false,
+      );
+    }
+    // A stack deletion that fails can be retried (DELETE_FAILED), and this Delete comes again.
     throw new Error(
       `not deleting user "${user.username}" on broker ${user.brokerId}: ${decision.why}; retry the deletion`,
     );
@@ -444,6 +666,24 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
     log('nothing to delete: the user or its broker is already gone', { ...user });
   }
   return { PhysicalResourceId: physicalId };
+}
+
+/**
+ * The rollback of the event that adopted a user keeps it (it existed before) and puts back the settings that event
+ * found, when it recorded them: console access, groups and replication flag. The password it set cannot be read
+ * back: it stays, and the log says so.
+ */
+async function restoreAdopted(aws: Aws, user: UserIdentity, prior: UserRecord['prior']): Promise<void> {
+  if (!prior) return; // the adoption wrote nothing, or its settings were too long to record
+  const now = await aws.describeUser(user);
+  if (!isLive(now)) return;
+  const desired: DesiredUser = { ...prior, groups: prior.groups };
+  if (needsWrite(desired, now!)) await aws.updateUser(user, desired);
+  warn(
+    'rollback: restored console access, groups and replication flag of the adopted user as the failed deploy found ' +
+      'them; the password stays as that deploy set it. See "Troubleshooting" in the cdk-mq-user README',
+    { ...user },
+  );
 }
 
 async function ensureSupportedBroker(aws: Aws, brokerId: string): Promise<void> {

@@ -3,15 +3,14 @@ import {
   Stack,
   aws_amazonmq as amazonmq,
   aws_iam as iam,
-  aws_lambda as lambda,
   aws_logs as logs,
-  aws_stepfunctions as sfn,
   custom_resources as cr,
 } from 'aws-cdk-lib';
 import { Construct, IDependable } from 'constructs';
 import { MqUserProvider } from '../mq-user-provider';
 import { INVOKE_REASON, acknowledgeNag, functionVersionsFinding } from './acknowledge';
 import { grantOwnStack, handlerFunction, lambdaRole, logRetention, useNodeRuntimeOfOurs } from './functions';
+import { acknowledgeWaiter, waiterLogGroup, waiterLogOptions } from './waiter';
 
 // The construct ID under the stack: the service token of every deployed reboot derives from it. Never rename.
 const PROVIDER_ID = 'CdkMqUserRebootProvider';
@@ -66,11 +65,7 @@ export class MqBrokerRebootProvider extends Construct {
       lambdaRole(this, 'FrameworkOnEventRole', frameworkLogs, settings),
       lambdaRole(this, 'FrameworkWaiterRole', frameworkLogs, settings),
     ];
-    // Step Functions delivers logs to groups under /aws/vendedlogs/ without growing a resource policy.
-    const waiterLogs = new logs.LogGroup(this, 'WaiterLogs', {
-      retention,
-      logGroupName: `/aws/vendedlogs/states/cdk-mq-user-reboot-${this.node.addr}`,
-    });
+    const waiterLogs = waiterLogGroup(this, 'WaiterLogs', 'cdk-mq-user-reboot', retention);
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: onEvent,
       isCompleteHandler: isComplete,
@@ -81,7 +76,7 @@ export class MqBrokerRebootProvider extends Construct {
       frameworkCompleteAndTimeoutRole: frameworkRoles[1],
       logGroup: frameworkLogs,
       disableWaiterStateMachineLogging: false,
-      waiterStateMachineLogOptions: { destination: waiterLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
+      waiterStateMachineLogOptions: waiterLogOptions(waiterLogs),
       vpc: settings.vpc,
       vpcSubnets: settings.vpcSubnets,
       securityGroups: settings.securityGroups,
@@ -91,24 +86,7 @@ export class MqBrokerRebootProvider extends Construct {
     for (const frameworkRole of frameworkRoles) {
       for (const fn of [onEvent, isComplete]) acknowledgeNag(frameworkRole, functionVersionsFinding(fn), INVOKE_REASON);
     }
-    const waiter = provider.node.findChild('waiter-state-machine');
-    for (const fn of ['framework-isComplete', 'framework-onTimeout']) {
-      const frameworkFunction = provider.node.findChild(fn) as lambda.IFunction;
-      acknowledgeNag(waiter, functionVersionsFinding(frameworkFunction), INVOKE_REASON);
-    }
-    acknowledgeNag(
-      waiter,
-      'AwsSolutions-IAM5[Resource::*]',
-      "Only the waiter state machine's own role, written by the Provider framework: the CloudWatch Logs delivery " +
-        'actions Step Functions needs for execution logs (logs:CreateLogDelivery and friends), which support no ' +
-        'resource-level permissions.',
-    );
-    acknowledgeNag(
-      waiter,
-      'AwsSolutions-SF2',
-      'The waiter only polls one Lambda function during a reboot; its executions are logged at level ALL. ' +
-        'X-Ray would add trace writes on Resource * for no diagnostic gain.',
-    );
+    acknowledgeWaiter(provider, 'during a reboot');
     this.serviceToken = provider.serviceToken;
   }
 

@@ -27,10 +27,13 @@
  *   deleted (DELETE_IN_PROGRESS) while the root says *_ROLLBACK_IN_PROGRESS;
  * - the Provider framework answers a failed Create with its CREATE_FAILED marker and answers the Delete that
  *   follows without calling the handler; a thrown error or a timeout is FAILED with its message as reason;
- * - an isComplete handler is polled until it says complete, or the framework's total timeout;
+ * - an isComplete handler is polled after every event (Delete included, as the framework starts its waiter for
+ *   each), with the event and every field onEvent answered, until it says complete (its physical ID and Data win),
+ *   or the framework's total timeout;
  * - each Lambda function runs with its own resolved environment variables (per invocation, so that
  *   concurrent stacks do not see each other's) and its own module instance per stack;
- * - an event delivered twice (`redeliver`): the handler runs again with the same event, the first answer wins.
+ * - an event delivered twice (`redeliver`): after a first delivery that succeeded (its answer wins), whose answer
+ *   was lost (the second's wins), or that never reached the handler.
  * Native resources it knows: AWS::AmazonMQ::Broker and AWS::SecretsManager::Secret (made in the fake, with the
  * template's Tags; a change of Tags alone updates them in place, any other change regenerates the value, as
  * CloudFormation does), AWS::Lambda::Function (given an ARN; `lambdaFunction()` loads its bundle for a caller that
@@ -159,12 +162,19 @@ export interface DeployOptions extends EmulatorOptions {
    * while that event runs, nothing new starts, then the stack rolls back.
    */
   readonly cancelUpdateOnStart?: string;
-  /** Delivers the matching events a second time once they succeeded; CloudFormation keeps the first answer. */
+  /**
+   * Delivers the matching events twice, as the Provider framework does when its invoke of the handler throws (it
+   * waits until the function is active and invokes it again with the same event):
+   * - `true`: a second time once the first succeeded; CloudFormation keeps the first answer;
+   * - `'answerLost'`: the handler ran (onEvent) but the framework's invoke threw, so its answer is lost; the second
+   *   delivery's answer is CloudFormation's;
+   * - `'beforeRun'`: the first invoke threw before the handler ran; only the second delivery runs it.
+   */
   readonly redeliver?: (event: {
     RequestType: string;
     LogicalResourceId: string;
     PhysicalResourceId?: string;
-  }) => boolean;
+  }) => boolean | 'answerLost' | 'beforeRun';
 }
 
 export type StackApi = 'DescribeStacks' | 'ListStackResources' | 'DescribeStackEvents' | 'DescribeStackResource';
@@ -236,6 +246,10 @@ export class CloudFormation {
   /** Every log line, response and failure reason of the handlers: tests check that no secret is in here. */
   readonly transcript: string[] = [];
   readonly invocations: Invocation[] = [];
+  /** Deliveries whose answer the framework lost or that never reached the handler (`redeliver`). */
+  lostDeliveries = 0;
+  /** Every call of an isComplete handler (the framework calls it after every event of a provider that has one). */
+  isCompleteCalls = 0;
   /** The secret strings of the secrets it generated (AWS::SecretsManager::Secret with GenerateSecretString). */
   readonly generatedSecrets: string[] = [];
   /** DescribeStacks and ListStackResources calls, answered or failed. */
@@ -997,9 +1011,22 @@ export class EmulatedStack {
     // A rollback or cleanup runs the function as this deploy configured it (its timeout).
     const timeoutMs = this.deployOptions.handlerTimeoutMs;
     const run = timeoutMs === undefined ? handlers : { ...handlers, timeoutMs };
+    const redelivery = this.deployOptions.redeliver?.(event);
+    if (redelivery === 'answerLost') await this.runLostDelivery(run, event);
+    if (redelivery === 'beforeRun') this.cfn.lostDeliveries++;
     const first = await this.invokeOnce(run, event, false);
-    if (!first.failed && this.deployOptions.redeliver?.(event)) await this.invokeOnce(run, event, true);
+    if (!first.failed && redelivery === true) await this.invokeOnce(run, event, true);
     return first;
+  }
+
+  /** A delivery whose answer the framework never saw: onEvent runs, whatever it answers or throws is dropped. */
+  private async runLostDelivery(handlers: Handlers, event: Json): Promise<void> {
+    this.cfn.lostDeliveries++;
+    await invocationContext
+      .run({ env: handlers.onEventEnv, transcript: this.cfn.transcript }, () =>
+        withTimeout(handlers.onEvent(event, contextFor(handlers.timeoutMs)), handlers.timeoutMs),
+      )
+      .catch(() => undefined);
   }
 
   private async invokeOnce(
@@ -1042,24 +1069,32 @@ export class EmulatedStack {
       const response = await run(handlers.onEventEnv, () =>
         withTimeout(handlers.onEvent(event, contextFor(handlers.timeoutMs)), handlers.timeoutMs),
       );
-      const physicalId: string = response?.PhysicalResourceId ?? event.PhysicalResourceId ?? event.RequestId;
+      let physicalId: string = response?.PhysicalResourceId ?? event.PhysicalResourceId ?? event.RequestId;
+      if (event.RequestType === 'Delete' && physicalId !== event.PhysicalResourceId)
+        throw new Error(`DELETE: cannot change the physical resource ID from "${event.PhysicalResourceId}"`);
       let data: Record<string, string> = response?.Data ?? {};
-      if (handlers.isComplete && event.RequestType !== 'Delete') {
+      // The framework starts its waiter for every event, Delete included, with every field onEvent answered.
+      if (handlers.isComplete) {
         const deadline = Date.now() + (this.cfn.options.totalTimeoutMs ?? 30 * 60_000);
         for (;;) {
+          this.cfn.isCompleteCalls++;
           const poll = await run(handlers.isCompleteEnv, () =>
             withTimeout(
               handlers.isComplete!(
-                { ...event, PhysicalResourceId: physicalId, Data: data },
+                { ...event, ...response, PhysicalResourceId: physicalId, Data: data },
                 contextFor(handlers.timeoutMs),
               ),
               handlers.timeoutMs,
             ),
           );
           if (poll?.IsComplete) {
+            // The framework answers with the event, onEvent's and isComplete's fields merged: isComplete's win.
+            physicalId = poll.PhysicalResourceId ?? physicalId;
             data = { ...data, ...(poll.Data ?? {}) };
             break;
           }
+          if (poll?.Data && Object.keys(poll.Data).length > 0)
+            throw new Error('"Data" is not allowed if "IsComplete" is "False"');
           if (Date.now() > deadline) throw new Error('Operation timed out');
           await new Promise((resolve) => setTimeout(resolve, this.cfn.options.queryIntervalMs ?? 20));
         }
@@ -1449,7 +1484,7 @@ function applyTimings(module: Json, timings: EmulatorOptions['timings']): void {
 /**
  * Finds the handler(s) behind a service token: framework function → its USER_* environment → our asset. Each
  * stack gets its own copy of the bundle (a Lambda function is its own process: module state is not shared
- * between stacks). `MQ_USER_TEST_BUNDLES=<dir>` runs `<dir>/<mq-user-handler|mq-broker-reboot-handler>/index.js`
+ * between stacks). `MQ_USER_TEST_BUNDLES=<dir>` runs `<dir>/<the asset's bundle name>/index.js`
  * instead of the assembly's bundles, e.g. to check that a scenario fails on an older handler.
  */
 function loadHandlers(
@@ -1472,7 +1507,7 @@ function loadHandlers(
     const assetDir = path.join(assemblyDir, `asset.${assetHash}`);
     const override = process.env.MQ_USER_TEST_BUNDLES;
     const source = override
-      ? path.join(override, exported === 'handler' ? 'mq-user-handler' : 'mq-broker-reboot-handler', 'index.js')
+      ? path.join(override, bundleName(path.join(assetDir, `${file}.js`)), 'index.js')
       : path.join(assetDir, `${file}.js`);
     const copy = path.join(assetDir, '.emulated', stackId.split('/')[2], `${file}.js`);
     if (!fs.existsSync(copy)) {
@@ -1481,7 +1516,10 @@ function loadHandlers(
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const module = require(copy);
-    const handler = module[exported];
+    let handler = module[exported];
+    // An older user handler had no waiter: the framework then answered as soon as onEvent did.
+    if (override && handler === undefined && variable === 'USER_IS_COMPLETE_FUNCTION_ARN')
+      handler = async () => ({ IsComplete: true });
     if (typeof handler !== 'function') throw new Error(`${source} exports no function ${exported}`);
     modules.push(module);
     return {
@@ -1501,6 +1539,18 @@ function loadHandlers(
     timeoutMs: onEvent.timeoutMs,
     modules,
   };
+}
+
+/** Which of this repository's bundles (assets/<name>/index.js) an assembly's asset file is a copy of. */
+function bundleName(assetFile: string): string {
+  const content = fs.readFileSync(assetFile);
+  const assets = path.join(__dirname, '..', '..', 'assets');
+  const name = fs.readdirSync(assets).find((dir) => {
+    const candidate = path.join(assets, dir, 'index.js');
+    return fs.existsSync(candidate) && fs.readFileSync(candidate).equals(content);
+  });
+  if (!name) throw new Error(`${assetFile} is none of the bundles in ${assets}`);
+  return name;
 }
 
 /** CloudFormation hands custom resources every scalar as a string. */

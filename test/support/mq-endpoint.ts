@@ -101,6 +101,8 @@ export interface FakeMqOptions {
    * (pending UPDATE, or CREATE if it was never applied), or accepted (200) while the pending DELETE stays.
    */
   updateOnPendingDelete?: 'conflict' | 'revive' | 'keepDelete';
+  /** DeleteUser on a user already pending DELETE (undocumented): accepted (200, default) or 409 ConflictException. */
+  deleteOnPendingDelete?: 'accept' | 'conflict';
   /**
    * 409s under concurrency (documented as "retrying might resolve it"): a write (CreateUser, UpdateUser,
    * DeleteUser) that reaches a broker within this many ms of another accepted write to the same broker is
@@ -266,6 +268,7 @@ const DEFAULTS: Required<Omit<FakeMqOptions, 'throttle' | 'startTime'>> & Pick<F
   createOnExisting: 'conflict',
   createOnPendingDelete: 'error',
   callsOutsideRunning: 'reject',
+  deleteOnPendingDelete: 'accept',
   rebootDelayMs: 50,
   accessDeniedAs: 'ForbiddenException',
   latencyMs: 0,
@@ -299,6 +302,7 @@ export class FakeMq {
   createOnExisting!: 'conflict' | 'overwrite';
   createOnPendingDelete!: 'error' | 'revive';
   callsOutsideRunning!: 'reject' | 'rejectWrites' | 'accept';
+  deleteOnPendingDelete!: 'accept' | 'conflict';
   rebootDelayMs!: number | 'never';
   accessDeniedAs!: 'ForbiddenException' | 'AccessDeniedException';
   latencyMs!: number;
@@ -386,6 +390,7 @@ export class FakeMq {
       createOnExisting: o.createOnExisting,
       createOnPendingDelete: o.createOnPendingDelete,
       callsOutsideRunning: o.callsOutsideRunning,
+      deleteOnPendingDelete: o.deleteOnPendingDelete,
       rebootDelayMs: o.rebootDelayMs,
       accessDeniedAs: o.accessDeniedAs,
       latencyMs: o.latencyMs,
@@ -1129,6 +1134,9 @@ export class FakeMq {
         return {};
       }
       case 'DeleteUser':
+        if (pending?.change === 'DELETE' && this.deleteOnPendingDelete === 'conflict') {
+          throw conflict(`User [${username}] is already pending deletion.`, 'username');
+        }
         // Even a pending CREATE stays listed, as pending DELETE, until the reboot.
         if (pending?.change !== 'DELETE') {
           const held = pending ?? user.applied;
