@@ -91,7 +91,9 @@ test.each(['Orders', LONGEST_STACK_NAME])(
   (stackName) => {
     const s = statement('CdkMqUserFunctionsOnlyByDeployersAndTheirFramework');
     const { functions, roles } = names(stackName);
-    expect(functions.length).toBe(8);
+    // Ours (user onEvent and isComplete, reboot onEvent and isComplete, rotation) and the two frameworks' (onEvent,
+    // isComplete, onTimeout of the user provider; the same three of the reboot provider).
+    expect(functions.length).toBe(11);
     for (const action of ['lambda:InvokeFunction', 'lambda:UpdateFunctionConfiguration', 'lambda:UpdateFunctionCode'])
       expect(list(s.Action)).toContain(action);
     for (const [, arn] of functions) expect(deniedResource(s, arn)).toBe(true);
@@ -101,14 +103,17 @@ test.each(['Orders', LONGEST_STACK_NAME])(
   },
 );
 
-test("reserves the reboot waiter's executions for the framework that starts it", () => {
+test("reserves the waiters' executions (users' and reboot's) for the frameworks that start them", () => {
   const s = statement('CdkMqUserWaiterOnlyByItsFramework');
   const { stateMachines, roles } = names('Orders');
-  expect(stateMachines).toHaveLength(1);
+  expect(stateMachines).toHaveLength(2);
   expect(list(s.Action)).toContain('states:StartExecution');
-  expect(deniedResource(s, stateMachines[0])).toBe(true);
+  for (const stateMachine of stateMachines) expect(deniedResource(s, stateMachine)).toBe(true);
   const starters = roles.filter(([, arn]) => exempt(s, arn)).map(([id]) => id);
-  expect(starters).toEqual([expect.stringMatching(/^CdkMqUserRebootProviderFrameworkOnEventRole/)]);
+  expect(starters.sort()).toEqual([
+    expect.stringMatching(/^CdkMqUserProviderFrameworkRole/),
+    expect.stringMatching(/^CdkMqUserRebootProviderFrameworkOnEventRole/),
+  ]);
   expect(exempt(s, SOMEONE)).toBe(false);
 });
 
