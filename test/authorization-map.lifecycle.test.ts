@@ -225,6 +225,25 @@ describe('later deploys', () => {
     expect(mq.configurations(id)).toMatchObject({ current: { revision: 2 }, pending: undefined });
   });
 
+  test('a maintenance window that applied the revision before the reboot handler looked: no reboot', async () => {
+    const stack = cfn.stack('Orders');
+    await stack.deploy(app());
+    const id = brokerOf(stack);
+    // The broker's update set revision 2 pending; the window passes during a transient 503 of DescribeBroker.
+    mq.inject({
+      operation: 'DescribeBroker',
+      brokerId: id,
+      fault: 'unavailable',
+      then: () => mq.advanceTo(mq.nextWindowStart(id) + 60_000),
+    });
+    expect(await stack.deploy(app({ writers: ['orders-producers', 'audit'] }))).toEqual({
+      status: 'UPDATE_COMPLETE',
+    });
+    expect(mq.windowsApplied(id)).toBe(1);
+    expect(mq.reboots(id)).toBe(1);
+    expect(mq.configurations(id)).toMatchObject({ current: { revision: 2 }, pending: undefined });
+  });
+
   test('adding the map to a deployed broker: its first revision is pending after the update, one reboot applies it', async () => {
     const stack = cfn.stack('Orders');
     await stack.deploy(app({ withoutMap: true }));
