@@ -34,7 +34,10 @@
  *   concurrent stacks do not see each other's) and its own module instance per stack;
  * - an event delivered twice (`redeliver`): after a first delivery that succeeded (its answer wins), whose answer
  *   was lost (the second's wins), or that never reached the handler.
- * Native resources it knows: AWS::AmazonMQ::Broker and AWS::SecretsManager::Secret (made in the fake, with the
+ * Native resources it knows: AWS::AmazonMQ::Configuration (an ID, a revision that each update of its properties
+ * but Tags raises by one, `Ref` and `Fn::GetAtt Id/Revision/Arn`; a broker created with one gets it as the fake's
+ * `configurationAtCreate` says, a broker whose `Configuration` changes gets that revision pending, as UpdateBroker
+ * does; `configurationRollback`), AWS::AmazonMQ::Broker and AWS::SecretsManager::Secret (made in the fake, with the
  * template's Tags; a change of Tags alone updates them in place, any other change regenerates the value, as
  * CloudFormation does), AWS::Lambda::Function (given an ARN; `lambdaFunction()` loads its bundle for a caller that
  * plays another service, e.g. Secrets Manager's rotation), and AWS::SecretsManager::RotationSchedule (turns rotation
@@ -53,6 +56,7 @@ import type { CallRecord, FakeMq } from './mq-endpoint';
 
 export const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED';
 const NESTED_STACK = 'AWS::CloudFormation::Stack';
+const MQ_CONFIGURATION = 'AWS::AmazonMQ::Configuration';
 
 type Json = any; // template fragments
 
@@ -152,6 +156,13 @@ export interface EmulatorOptions {
    * `UPDATE_ROLLBACK_IN_PROGRESS` / `ROLLBACK_IN_PROGRESS` ('rollback').
    */
   readonly rollbackResourceStatus?: 'plain' | 'rollback';
+  /**
+   * What the rollback of an `AWS::AmazonMQ::Configuration` update does (undocumented; a revision can never be
+   * changed or removed): `newRevision` (the default: its update runs again with the old properties, and
+   * UpdateConfiguration makes one more revision holding the old data) or `previousRevision` (its `Revision` is the
+   * previous one again). Either way the broker's rollback update points it at that revision, pending.
+   */
+  readonly configurationRollback?: 'newRevision' | 'previousRevision';
 }
 
 export interface DeployOptions extends EmulatorOptions {
@@ -413,8 +424,11 @@ export class EmulatedStack {
   /** Physical IDs of native resources (brokers, secrets) by logical ID. */
   private readonly natives = new Map<
     string,
-    { type: string; physicalId: string; arn?: string; deletionPolicy?: string; properties?: Json }
+    { type: string; physicalId: string; arn?: string; deletionPolicy?: string; properties?: Json; revision?: number }
   >();
+  /** This deploy's changes of configurations and of brokers' `Configuration`, for its rollback. */
+  private configurationChanges: Array<{ logicalId: string; previous?: Json }> = [];
+  private brokerConfigurationChanges: Array<{ logicalId: string; previousRaw: Json }> = [];
   private deployed = new Map<string, Deployed>();
   private readonly view = new Map<string, ResourceView>();
   /** Each resource's `Metadata`, resolved, as the last deploy (or its rollback) left it. */
@@ -718,6 +732,7 @@ export class EmulatedStack {
       }
     }
     // Native resources roll back after the custom resources that depend on them.
+    this.rollBackConfigurations();
     for (const change of nativeChanges.reverse()) {
       const native = this.natives.get(change.logicalId)!;
       if (change.previous === undefined) {
@@ -1182,8 +1197,10 @@ export class EmulatedStack {
    */
   private applyNatives(template: Template): Array<{ logicalId: string; previous?: Json }> {
     const changes: Array<{ logicalId: string; previous?: Json }> = [];
+    this.applyConfigurations(template);
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
       if (resource.Type.startsWith('Custom::') || resource.Type === NESTED_STACK) continue;
+      if (resource.Type === MQ_CONFIGURATION) continue; // applyConfigurations
       const props = resource.Properties ?? {};
       const existing = this.natives.get(logicalId);
       if (resource.Type === 'AWS::SecretsManager::Secret') {
@@ -1208,17 +1225,27 @@ export class EmulatedStack {
         }
       } else if (resource.Type === 'AWS::SecretsManager::RotationSchedule') {
         continue; // after the deploy: see applyRotationSchedules
+      } else if (existing && resource.Type === 'AWS::AmazonMQ::Broker') {
+        this.updateBrokerConfiguration(logicalId, props.Configuration, existing);
+        continue;
       } else if (existing) {
         continue;
       } else if (resource.Type === 'AWS::AmazonMQ::Broker') {
         const brokerId = `b-${randomUUID()}`;
+        const configuration = this.brokerConfiguration(props.Configuration);
         const arn = this.cfn.mq.addBroker({
           brokerId,
           brokerName: props.BrokerName,
           engineType: props.EngineType,
           authenticationStrategy: props.AuthenticationStrategy,
+          configuration,
         });
-        this.natives.set(logicalId, { type: resource.Type, physicalId: brokerId, arn });
+        this.natives.set(logicalId, {
+          type: resource.Type,
+          physicalId: brokerId,
+          arn,
+          properties: { Configuration: props.Configuration, resolvedConfiguration: configuration },
+        });
       } else if (resource.Type === 'AWS::Lambda::Function') {
         const arn = `arn:aws:lambda:us-east-1:${ACCOUNT}:function:${this.name}-${logicalId}`.slice(0, 140);
         this.natives.set(logicalId, { type: resource.Type, physicalId: `${this.name}-${logicalId}`, arn });
@@ -1229,6 +1256,103 @@ export class EmulatedStack {
       this.view.set(logicalId, { type: native.type, physicalId: native.physicalId, status: 'CREATE_COMPLETE' });
     }
     return changes;
+  }
+
+  /**
+   * `AWS::AmazonMQ::Configuration`, before the other native resources (a broker points at a revision of one): made
+   * with a stable ID (`c-` and a UUID) at revision 1; an update that changes anything but its Tags makes the next
+   * revision, as UpdateConfiguration does; a new name, engine or authentication strategy replaces it (a new ID).
+   */
+  private applyConfigurations(template: Template): void {
+    this.configurationChanges = [];
+    this.brokerConfigurationChanges = [];
+    for (const [logicalId, resource] of Object.entries(template.Resources)) {
+      if (resource.Type !== MQ_CONFIGURATION) continue;
+      const props = this.resolve(resource.Properties ?? {});
+      const existing = this.natives.get(logicalId);
+      const { Tags: _tags, ...revisionProps } = props;
+      const { Tags: _oldTags, ...oldRevisionProps } = existing?.properties ?? {};
+      if (existing && JSON.stringify(oldRevisionProps) === JSON.stringify(revisionProps)) {
+        existing.properties = props;
+        continue;
+      }
+      this.configurationChanges.push({ logicalId, previous: existing && { ...existing } });
+      const replaced =
+        !existing ||
+        ['Name', 'EngineType', 'EngineVersion', 'AuthenticationStrategy'].some(
+          (key) => JSON.stringify(existing.properties?.[key]) !== JSON.stringify(props[key]),
+        );
+      if (replaced) {
+        const id = `c-${randomUUID()}`;
+        const arn = `arn:aws:mq:us-east-1:${ACCOUNT}:configuration:${id}`;
+        this.natives.set(logicalId, { type: MQ_CONFIGURATION, physicalId: id, arn, properties: props, revision: 1 });
+      } else {
+        this.natives.set(logicalId, { ...existing, properties: props, revision: existing.revision! + 1 });
+      }
+      const status = existing ? 'UPDATE_COMPLETE' : 'CREATE_COMPLETE';
+      this.view.set(logicalId, { type: MQ_CONFIGURATION, physicalId: this.natives.get(logicalId)!.physicalId, status });
+    }
+  }
+
+  /** A broker's `Configuration` (`{ Id, Revision }`), resolved, as Amazon MQ takes it. */
+  private brokerConfiguration(raw: Json): { id: string; revision: number } | undefined {
+    if (raw === undefined) return undefined;
+    const resolved = this.resolve(raw);
+    return { id: String(resolved.Id), revision: Number(resolved.Revision) };
+  }
+
+  /**
+   * The broker's update when its `Configuration` resolves to another revision: UpdateBroker makes that revision
+   * pending on the broker, until its next reboot or maintenance window.
+   */
+  private updateBrokerConfiguration(logicalId: string, raw: Json, native: { physicalId: string; properties?: Json }) {
+    const configuration = this.brokerConfiguration(raw);
+    const before = native.properties?.resolvedConfiguration;
+    if (JSON.stringify(configuration) === JSON.stringify(before)) return;
+    this.brokerConfigurationChanges.push({ logicalId, previousRaw: native.properties?.Configuration });
+    native.properties = { Configuration: raw, resolvedConfiguration: configuration };
+    if (configuration) this.cfn.mq.setPendingConfiguration(native.physicalId, configuration);
+  }
+
+  /**
+   * The rollback of this deploy's configuration changes: a new configuration is removed; an updated one gets its
+   * old properties back (`configurationRollback`: in a new revision, or as its previous revision); then each broker
+   * whose `Configuration` changed is updated back to its old template, resolved now: that revision is pending.
+   */
+  private rollBackConfigurations(): void {
+    const mode = { ...this.cfn.options, ...this.deployOptions }.configurationRollback ?? 'newRevision';
+    for (const { logicalId, previous } of this.configurationChanges.reverse()) {
+      const current = this.natives.get(logicalId)!;
+      if (!previous) {
+        this.natives.delete(logicalId);
+        this.view.delete(logicalId);
+      } else if (current.physicalId !== previous.physicalId) {
+        this.natives.set(logicalId, previous); // replaced: the old configuration is still there
+        this.view.set(logicalId, {
+          type: MQ_CONFIGURATION,
+          physicalId: previous.physicalId,
+          status: 'UPDATE_COMPLETE',
+        });
+      } else {
+        const revision = mode === 'previousRevision' ? previous.revision : current.revision! + 1;
+        this.natives.set(logicalId, { ...current, properties: previous.properties, revision });
+      }
+    }
+    const brokers = this.brokerConfigurationChanges;
+    this.configurationChanges = [];
+    this.brokerConfigurationChanges = [];
+    for (const { logicalId, previousRaw } of brokers) {
+      this.updateBrokerConfiguration(logicalId, previousRaw, this.natives.get(logicalId)!);
+    }
+    this.brokerConfigurationChanges = [];
+  }
+
+  /** `Fn::GetAtt` of an `AWS::AmazonMQ::Configuration`: `Id`, `Revision` (a number, as CloudFormation's schema says) or `Arn`. */
+  private configurationAttribute(native: { physicalId: string; arn?: string; revision?: number }, attribute: string) {
+    if (attribute === 'Id') return native.physicalId;
+    if (attribute === 'Revision') return native.revision!;
+    if (attribute === 'Arn') return native.arn!;
+    throw new Error(`Template error: AWS::AmazonMQ::Configuration has no attribute ${attribute}`);
   }
 
   /**
@@ -1386,6 +1510,7 @@ export class EmulatedStack {
 
   private getAtt(logicalId: string, attribute: string): Json {
     const native = this.natives.get(logicalId);
+    if (native?.type === MQ_CONFIGURATION) return this.configurationAttribute(native, attribute);
     if (native) return attribute === 'Arn' ? (native.arn ?? native.physicalId) : `${native.physicalId}.${attribute}`;
     const custom = this.deployed.get(logicalId);
     if (!custom) throw new Error(`Template error: instance of Fn::GetAtt references undefined resource ${logicalId}`);

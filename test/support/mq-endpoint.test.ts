@@ -181,6 +181,66 @@ describe('pending changes', () => {
   });
 });
 
+describe('configurations', () => {
+  const C1 = { id: 'c-3c0f6a2e-5d4b-4c1a-9f7e-2b8d6e4a1c90', revision: 1 };
+  const C2 = { ...C1, revision: 2 };
+  const configurationsOf = async () => (await mq.send(new DescribeBrokerCommand({ BrokerId: B }))).Configurations;
+
+  test('a broker created with a configuration runs it at once by default, or has it pending (configurationAtCreate)', async () => {
+    fake.addBroker({ brokerId: B, engineType: 'ACTIVEMQ', configuration: C1 });
+    expect(await configurationsOf()).toEqual({
+      Current: { Id: C1.id, Revision: 1 },
+      History: [{ Id: C1.id, Revision: 1 }],
+    });
+    fake.configurationAtCreate = 'pending';
+    fake.addBroker({ brokerId: B, engineType: 'ACTIVEMQ', configuration: C1 });
+    expect(await configurationsOf()).toEqual({ Pending: { Id: C1.id, Revision: 1 }, History: [] });
+    await reboot();
+    await untilRunning();
+    expect(await configurationsOf()).toEqual({
+      Current: { Id: C1.id, Revision: 1 },
+      History: [{ Id: C1.id, Revision: 1 }],
+    });
+  });
+
+  test("a new revision stays pending until a reboot applies it, with the users' changes", async () => {
+    fake.addBroker({ brokerId: B, engineType: 'ACTIVEMQ', configuration: C1 });
+    await create('app');
+    fake.setPendingConfiguration(B, C2);
+    expect(await configurationsOf()).toEqual({
+      Current: { Id: C1.id, Revision: 1 },
+      Pending: { Id: C1.id, Revision: 2 },
+      History: [{ Id: C1.id, Revision: 1 }],
+    });
+    await reboot();
+    expect(await configurationsOf()).toMatchObject({ Pending: { Revision: 2 } }); // rebooting: not yet
+    await untilRunning();
+    expect(await configurationsOf()).toEqual({
+      Current: { Id: C1.id, Revision: 2 },
+      History: [
+        { Id: C1.id, Revision: 1 },
+        { Id: C1.id, Revision: 2 },
+      ],
+    });
+    expect(fake.user(B, 'app')?.pending).toBeUndefined();
+  });
+
+  test('a maintenance window applies a pending revision; pointing back at the current one leaves nothing pending', async () => {
+    fake.addBroker({ brokerId: B, engineType: 'ACTIVEMQ', configuration: C1 });
+    fake.setPendingConfiguration(B, C2);
+    fake.setPendingConfiguration(B, C1);
+    expect(fake.configurations(B).pending).toBeUndefined();
+    fake.setPendingConfiguration(B, C2);
+    fake.advanceTo(fake.nextWindowStart(B) + 60_000);
+    expect(fake.configurations(B)).toMatchObject({ current: C2, pending: undefined });
+    expect(fake.reboots(B)).toBe(0);
+  });
+
+  test('a broker without a configuration shows none', async () => {
+    expect(await configurationsOf()).toEqual({ History: [] });
+  });
+});
+
 describe('errors', () => {
   test('an unknown broker and an unknown user are both 404, told apart by errorAttribute', async () => {
     const noBroker = await failure(mq.send(new DeleteUserCommand({ BrokerId: 'b-nope', Username: 'app' })));

@@ -73,6 +73,27 @@ export interface BrokerSpec {
   engineType: string;
   authenticationStrategy?: string;
   state?: string;
+  /**
+   * The configuration revision the broker is created with (CreateBroker's `Configuration`): it runs it at once, or
+   * has it pending until its first reboot, as `configurationAtCreate` says.
+   */
+  configuration?: ConfigurationRevision;
+}
+
+/** An Amazon MQ configuration revision, as the broker points at it (`Configuration { Id, Revision }`). */
+export interface ConfigurationRevision {
+  id: string;
+  revision: number;
+}
+
+/**
+ * A broker's configurations as DescribeBroker shows them: the revision it runs, the one waiting for its next reboot
+ * or maintenance window, and every revision it ran, oldest first (the current one included).
+ */
+export interface BrokerConfigurations {
+  current?: ConfigurationRevision;
+  pending?: ConfigurationRevision;
+  history: ConfigurationRevision[];
 }
 
 export interface FakeMqOptions {
@@ -130,6 +151,11 @@ export interface FakeMqOptions {
    * `ignore`.
    */
   staleRemoveFrom?: 'error' | 'ignore';
+  /**
+   * A broker created with a configuration (undocumented whether DescribeBroker shows it current at once): `current`
+   * (default: the broker boots with it) or `pending` (it waits for the first reboot, like a later revision).
+   */
+  configurationAtCreate?: 'current' | 'pending';
   /**
    * What RotateSecret leaves for the rotation function's createSecret: `empty` (default) a version with the token
    * as VersionId, labelled AWSPENDING and without a value (what AWS's rotation templates expect: they refuse a token
@@ -215,6 +241,7 @@ interface Broker {
   /** Late windows waiting to apply, as simulated times. */
   lateApplications: number[];
   windowsApplied: number;
+  configurations: BrokerConfigurations;
 }
 
 interface SecretVersion {
@@ -280,6 +307,7 @@ const DEFAULTS: Required<Omit<FakeMqOptions, 'throttle' | 'startTime'>> & Pick<F
   updateOmittedPassword: 'pending',
   staleRemoveFrom: 'error',
   pendingVersionAtStart: 'empty',
+  configurationAtCreate: 'current',
 };
 /** Monday 2026-01-05T00:00:00Z. */
 const DEFAULT_START = Date.UTC(2026, 0, 5);
@@ -313,6 +341,7 @@ export class FakeMq {
   updateOmittedPassword!: 'pending' | 'applied';
   staleRemoveFrom!: 'error' | 'ignore';
   pendingVersionAtStart!: 'empty' | 'none';
+  configurationAtCreate!: 'current' | 'pending';
   readonly calls: CallRecord[] = [];
   /** Writes refused with 409 by `writeConflictWindowMs` (not counted in faultsInjected). */
   concurrencyConflicts = 0;
@@ -401,6 +430,7 @@ export class FakeMq {
       updateOmittedPassword: o.updateOmittedPassword,
       staleRemoveFrom: o.staleRemoveFrom,
       pendingVersionAtStart: o.pendingVersionAtStart,
+      configurationAtCreate: o.configurationAtCreate,
     });
     this.throttle = o.throttle;
   }
@@ -432,6 +462,7 @@ export class FakeMq {
       windowDelays: [],
       lateApplications: [],
       windowsApplied: 0,
+      configurations: initialConfigurations(spec.configuration, this.configurationAtCreate),
     });
     return this.brokerArn(spec.brokerId);
   }
@@ -486,7 +517,30 @@ export class FakeMq {
       else if (pending) user.applied = values(pending);
       user.pending = undefined;
     }
+    const configurations = broker.configurations;
+    if (configurations.pending) {
+      configurations.current = configurations.pending;
+      configurations.history.push(configurations.pending);
+      configurations.pending = undefined;
+    }
     for (const listener of this.applyListeners) listener(brokerId);
+  }
+
+  /** The broker's configurations (a copy), as DescribeBroker reports them. */
+  configurations(brokerId: string): BrokerConfigurations {
+    const { current, pending, history } = this.broker(brokerId).configurations;
+    return { current, pending, history: [...history] };
+  }
+
+  /**
+   * What UpdateBroker with a `Configuration` does (CloudFormation's update of the broker, someone in the console):
+   * the revision waits for the next reboot or maintenance window, replacing any other pending one. Pointing the
+   * broker back at the revision it runs leaves nothing pending (undocumented; the natural reading).
+   */
+  setPendingConfiguration(brokerId: string, revision: ConfigurationRevision): void {
+    const configurations = this.broker(brokerId).configurations;
+    const same = configurations.current?.id === revision.id && configurations.current.revision === revision.revision;
+    configurations.pending = same ? undefined : { ...revision };
   }
 
   /** Runs whenever a broker applies its pending changes (a reboot, a window, or a test's `applyPendingChanges`). */
@@ -1036,6 +1090,11 @@ export class FakeMq {
       deploymentMode: 'SINGLE_INSTANCE',
       maintenanceWindowStartTime: { dayOfWeek: b.window.dayOfWeek, timeOfDay: b.window.timeOfDay, timeZone: 'UTC' },
       users: summaries(b),
+      configurations: {
+        ...(b.configurations.current && { current: b.configurations.current }),
+        ...(b.configurations.pending && { pending: b.configurations.pending }),
+        history: b.configurations.history,
+      },
     };
   }
 
@@ -1445,6 +1504,16 @@ function values(v: UserValues): UserValues {
     replicationUser: v.replicationUser,
     password: v.password,
   };
+}
+
+function initialConfigurations(
+  revision: ConfigurationRevision | undefined,
+  atCreate: 'current' | 'pending',
+): BrokerConfigurations {
+  if (!revision) return { history: [] };
+  return atCreate === 'current'
+    ? { current: { ...revision }, history: [{ ...revision }] }
+    : { pending: { ...revision }, history: [] };
 }
 
 function summaries(b: Broker): Array<{ username: string; pendingChange?: string }> {
