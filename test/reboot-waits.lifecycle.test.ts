@@ -123,6 +123,33 @@ async function waitForRunning(): Promise<void> {
   while (mq.brokerState(BROKER) !== 'RUNNING') await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
+/**
+ * Deploys the user `Renamed` as `old-name` (with `first`), then renames it to `new-name` with `options`: what each
+ * deploy answered, and the invocations of the rename (its cleanup Delete of `old-name` among them).
+ */
+async function rename(options: DeployOptions, first: DeployOptions = SHORT) {
+  const stack = cfn.stack('Orders');
+  const created = await stack.deploy(
+    synth((s) => user(s, 'Renamed', 'old-name')),
+    first,
+  );
+  mq.applyPendingChanges(BROKER);
+  const from = cfn.invocations.length;
+  const result = await stack.deploy(
+    synth((s) => user(s, 'Renamed', 'new-name')),
+    options,
+  );
+  return { created, result, invocations: since(from) };
+}
+
+/** Deletes `username` as an operator would by hand (or as another tool would), with one attempt. */
+async function deleteUserByHand(username: string): Promise<void> {
+  const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
+  await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
+    new DeleteUserCommand({ BrokerId: BROKER, Username: username }),
+  );
+}
+
 const BOTH_ANSWERS = ['reject', 'accept'] as const;
 
 describe.each(BOTH_ANSWERS)('user calls during a reboot: %s', (answer) => {
@@ -188,30 +215,17 @@ describe.each(BOTH_ANSWERS)('user calls during a reboot: %s', (answer) => {
   });
 
   test('finding 3: a cleanup Delete that meets a reboot longer than an invocation deletes the old user', async () => {
-    const stack = cfn.stack('Orders');
-    expect(
-      await stack.deploy(
-        synth((s) => user(s, 'Renamed', 'old-name')),
-        SHORT,
-      ),
-    ).toEqual({
-      status: 'CREATE_COMPLETE',
-    });
-    mq.applyPendingChanges(BROKER);
-    const from = cfn.invocations.length;
-    const result = await stack.deploy(
-      synth((s) => user(s, 'Renamed', 'new-name')),
-      {
-        ...SHORT,
-        // The reboot starts as CloudFormation sends the cleanup Delete.
-        redeliver: (event) => {
-          if (event.RequestType === 'Delete') rebootElsewhere();
-          return false;
-        },
+    const { created, result, invocations } = await rename({
+      ...SHORT,
+      // The reboot starts as CloudFormation sends the cleanup Delete.
+      redeliver: (event) => {
+        if (event.RequestType === 'Delete') rebootElsewhere();
+        return false;
       },
-    );
+    });
+    expect(created).toEqual({ status: 'CREATE_COMPLETE' });
     expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
-    expect(since(from).find((i) => i.requestType === 'Delete')?.outcome).toBe('SUCCESS');
+    expect(invocations.find((i) => i.requestType === 'Delete')?.outcome).toBe('SUCCESS');
     await waitForRunning();
     mq.applyPendingChanges(BROKER);
     expect(eventually('old-name')).toBeUndefined();
@@ -235,55 +249,35 @@ describe.each(BOTH_ANSWERS)('user calls during a reboot: %s', (answer) => {
 });
 
 test('finding 3: a cleanup Delete that cannot read the stack for a while reads it again, then deletes the old user', async () => {
-  const stack = cfn.stack('Orders');
-  await stack.deploy(
-    synth((s) => user(s, 'Renamed', 'old-name')),
-    SHORT,
-  );
-  mq.applyPendingChanges(BROKER);
-  const from = cfn.invocations.length;
-  const result = await stack.deploy(
-    synth((s) => user(s, 'Renamed', 'new-name')),
-    {
-      ...SHORT,
-      redeliver: (event) => {
-        if (event.RequestType === 'Delete') {
-          cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
-          setTimeout(() => cfn.clearInjections(), 3_000).unref();
-        }
-        return false;
-      },
+  const { result, invocations } = await rename({
+    ...SHORT,
+    redeliver: (event) => {
+      if (event.RequestType === 'Delete') {
+        cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
+        setTimeout(() => cfn.clearInjections(), 3_000).unref();
+      }
+      return false;
     },
-  );
+  });
   expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
-  expect(since(from).find((i) => i.requestType === 'Delete')?.outcome).toBe('SUCCESS');
+  expect(invocations.find((i) => i.requestType === 'Delete')?.outcome).toBe('SUCCESS');
   mq.applyPendingChanges(BROKER);
   expect(eventually('old-name')).toBeUndefined();
 });
 
 test('finding 3: a cleanup Delete that never can read the stack says the user stays and what to do, never "retry"', async () => {
-  const stack = cfn.stack('Orders');
-  await stack.deploy(
-    synth((s) => user(s, 'Renamed', 'old-name')),
-    SHORT,
-  );
-  mq.applyPendingChanges(BROKER);
-  const from = cfn.invocations.length;
-  const result = await stack.deploy(
-    synth((s) => user(s, 'Renamed', 'new-name')),
-    {
-      ...SHORT,
-      timings: { ...TIMINGS, retryTiming: { ...TIMINGS.retryTiming, brokerWaitMs: 3_000 } },
-      redeliver: (event) => {
-        if (event.RequestType === 'Delete')
-          cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
-        return false;
-      },
+  const { result, invocations } = await rename({
+    ...SHORT,
+    timings: { ...TIMINGS, retryTiming: { ...TIMINGS.retryTiming, brokerWaitMs: 3_000 } },
+    redeliver: (event) => {
+      if (event.RequestType === 'Delete')
+        cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
+      return false;
     },
-  );
+  });
   // CloudFormation reports a failed cleanup Delete and completes the stack anyway.
   expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
-  const cleanup = since(from).find((i) => i.requestType === 'Delete');
+  const cleanup = invocations.find((i) => i.requestType === 'Delete');
   expect(cleanup?.outcome).toBe('FAILED');
   expect(cleanup?.reason).toMatch(/CloudFormation does not retry a Delete of its cleanup phase, so the user stays/);
   expect(cleanup?.reason).toContain('old-name');
@@ -300,10 +294,7 @@ describe.each(['accept', 'conflict'] as const)('DeleteUser on a user already pen
       SHORT,
     );
     mq.applyPendingChanges(BROKER);
-    const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
-    await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
-      new DeleteUserCommand({ BrokerId: BROKER, Username: 'gone-user' }),
-    );
+    await deleteUserByHand('gone-user');
     expect(await stack.destroy(SHORT)).toMatchObject({ status: 'DELETE_COMPLETE' });
     expect(mq.user(BROKER, 'gone-user')?.pending).toEqual({ change: 'DELETE' });
   });
@@ -368,22 +359,12 @@ describe('finding 4: the same event twice gets the same answer', () => {
   });
 
   test('a rename whose answer was lost: the second delivery answers with the same new physical ID', async () => {
-    const stack = cfn.stack('Orders');
-    await stack.deploy(
-      synth((s) => user(s, 'Renamed', 'old-name')),
-      SHORT,
-    );
-    mq.applyPendingChanges(BROKER);
-    const from = cfn.invocations.length;
-    const result = await stack.deploy(
-      synth((s) => user(s, 'Renamed', 'new-name')),
-      {
-        ...SHORT,
-        redeliver: (event) => (event.RequestType === 'Update' ? 'answerLost' : false),
-      },
-    );
+    const { result, invocations } = await rename({
+      ...SHORT,
+      redeliver: (event) => (event.RequestType === 'Update' ? 'answerLost' : false),
+    });
     expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
-    const update = since(from).find((i) => i.requestType === 'Update');
+    const update = invocations.find((i) => i.requestType === 'Update');
     expect(update?.outcome).toBe('SUCCESS');
     expect(update?.returnedPhysicalId).toMatch(/new-name\?owner=created/);
     mq.applyPendingChanges(BROKER);
@@ -456,15 +437,7 @@ describe('README "Troubleshooting": each recipe of a rebooting broker, run', () 
   });
 
   test('a cleanup Delete on a broker rebooting past the wait: says the user stays; deleting it by hand works', async () => {
-    const stack = cfn.stack('Orders');
-    await stack.deploy(
-      synth((s) => user(s, 'Renamed', 'old-name')),
-      IMPATIENT,
-    );
-    mq.applyPendingChanges(BROKER);
-    const from = cfn.invocations.length;
-    const result = await stack.deploy(
-      synth((s) => user(s, 'Renamed', 'new-name')),
+    const { result, invocations } = await rename(
       {
         ...IMPATIENT,
         redeliver: (event) => {
@@ -472,19 +445,17 @@ describe('README "Troubleshooting": each recipe of a rebooting broker, run', () 
           return false;
         },
       },
+      IMPATIENT,
     );
     expect(result).toEqual({ status: 'UPDATE_COMPLETE' });
-    const cleanup = since(from).find((i) => i.requestType === 'Delete');
+    const cleanup = invocations.find((i) => i.requestType === 'Delete');
     expect(cleanup?.outcome).toBe('FAILED');
     expect(cleanup?.reason).toMatch(
       /user "old-name" on broker .* was not deleted: .*CloudFormation does not retry a Delete of its cleanup phase/,
     );
     expect(cleanup?.reason).not.toMatch(/retry once it is RUNNING/);
     await waitForRunning();
-    const { DeleteUserCommand, MqClient } = await import('@aws-sdk/client-mq');
-    await new MqClient({ ...mq.clientConfig(), maxAttempts: 1 }).send(
-      new DeleteUserCommand({ BrokerId: BROKER, Username: 'old-name' }),
-    );
+    await deleteUserByHand('old-name');
     expect(eventually('old-name')).toBeUndefined();
   });
 
