@@ -7,7 +7,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  App,
   CfnParameter,
   CfnResource,
   NestedStack,
@@ -21,7 +20,7 @@ import { Construct } from 'constructs';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { CloudFormation, EmulatedStack, Invocation } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
-import { collectPasswords, expectBystanderUntouched } from './support/scenario';
+import { failingUserOn, startDoubles, synthApp } from './support/lifecycle';
 
 process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(30_000);
@@ -55,25 +54,25 @@ const figures = { scenarios: 0, usersChangedUnexpectedly: 0, faultsInjected: 0 }
 /** Amazon MQ calls of each MqUser event that ran alone, by request type, over every scenario. */
 const callsPerEvent: Record<string, number[]> = { Create: [], Update: [], Delete: [] };
 
-beforeAll(async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, { queryIntervalMs: 10, timings: TIMINGS });
-});
-
-afterAll(async () => {
-  await cfn?.stop();
-  await mq?.stop();
+startDoubles({
+  out: OUT,
+  emulator: { queryIntervalMs: 10, timings: TIMINGS },
+  started: (doubles) => ({ mq, cfn } = doubles),
+  eachScenario: {
+    brokers: [
+      { brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' },
+      { brokerId: OTHER, brokerName: 'other', engineType: 'ACTIVEMQ' },
+    ],
+    bystander: { brokerId: BROKER, seeded: BYSTANDER },
+    passwordsOn: [BROKER],
+    secrets,
+    figures,
+  },
 });
 
 let invocationsBefore = 0;
 beforeEach(() => {
   figures.scenarios++;
-  mq.reset();
-  cfn.clearInjections();
-  mq.addBroker({ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' });
-  mq.addBroker({ brokerId: OTHER, brokerName: 'other', engineType: 'ACTIVEMQ' });
-  mq.seedUser(BROKER, 'bystander', BYSTANDER);
   invocationsBefore = cfn.invocations.length;
 });
 
@@ -82,19 +81,11 @@ afterEach(() => {
   for (const i of cfn.invocations.slice(invocationsBefore))
     if (!i.overlapped && !i.redelivered && i.outcome === 'SUCCESS' && i.resourceType === 'Custom::MqUser')
       callsPerEvent[i.requestType]?.push(i.mqCalls.length);
-  collectPasswords(mq, [BROKER], secrets);
-  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
 });
 
 // ---- apps ----
 
-function synth(build: (stack: Stack) => void, stackName = 'Orders'): string {
-  const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
-  const app = new App({ outdir });
-  build(new Stack(app, stackName));
-  app.synth();
-  return outdir;
-}
+const synth = (build: (stack: Stack) => void, stackName?: string) => synthApp(OUT, build, stackName);
 
 function broker(scope: Construct, id = 'Broker'): amazonmq.IBrokerRef {
   return MqBroker.fromBrokerArn(scope, id, mq.brokerArn(BROKER));
@@ -116,20 +107,8 @@ function user(scope: Construct, id: string, username: string, props: Partial<MqU
   });
 }
 
-/** A user whose Create fails (its secret does not exist), made to run after `after`. */
-function failingUser(scope: Construct, after: Construct) {
-  const missing = secretsmanager.Secret.fromSecretCompleteArn(
-    scope,
-    'Missing',
-    'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf',
-  );
-  const failing = new MqUser(scope, 'Failing', {
-    broker: MqBroker.fromBrokerArn(scope, 'FailingBroker', mq.brokerArn(OTHER)),
-    username: 'failing-user',
-    passwordSecret: missing,
-  });
-  failing.node.addDependency(after);
-}
+/** A user whose Create fails (its secret does not exist) on OTHER, made to run after `after`. */
+const failingUser = (scope: Construct, after: Construct) => failingUserOn(scope, after, mq.brokerArn(OTHER));
 
 function rebootOf(scope: Construct, props: { revision?: string; timeoutSeconds?: number } = {}): MqBrokerReboot {
   const reboot = new MqBrokerReboot(scope, 'ApplyUsers', {

@@ -6,11 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Stack, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { Stack, aws_amazonmq as amazonmq, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { CloudFormation, EmulatedStack, EmulatorOptions, contextFor } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
-import { collectPasswords, expectBystanderUntouched } from './support/scenario';
+import { failingUserOn, startDoubles, synthApp } from './support/lifecycle';
 
 process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(30_000);
@@ -33,39 +33,31 @@ let cfn: CloudFormation;
 const secrets = new Set<string>([BYSTANDER.password, ADMIN.password, ATTACKER_PASSWORD]);
 const figures = { usersChangedUnexpectedly: 0 };
 
-beforeAll(async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, { queryIntervalMs: 10, timings: TIMINGS });
-});
-
-afterAll(async () => {
-  await cfn?.stop();
-  await mq?.stop();
+startDoubles({
+  out: OUT,
+  emulator: { queryIntervalMs: 10, timings: TIMINGS },
+  started: (doubles) => ({ mq, cfn } = doubles),
+  eachScenario: {
+    brokers: [
+      { brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' },
+      { brokerId: THEIRS, brokerName: 'theirs', engineType: 'ACTIVEMQ' },
+    ],
+    bystander: { brokerId: BROKER, seeded: BYSTANDER },
+    passwordsOn: [BROKER, THEIRS],
+    secrets,
+    figures,
+  },
 });
 
 beforeEach(() => {
-  mq.reset();
-  cfn.clearInjections();
-  mq.addBroker({ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' });
-  mq.addBroker({ brokerId: THEIRS, brokerName: 'theirs', engineType: 'ACTIVEMQ' });
-  mq.seedUser(BROKER, 'bystander', BYSTANDER);
   mq.seedUser(THEIRS, 'admin', ADMIN);
 });
 
 afterEach(() => {
-  collectPasswords(mq, [BROKER, THEIRS], secrets);
-  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
   expect(mq.user(THEIRS, 'admin')).toEqual({ username: 'admin', applied: { replicationUser: false, ...ADMIN } });
 });
 
-function synth(build: (stack: Stack) => void, stackName = 'Orders'): string {
-  const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
-  const app = new App({ outdir });
-  build(new Stack(app, stackName));
-  app.synth();
-  return outdir;
-}
+const synth = (build: (stack: Stack) => void, stackName?: string) => synthApp(OUT, build, stackName);
 
 function broker(stack: Stack): amazonmq.IBrokerRef {
   return MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(BROKER));
@@ -90,20 +82,8 @@ function userApp(props: Partial<MqUserProps> = {}, extra?: (stack: Stack, user: 
   });
 }
 
-/** A user whose Create fails (its secret does not exist), made to run after `after`. */
-function failingUser(stack: Stack, after: MqUser) {
-  const missing = secretsmanager.Secret.fromSecretCompleteArn(
-    stack,
-    'Missing',
-    'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf',
-  );
-  const failing = new MqUser(stack, 'Failing', {
-    broker: MqBroker.fromBrokerArn(stack, 'FailingBroker', mq.brokerArn(BROKER)),
-    username: 'failing-user',
-    passwordSecret: missing,
-  });
-  failing.node.addDependency(after);
-}
+/** A user whose Create fails (its secret does not exist) on BROKER, made to run after `after`. */
+const failingUser = (scope: Stack, after: MqUser) => failingUserOn(scope, after, mq.brokerArn(BROKER));
 
 /** The deployed function whose logical ID starts with `prefix`, run as Lambda would run it (its environment). */
 function deployedFunction(stack: EmulatedStack, assembly: string, prefix: string) {

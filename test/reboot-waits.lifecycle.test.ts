@@ -5,7 +5,6 @@
  * scenario drives the bundled handlers through the CloudFormation emulator and the simulated Amazon MQ, and asserts
  * what the broker ends up holding.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, CfnResource, Stack, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -13,7 +12,7 @@ import { Construct } from 'constructs';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { CloudFormation, DeployOptions, Invocation } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
-import { collectPasswords, expectBystanderUntouched } from './support/scenario';
+import { startDoubles, synthApp } from './support/lifecycle';
 
 process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(60_000);
@@ -49,39 +48,25 @@ let cfn: CloudFormation;
 const secrets = new Set<string>([BYSTANDER.password, PASSWORD]);
 const figures = { usersChangedUnexpectedly: 0 };
 
-beforeAll(async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, { queryIntervalMs: 50, timings: TIMINGS });
-});
-
-afterAll(async () => {
-  await cfn?.stop();
-  await mq?.stop();
-});
-
-beforeEach(() => {
-  mq.reset();
-  cfn.clearInjections();
-  mq.addBroker({ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' });
-  mq.addBroker({ brokerId: OTHER, brokerName: 'other', engineType: 'ACTIVEMQ' });
-  mq.seedUser(BROKER, 'bystander', BYSTANDER);
-});
-
-afterEach(() => {
-  collectPasswords(mq, [BROKER], secrets);
-  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
+startDoubles({
+  out: OUT,
+  emulator: { queryIntervalMs: 50, timings: TIMINGS },
+  started: (doubles) => ({ mq, cfn } = doubles),
+  eachScenario: {
+    brokers: [
+      { brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' },
+      { brokerId: OTHER, brokerName: 'other', engineType: 'ACTIVEMQ' },
+    ],
+    bystander: { brokerId: BROKER, seeded: BYSTANDER },
+    passwordsOn: [BROKER],
+    secrets,
+    figures,
+  },
 });
 
 // ---- apps ----
 
-function synth(build: (stack: Stack) => void, stackName = 'Orders'): string {
-  const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
-  const app = new App({ outdir });
-  build(new Stack(app, stackName));
-  app.synth();
-  return outdir;
-}
+const synth = (build: (stack: Stack) => void, stackName?: string) => synthApp(OUT, build, stackName);
 
 function user(scope: Construct, id: string, username: string, props: Partial<MqUserProps> = {}): MqUser {
   const arn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:${id.toLowerCase()}-AbCdEf`;
