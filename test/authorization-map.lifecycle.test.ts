@@ -11,6 +11,7 @@ import { MqAuthorizationMap, MqBroker, MqBrokerReboot, MqDestination, MqUser } f
 import { activeMq } from './fixtures/brokers';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { BrokerSpec, FakeMq } from './support/mq-endpoint';
+import { startDoubles } from './support/lifecycle';
 import { collectPasswords, expectBystanderUntouched } from './support/scenario';
 
 process.env.CDK_VALIDATION = 'false';
@@ -34,11 +35,15 @@ const figures = { scenarios: 0, usersChangedUnexpectedly: 0 };
 /** The brokers the emulator made in this scenario: each gets the bystander as it is created. */
 let brokers: string[] = [];
 
-beforeAll(async () => {
-  fs.rmSync(OUT, { recursive: true, force: true });
-  fs.mkdirSync(OUT, { recursive: true });
-  mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, { queryIntervalMs: 10, timings: TIMINGS });
+beforeAll(() => fs.rmSync(OUT, { recursive: true, force: true }));
+
+startDoubles({
+  out: OUT,
+  emulator: { queryIntervalMs: 10, timings: TIMINGS },
+  started: (doubles) => ({ mq, cfn } = doubles),
+});
+
+beforeAll(() => {
   // A user nobody declared on every broker the stacks create, from its first moment.
   const addBroker = mq.addBroker.bind(mq);
   mq.addBroker = (spec: BrokerSpec) => {
@@ -51,11 +56,7 @@ beforeAll(async () => {
   };
 });
 
-afterAll(async () => {
-  await cfn?.stop();
-  await mq?.stop();
-  fs.rmSync(OUT, { recursive: true, force: true });
-});
+afterAll(() => fs.rmSync(OUT, { recursive: true, force: true }));
 
 beforeEach(() => {
   figures.scenarios++;

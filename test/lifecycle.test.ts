@@ -6,7 +6,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  App,
   CfnResource,
   RemovalPolicy,
   Stack,
@@ -17,7 +16,7 @@ import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
 import { activeMq } from './fixtures/brokers';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq, UserState } from './support/mq-endpoint';
-import { collectPasswords, expectBystanderUntouched } from './support/scenario';
+import { failingUserOn, startDoubles, synthApp } from './support/lifecycle';
 
 // aws-cdk-lib's built-in template validation costs about half a second per synth here, and these tests
 // synthesize dozens of apps; the example app's test runs it.
@@ -36,45 +35,41 @@ let cfn: CloudFormation;
 const secrets = new Set<string>([BYSTANDER.password]);
 const figures = { scenarios: 0, usersChangedUnexpectedly: 0, faultsInjected: 0, throttled: 0 };
 
-beforeAll(async () => {
-  fs.rmSync(OUT, { recursive: true, force: true });
-  fs.mkdirSync(OUT, { recursive: true });
-  mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, {
+beforeAll(() => fs.rmSync(OUT, { recursive: true, force: true }));
+
+startDoubles({
+  out: OUT,
+  emulator: {
     queryIntervalMs: 10,
     timings: { rebootTiming: { settleMs: 1_500 }, retryTiming: { brokerWaitMs: 3_000 } },
-  });
+  },
+  started: (doubles) => ({ mq, cfn } = doubles),
+  eachScenario: {
+    brokers: [{ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' }],
+    bystander: { brokerId: BROKER, seeded: BYSTANDER },
+    clearInjections: false,
+    passwordsOn: [BROKER],
+    secrets,
+    figures,
+  },
 });
 
-afterAll(async () => {
-  await cfn?.stop();
-  await mq?.stop();
+afterAll(() => {
   for (const entry of fs.readdirSync(OUT))
     if (entry.startsWith('assembly-')) fs.rmSync(path.join(OUT, entry), { recursive: true });
 });
 
 beforeEach(() => {
   if (expect.getState().currentTestName?.startsWith('nothing leaks') === false) figures.scenarios++;
-  mq.reset();
-  mq.addBroker({ brokerId: BROKER, brokerName: 'shared', engineType: 'ACTIVEMQ' });
-  mq.seedUser(BROKER, 'bystander', BYSTANDER);
 });
 
 afterEach(() => {
   figures.faultsInjected += mq.faultsInjected;
   figures.throttled += mq.rateLimited;
-  collectPasswords(mq, [BROKER], secrets);
-  expectBystanderUntouched(mq, BROKER, BYSTANDER, figures);
 });
 
 /** Synthesizes a one-stack app into its own cloud assembly; returns the assembly folder. */
-function synth(build: (stack: Stack) => void, stackName = 'Orders'): string {
-  const outdir = fs.mkdtempSync(path.join(OUT, 'assembly-'));
-  const app = new App({ outdir });
-  build(new Stack(app, stackName));
-  app.synth();
-  return outdir;
-}
+const synth = (build: (stack: Stack) => void, stackName?: string) => synthApp(OUT, build, stackName);
 
 function broker(stack: Stack, id = BROKER): amazonmq.IBrokerRef {
   return MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(id));
@@ -115,21 +110,8 @@ function userApp(props: Partial<MqUserProps> = {}, extra?: (stack: Stack, user: 
   });
 }
 
-/** A user whose Create fails (its secret does not exist), made to run after `after`. */
-function failingUser(stack: Stack, after: MqUser) {
-  const missing = secretsmanager.Secret.fromSecretCompleteArn(
-    stack,
-    'Missing',
-    'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf',
-  );
-  const failingBroker = MqBroker.fromBrokerArn(stack, 'FailingBroker', mq.brokerArn(BROKER));
-  const failing = new MqUser(stack, 'Failing', {
-    broker: failingBroker,
-    username: 'failing-user',
-    passwordSecret: missing,
-  });
-  failing.node.addDependency(after);
-}
+/** A user whose Create fails (its secret does not exist) on BROKER, made to run after `after`. */
+const failingUser = (scope: Stack, after: MqUser) => failingUserOn(scope, after, mq.brokerArn(BROKER));
 
 function pendingOf(username: string): UserState['pending'] {
   return mq.user(BROKER, username)?.pending;

@@ -12,6 +12,7 @@ import { MqBroker, MqBrokerReboot, MqUser, MqUserRotationApply } from '../lib';
 import { CloudFormation, EmulatedStack } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
 import { ClientChecker, RotationDriver, RotationResult, RotationStep, STEPS } from './support/secrets-rotation';
+import { startDoubles } from './support/lifecycle';
 import { collectPasswords, expectBystanderUntouched } from './support/scenario';
 
 process.env.CDK_VALIDATION = 'false';
@@ -75,15 +76,10 @@ interface World {
 let worlds: World[] = [];
 let startedAt = 0;
 
-beforeAll(async () => {
-  fs.mkdirSync(OUT, { recursive: true });
-  mq = await FakeMq.start();
-  cfn = await CloudFormation.start(mq, { queryIntervalMs: 10, timings: TIMINGS });
-});
-
-afterAll(async () => {
-  await cfn?.stop();
-  await mq?.stop();
+startDoubles({
+  out: OUT,
+  emulator: { queryIntervalMs: 10, timings: TIMINGS },
+  started: (doubles) => ({ mq, cfn } = doubles),
 });
 
 beforeEach(() => {
