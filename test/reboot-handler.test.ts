@@ -129,15 +129,16 @@ describe('onEvent', () => {
     expect(response.Data.Action).toBe('NONE');
   });
 
+  /** A deploy that removed billing-service and kept orders-service as it was. */
+  const removingBilling = () =>
+    rebootEvent('Update', {
+      props: { Usernames: ['orders-service'], UserStates: ['state-of-orders'] },
+      old: { Usernames: ['billing-service', 'orders-service'], UserStates: ['state-of-billing', 'state-of-orders'] },
+    });
+
   test('does not reboot a deploy that only removed users: nothing covered is pending', async () => {
     brokerIn('RUNNING');
-    const response = await onEvent(
-      rebootEvent('Update', {
-        props: { Usernames: ['orders-service'], UserStates: ['state-of-orders'] },
-        old: { Usernames: ['billing-service', 'orders-service'], UserStates: ['state-of-billing', 'state-of-orders'] },
-      }),
-      lambdaContext(),
-    );
+    const response = await onEvent(removingBilling(), lambdaContext());
     expect(mq).toHaveReceivedCommand(ListUsersCommand);
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
     expect(response.Data.Action).toBe('NONE');
@@ -159,13 +160,7 @@ describe('onEvent', () => {
     // MAINTENANCE_WINDOW staged a password for orders-service: pending UPDATE, not this deploy's.
     brokerIn('RUNNING');
     pendingUsers('orders-service');
-    const response = await onEvent(
-      rebootEvent('Update', {
-        props: { Usernames: ['orders-service'], UserStates: ['state-of-orders'] },
-        old: { Usernames: ['billing-service', 'orders-service'], UserStates: ['state-of-billing', 'state-of-orders'] },
-      }),
-      lambdaContext(),
-    );
+    const response = await onEvent(removingBilling(), lambdaContext());
     expect(mq).not.toHaveReceivedCommand(RebootBrokerCommand);
     expect(response.Data.Action).toBe('NONE');
   });
