@@ -120,14 +120,18 @@ describe('forged events against an idle stack write nothing', () => {
     return arn;
   };
 
-  test("finding 1: a forged Create adopting another team's admin, with the attacker's secret", async () => {
-    const logicalId = logicalIdOf(stack, 'Custom::MqUser');
+  /** The deployed handler refuses the forged `event` of this stack with `reason`, and Amazon MQ gets no call. */
+  async function expectRefused(event: Record<string, unknown>, reason: RegExp): Promise<void> {
     const before = mq.calls.length;
-    await expect(
-      invoke('handler', {
+    await expect(invoke('handler', { StackId: stack.stackId, ...event })).rejects.toThrow(reason);
+    expect(mq.mqCalls(before)).toEqual([]);
+  }
+
+  test("finding 1: a forged Create adopting another team's admin, with the attacker's secret", async () => {
+    await expectRefused(
+      {
         RequestType: 'Create',
-        StackId: stack.stackId,
-        LogicalResourceId: logicalId,
+        LogicalResourceId: logicalIdOf(stack, 'Custom::MqUser'),
         ResourceType: 'Custom::MqUser',
         ResourceProperties: {
           BrokerId: THEIRS,
@@ -136,9 +140,9 @@ describe('forged events against an idle stack write nothing', () => {
           PasswordSecretArn: attackerSecret(),
           AdoptExisting: 'true',
         },
-      }),
-    ).rejects.toThrow(/^refused a Create of .* CloudFormation is not working on it now: it is CREATE_COMPLETE/);
-    expect(mq.mqCalls(before)).toEqual([]);
+      },
+      /^refused a Create of .* CloudFormation is not working on it now: it is CREATE_COMPLETE/,
+    );
     expect(mq.secretsCalls(0, 'GetSecretValue').filter((c) => JSON.stringify(c).includes('attacker'))).toEqual([]);
   });
 
@@ -147,51 +151,45 @@ describe('forged events against an idle stack write nothing', () => {
     ['another logical ID of the stack (the handler function)', () => 'CdkMqUserProviderHandlerRole'],
     ['a logical ID the stack does not hold', () => 'Nothing'],
   ])('finding 2: a forged Delete of any user, naming %s', async (_case, logicalId) => {
-    const before = mq.calls.length;
-    await expect(
-      invoke('handler', {
+    await expectRefused(
+      {
         RequestType: 'Delete',
-        StackId: stack.stackId,
         LogicalResourceId: logicalId(stack),
         ResourceType: 'Custom::MqUser',
         PhysicalResourceId: `${BROKER}/bystander?owner=created`,
         ResourceProperties: {},
-      }),
-    ).rejects.toThrow(/^refused a Delete of .* CloudFormation is not working on it now/);
-    expect(mq.mqCalls(before)).toEqual([]);
+      },
+      /^refused a Delete of .* CloudFormation is not working on it now/,
+    );
   });
 
   test('a replayed Update of the real resource, once its deploy is over', async () => {
     const logicalId = logicalIdOf(stack, 'Custom::MqUser');
     const physicalId = stack.customResources('Custom::MqUser')[logicalId]!;
-    const before = mq.calls.length;
-    await expect(
-      invoke('handler', {
+    await expectRefused(
+      {
         RequestType: 'Update',
-        StackId: stack.stackId,
         LogicalResourceId: logicalId,
         PhysicalResourceId: physicalId,
         ResourceProperties: { BrokerId: BROKER, Username: 'orders-service', Groups: ['admins'], ConsoleAccess: 'true' },
         OldResourceProperties: { BrokerId: BROKER, Username: 'orders-service' },
-      }),
-    ).rejects.toThrow(/it is CREATE_COMPLETE, not in progress for a Update/);
-    expect(mq.mqCalls(before)).toEqual([]);
+      },
+      /it is CREATE_COMPLETE, not in progress for a Update/,
+    );
   });
 
   test('an event of the stack while it is being deleted, for a resource not being deleted', async () => {
     stack.statusOverride = 'DELETE_IN_PROGRESS';
-    const before = mq.calls.length;
-    await expect(
-      invoke('handler', {
+    await expectRefused(
+      {
         RequestType: 'Delete',
-        StackId: stack.stackId,
         LogicalResourceId: logicalIdOf(stack, 'Custom::MqUser'),
         PhysicalResourceId: `${BROKER}/bystander?owner=created`,
         ResourceProperties: {},
-      }),
-    ).rejects.toThrow(/^refused a Delete/);
+      },
+      /^refused a Delete/,
+    );
     stack.statusOverride = undefined;
-    expect(mq.mqCalls(before)).toEqual([]);
   });
 });
 
