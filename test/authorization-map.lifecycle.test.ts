@@ -24,7 +24,7 @@ const BYSTANDER = { consoleAccess: false, groups: ['theirs'], password: 'Bystand
 /** Someone else's configuration revision, set on the broker by hand (the console, another tool). */
 const FOREIGN = { id: 'c-9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a', revision: 7 };
 const TIMINGS = {
-  retryTiming: { baseDelayMs: 20, maxDelayMs: 200, brokerPollMs: 200, rollbackBrokerWaitMs: 1_000 },
+  retryTiming: { baseDelayMs: 20, maxDelayMs: 200, throttleBaseDelayMs: 20, throttleMaxDelayMs: 200 },
   rebootTiming: { settleMs: 1_500 },
 };
 

@@ -24,7 +24,15 @@ const ATTACKER_PASSWORD = 'Attacker-Chose-Th1s';
 const BYSTANDER = { consoleAccess: true, groups: ['admins'], password: 'Bystander-Passw0rd-1' };
 const ADMIN = { consoleAccess: true, groups: ['admins'], password: 'Their-Admin-Passw0rd-1' };
 const TIMINGS = {
-  retryTiming: { baseDelayMs: 20, maxDelayMs: 200, brokerPollMs: 200, accessDeniedWindowMs: 500 },
+  // Throttled proofs are retried like every call: with the production 429 backoff (3 s to 20 s) a scenario that
+  // injects several throttles outlasts jest's timeout.
+  retryTiming: {
+    baseDelayMs: 20,
+    maxDelayMs: 200,
+    throttleBaseDelayMs: 20,
+    throttleMaxDelayMs: 200,
+    accessDeniedWindowMs: 500,
+  },
   rebootTiming: { settleMs: 300 },
 };
 
