@@ -916,6 +916,29 @@ describe('Update', () => {
       expect(warnings.join('\n')).toContain('rotation is turned off while AWSCURRENT names the alternate user');
     });
 
+    test('fails a Create whose look at the labels after CreateUser fails, deleting the user it made', async () => {
+      // Nothing else would: the Provider framework answers the Delete of a failed Create itself.
+      let sentReads = 0;
+      secrets.on(GetSecretValueCommand).callsFake(async (input: { VersionStage?: string }) => {
+        const stage = input.VersionStage ?? 'AWSCURRENT';
+        if (stage === 'MQUSER_SENT' && ++sentReads > 1) {
+          throw Object.assign(new Error('the secret is scheduled for deletion'), {
+            name: 'InvalidRequestException',
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        if (stage !== 'AWSCURRENT') {
+          throw new ResourceNotFoundException({ message: `no ${stage}`, $metadata: { httpStatusCode: 400 } });
+        }
+        return { ARN: SECRET_ARN, SecretString: JSON.stringify({ username: 'orders-service', password: PASSWORD }) };
+      });
+      mq.on(DescribeUserCommand).rejects(notFound());
+      await expect(run(createEvent(rotated))).rejects.toThrow(/InvalidRequestException/);
+      expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+      expect(mq).toHaveReceivedCommandWith(DeleteUserCommand, USER);
+      expect(warnings.join('\n')).toContain('the Create failed after its own CreateUser may have made the user');
+    });
+
     test('restores the previous user of a rolled-back rename with the password it holds', async () => {
       stackStatus('UPDATE_ROLLBACK_IN_PROGRESS');
       versions({
@@ -1581,6 +1604,21 @@ describe('acts only on what CloudFormation is doing now (the proof)', () => {
     });
     await expect(runUnproven(event)).rejects.toThrow(
       /^refused a (Create|Update|Delete) of OrdersService .*CloudFormation is not working on it now/,
+    );
+    expectNothingWritten();
+  });
+
+  test("refuses forged input to the users' waiter, whatever it claims the first delivery did", async () => {
+    // Whoever may start the waiter's state machine chooses its input: a Create "of ours" that CloudFormation
+    // finished long ago must not converge a foreign user as its own, nor stretch the wait from a future start.
+    cloudFormationShows('Custom::MqUser', 'CREATE_COMPLETE', physicalId());
+    const forged = {
+      ...forgedCreate(),
+      PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED', // what onEvent hands a waiting Create
+      [WAITING_FIELD]: { since: Date.now() + 3_600_000, ownCreate: true },
+    };
+    await expect(isComplete(forged, lambdaContext())).rejects.toThrow(
+      /^refused a Create of OrdersService .*CloudFormation is not working on it now/,
     );
     expectNothingWritten();
   });

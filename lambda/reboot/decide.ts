@@ -42,7 +42,10 @@ export interface RebootInputs {
   readonly pending: ReadonlyMap<string, string>;
   /** Whether `revision` changed in this Update (it asks for a reboot whatever is pending). */
   readonly revisionChanged: boolean;
-  /** Whether the configuration revision this deploy set (`MqAuthorizationMap`) is pending on the broker. */
+  /**
+   * Whether the configuration revision the stack declares (`MqAuthorizationMap`) is pending on the broker: this
+   * deploy's, or one an earlier deploy of the stack set and did not reboot for. Never another's revision.
+   */
   readonly configurationPending?: boolean;
 }
 

@@ -17,6 +17,7 @@ import { STACK_ID_ENV } from '../../lib/private/env';
 import {
   ALTERNATE_SUFFIX,
   ROTATION_BINDING_KEY,
+  ROTATION_TAGS,
   USERNAME_PATTERN,
   passwordProblem,
   type RotationBinding,
@@ -53,12 +54,8 @@ export interface RotationEvent {
   readonly Step: string;
 }
 
-/** The tags `addRotation` puts on the secret. */
-export const ROTATION_TAGS = {
-  brokerId: 'cdk-mq-user:broker-id',
-  mode: 'cdk-mq-user:rotation',
-  stackId: 'cdk-mq-user:rotation-stack-id',
-} as const;
+/** The tags `addRotation` puts on the secret (one definition, shared with the construct). */
+export { ROTATION_TAGS };
 
 /** Secrets Manager's staging labels and our own. */
 export { LABELS };

@@ -126,7 +126,9 @@ export async function isComplete(
   if (!waiting) return { IsComplete: true };
   resetSensitive();
   refuseForeignStack(event);
-  const withinWait = Date.now() - waiting.since < retryTiming.brokerWaitMs;
+  // The input is only as good as whoever started the waiter: a start time in the future must not stretch the wait.
+  const since = Math.min(waiting.since, Date.now());
+  const withinWait = Date.now() - since < retryTiming.brokerWaitMs;
   if (waiting.brokerId && withinWait) {
     const aws = new Aws(Deadline.fromRemaining(context.getRemainingTimeInMillis()), event.StackId);
     const state = await aws.describeBroker(waiting.brokerId).then(
@@ -306,8 +308,25 @@ async function onCreate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise
   const password = await creationPassword(aws, props, user);
   const outcome = await takeUser(aws, props, user, password, { rollingBack: false, ownCreate });
   if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
-  if (props.RotationEnabled) await resendIfRotatedMeanwhile(aws, props, user, password);
+  if (props.RotationEnabled) await resendAfterCreate(aws, props, user, password, outcome);
   return respond(props, outcome);
+}
+
+/**
+ * `resendIfRotatedMeanwhile` after a Create, still under the Create's promise: what its own CreateUser made is
+ * deleted again when the Create fails here (the Provider framework answers the Delete of a failed Create itself), and
+ * a broker that starts rebooting hands the event to the waiter knowing that the user is its own.
+ */
+async function resendAfterCreate(aws: Aws, props: UserProperties, user: UserIdentity, password: string, made: Taken) {
+  try {
+    await resendIfRotatedMeanwhile(aws, props, user, password);
+  } catch (error) {
+    if (parsePhysicalResourceId(made.physicalId)?.owner !== 'created') throw error;
+    const waiting = WaitError.from(error, true);
+    if (waiting instanceof WaitError) throw waiting;
+    await undoCreate(aws, user, error as Error);
+    throw error;
+  }
 }
 
 async function onUpdate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {

@@ -70,9 +70,9 @@ export interface RotationBinding {
 }
 
 export const ROTATION_TAGS = {
-  /** The ID of the broker the users live on: a staged password is promoted only on that broker. */
+  /** Informational: the ID of the broker the users live on (the function takes it from the users' physical IDs). */
   brokerId: 'cdk-mq-user:broker-id',
-  /** `MAINTENANCE_WINDOW` or `REBOOT`. */
+  /** Informational: `MAINTENANCE_WINDOW` or `REBOOT` (the function takes the mode from the rotation metadata). */
   mode: 'cdk-mq-user:rotation',
   /** The stack whose rotation function may rotate the secret: the function's only grant on secrets. */
   stackId: 'cdk-mq-user:rotation-stack-id',
