@@ -23,7 +23,8 @@ import { failingUserOn, startDoubles, synthApp } from './support/lifecycle';
 process.env.CDK_VALIDATION = 'false';
 jest.setTimeout(30_000);
 
-const OUT = path.join(__dirname, '..', '.test-out');
+// A folder of its own: this file empties it, while the other lifecycle files write to .test-out in other workers.
+const OUT = path.join(__dirname, '..', '.test-out', 'lifecycle');
 const BROKER = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const PASSWORD = 'Orders-Passw0rd-2026';
 const ROLLED_PASSWORD = 'Orders-Passw0rd-2027';

@@ -11,7 +11,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { registerSensitive } from '../shared/log';
-import { CallError, Deadline, withRetry } from '../shared/retry';
+import { CallError, Deadline, isNotFound, withRetry } from '../shared/retry';
 import { checkBrokerId } from '../shared/properties';
 import { sdk } from '../shared/sdk';
 import { describeStackResource, type ResourceNow } from '../shared/proof';
@@ -169,9 +169,7 @@ export class RotationAws {
         replicationUser: out.ReplicationUser ?? false,
       };
     } catch (error) {
-      if (error instanceof CallError && (error.errorName === 'NotFoundException' || error.httpStatus === 404)) {
-        return undefined;
-      }
+      if (isNotFound(error)) return undefined;
       throw error;
     }
   }

@@ -2,7 +2,7 @@
  * The handler's only door to AWS: every call goes through `withRetry` with the context its errors need.
  * Tests replace the SDK clients underneath (aws-sdk-client-mock) or point them at a local endpoint.
  */
-import { DescribeStackEventsCommand, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import {
   CreateUserCommand,
   DeleteUserCommand,
@@ -14,9 +14,9 @@ import {
 } from '@aws-sdk/client-mq';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { log, warn } from './log';
-import { CallError, Deadline, backoffMs, sleep, withRetry } from './retry';
+import { CallError, Deadline, backoffMs, isNotFound, sleep, withRetry } from './retry';
 import { sdk } from './sdk';
-import { listStackResources, type StackResource } from './stack';
+import { listStackResources, stackHistory, type StackResource } from './stack';
 import { proveEvent, type ProvableEvent, type ResourceNow } from './proof';
 import { checkBrokerId, type UserIdentity } from './properties';
 
@@ -56,10 +56,6 @@ export interface DesiredUser {
   readonly replicationUser: boolean;
   /** Omitted only when an update leaves the password as it is. */
   readonly password?: string;
-}
-
-export function isNotFound(error: unknown): boolean {
-  return error instanceof CallError && (error.errorName === 'NotFoundException' || error.httpStatus === 404);
 }
 
 /** Asked at most once per invocation, whichever `Aws` view asks. */
@@ -346,33 +342,22 @@ export class Aws {
   }
 
   private async readHistory(logicalId: string, physicalId: string): Promise<boolean> {
-    let nextToken: string | undefined;
-    for (let page = 0; page < MAX_EVENT_PAGES; page++) {
-      const token = nextToken;
-      const out = await withRetry({ operation: 'DescribeStackEvents' }, this.deadline, (abortSignal) =>
-        sdk().cloudFormation.send(new DescribeStackEventsCommand({ StackName: this.stackId, NextToken: token }), {
-          abortSignal,
-        }),
-      );
-      for (const event of out.StackEvents ?? []) {
-        const status = event.ResourceStatus ?? '';
-        if (
-          event.LogicalResourceId === logicalId &&
-          event.PhysicalResourceId === physicalId &&
-          (status === 'CREATE_COMPLETE' || status === 'UPDATE_COMPLETE')
-        ) {
-          return true;
-        }
-        if (
-          event.ResourceType === 'AWS::CloudFormation::Stack' &&
-          event.PhysicalResourceId === this.stackId &&
-          (status === 'UPDATE_IN_PROGRESS' || status === 'CREATE_IN_PROGRESS')
-        ) {
-          return false;
-        }
+    for await (const event of stackHistory(this.deadline, this.stackId, MAX_EVENT_PAGES)) {
+      const status = event.status ?? '';
+      if (
+        event.logicalId === logicalId &&
+        event.physicalId === physicalId &&
+        (status === 'CREATE_COMPLETE' || status === 'UPDATE_COMPLETE')
+      ) {
+        return true;
       }
-      nextToken = out.NextToken;
-      if (!nextToken) return false;
+      if (
+        event.type === 'AWS::CloudFormation::Stack' &&
+        event.physicalId === this.stackId &&
+        (status === 'UPDATE_IN_PROGRESS' || status === 'CREATE_IN_PROGRESS')
+      ) {
+        return false;
+      }
     }
     return false;
   }

@@ -12,10 +12,13 @@
  *
  * The decisions are pure functions (`judge`, `judgeCleanup`), tested as tables; `proveEvent` only reads.
  */
-import { DescribeStackEventsCommand, DescribeStackResourceCommand } from '@aws-sdk/client-cloudformation';
+import { DescribeStackResourceCommand } from '@aws-sdk/client-cloudformation';
 import { ownStackId } from './event';
 import { CallError, Deadline, withRetry } from './retry';
 import { sdk } from './sdk';
+import { stackHistory, type HistoryEvent } from './stack';
+
+export type { HistoryEvent };
 
 /** The part of an event the proof reads. */
 export interface ProvableEvent {
@@ -32,14 +35,6 @@ export interface ResourceNow {
   readonly physicalId?: string;
   /** The resource's `Metadata` attribute, as CloudFormation returns it (a JSON string). */
   readonly metadata?: string;
-}
-
-/** One entry of the stack's history, as DescribeStackEvents shows it (newest first). */
-export interface HistoryEvent {
-  readonly logicalId?: string;
-  readonly physicalId?: string;
-  readonly type?: string;
-  readonly status?: string;
 }
 
 export type Judgement =
@@ -207,25 +202,9 @@ export async function describeStackResource(
 
 async function readHistory(deadline: Deadline, stackId: string): Promise<HistoryEvent[]> {
   const history: HistoryEvent[] = [];
-  let nextToken: string | undefined;
-  for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
-    const token = nextToken;
-    const out = await withRetry({ operation: 'DescribeStackEvents' }, deadline, (abortSignal) =>
-      sdk().cloudFormation.send(new DescribeStackEventsCommand({ StackName: stackId, NextToken: token }), {
-        abortSignal,
-      }),
-    );
-    for (const event of out.StackEvents ?? []) {
-      history.push({
-        logicalId: event.LogicalResourceId,
-        physicalId: event.PhysicalResourceId,
-        type: event.ResourceType,
-        status: event.ResourceStatus,
-      });
-      if (event.ResourceType === 'AWS::CloudFormation::Stack' && event.PhysicalResourceId === stackId) return history;
-    }
-    nextToken = out.NextToken;
-    if (!nextToken) break;
+  for await (const event of stackHistory(deadline, stackId, MAX_HISTORY_PAGES)) {
+    history.push(event);
+    if (event.type === 'AWS::CloudFormation::Stack' && event.physicalId === stackId) break;
   }
   return history;
 }

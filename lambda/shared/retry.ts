@@ -117,6 +117,11 @@ export class CallError extends Error {
   }
 }
 
+/** Amazon MQ's 404: the user, or its broker, is gone (NotFoundException; an IAM layer may say only 404). */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof CallError && (error.errorName === 'NotFoundException' || error.httpStatus === 404);
+}
+
 export function describeTarget(context: CallContext): string {
   const parts: string[] = [];
   if (context.username) parts.push(`for user "${context.username}"`);
