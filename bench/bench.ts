@@ -334,9 +334,9 @@ function main(): void {
     const doc = render({ options, stats, lifted, samples, handlerSource, externals, imports, seconds, load });
     console.log(doc);
     if (options.write) {
-      // Keep the figures bench/deploy.ts and bench/authorization-map.ts wrote (their `-- --write`).
+      // Keep the figures bench/deploy.ts, bench/pacing.ts and bench/authorization-map.ts wrote (their `-- --write`).
       const old = fs.existsSync(DOC) ? fs.readFileSync(DOC, 'utf8') : '';
-      const kept = [deployBlock(old), readBlock(old, 'authorization-map')].filter(Boolean);
+      const kept = [deployBlock(old), readBlock(old, 'pacing'), readBlock(old, 'authorization-map')].filter(Boolean);
       fs.writeFileSync(DOC, kept.length ? `${doc.trimEnd()}\n\n${kept.join('\n\n')}\n` : doc);
       console.error(`wrote ${path.relative(ROOT, DOC)}`);
     }

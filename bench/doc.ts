@@ -1,6 +1,7 @@
 /**
- * docs/BENCHMARKS.md is written by two scripts: `bench.ts` (synth, template, handler) owns the file and keeps
- * the block between the markers below; `deploy.ts` rewrites only that block.
+ * docs/BENCHMARKS.md is written by several scripts: `bench.ts` (synth, template, handler) owns the file and keeps
+ * the blocks of the others, each of which rewrites only its own: `deploy.ts` (between the markers below),
+ * `pacing.ts` and `authorization-map.ts` (named blocks).
  */
 import * as fs from 'fs';
 

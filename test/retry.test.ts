@@ -36,13 +36,20 @@ describe('classify', () => {
 });
 
 describe('throttleBackoffMs (decorrelated jitter after a 429)', () => {
-  beforeEach(() => Object.assign(retryTiming, { throttleBaseDelayMs: 1_000, throttleMaxDelayMs: 20_000 }));
+  beforeEach(() =>
+    Object.assign(retryTiming, {
+      throttleBaseDelayMs: 1_000,
+      throttleFirstMaxDelayMs: 4_000,
+      throttleMaxDelayMs: 20_000,
+    }),
+  );
   afterEach(() => jest.spyOn(Math, 'random').mockRestore());
 
   test.each([
     // previous delay, Math.random(), expected delay
     [undefined, 0, 1_000],
-    [undefined, 0.999999, 2_999.998],
+    [undefined, 0.5, 2_500], // the first delay: up to throttleFirstMaxDelayMs
+    [undefined, 0.999999, 3_999.997],
     [1_000, 0.5, 2_000],
     [2_000, 1, 6_000],
     [6_000, 0.5, 9_500],
@@ -51,6 +58,12 @@ describe('throttleBackoffMs (decorrelated jitter after a 429)', () => {
   ])('after %p with random %p: %p ms', (previous, random, expected) => {
     jest.spyOn(Math, 'random').mockReturnValue(random);
     expect(throttleBackoffMs(previous)).toBeCloseTo(expected, 3);
+  });
+
+  test('the first delay is capped too: tests that shorten the cap shorten the first window', () => {
+    Object.assign(retryTiming, { throttleBaseDelayMs: 20, throttleFirstMaxDelayMs: 10_000, throttleMaxDelayMs: 200 });
+    jest.spyOn(Math, 'random').mockReturnValue(0.999999);
+    expect(throttleBackoffMs(undefined)).toBe(200);
   });
 });
 

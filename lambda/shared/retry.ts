@@ -10,15 +10,25 @@ export const retryTiming = {
   /** Backoff never exceeds this. */
   maxDelayMs: 8_000,
   /**
-   * First backoff after throttling (429): Amazon MQ's bucket (100 requests, refilling 15 per second) is shared by
-   * the whole account, and every concurrent event retries into it. Decorrelated jitter from here (each delay drawn
-   * between this and three times the last one) spreads the retries of many events over the refill rather than
-   * hammering the empty bucket. Measured with 250 concurrent events (docs/BENCHMARKS.md): at most one refused call
-   * per answered one.
+   * Least backoff after throttling (429): Amazon MQ's bucket (100 requests, refilling 15 per second) is shared by
+   * the whole account, and every concurrent event retries into it. Decorrelated jitter (the first delay drawn
+   * between this and `throttleFirstMaxDelayMs`, each later one between this and three times the last) spreads the
+   * retries of many events over the refill rather than hammering the empty bucket. Measured with 250 concurrent
+   * events (docs/BENCHMARKS.md, `npm run bench:deploy` and `npm run bench:pacing`): at most one refused call per
+   * answered one.
    */
-  throttleBaseDelayMs: 3_000,
-  /** Backoff after throttling never exceeds this. */
-  throttleMaxDelayMs: 20_000,
+  throttleBaseDelayMs: 4_000,
+  /**
+   * Most of the first backoff after throttling: the 150 events that 250 concurrent one-call events leave waiting need
+   * 10 s of refill. A narrower first window refuses more of them a second time, and those wait up to
+   * `throttleMaxDelayMs` while the bucket fills up unused (`npm run bench:pacing` shows both).
+   */
+  throttleFirstMaxDelayMs: 10_000,
+  /**
+   * Backoff after throttling never exceeds this: a longer one mostly sleeps while the bucket refills unused (at
+   * 20 s, 100 concurrent creates took 30 s against a floor of 13 s; `npm run bench:pacing`).
+   */
+  throttleMaxDelayMs: 12_000,
   /** One attempt that has not answered by then is abandoned and retried (a hung connection). */
   attemptTimeoutMs: 15_000,
   /** New IAM grants take seconds to propagate: AccessDenied is retried for this long after start. */
@@ -198,11 +208,12 @@ export function backoffMs(attempt: number): number {
 
 /**
  * The delay after a throttled attempt: decorrelated jitter (AWS Architecture Blog, "Exponential Backoff And
- * Jitter"): uniform between the base and three times the previous delay, capped.
+ * Jitter"): uniform between the base and three times the previous delay (the first: up to
+ * `throttleFirstMaxDelayMs`), capped.
  */
 export function throttleBackoffMs(previousMs: number | undefined): number {
   const base = retryTiming.throttleBaseDelayMs;
-  const upper = Math.max(base, 3 * (previousMs ?? base));
+  const upper = Math.max(base, previousMs === undefined ? retryTiming.throttleFirstMaxDelayMs : 3 * previousMs);
   return Math.min(retryTiming.throttleMaxDelayMs, base + Math.random() * (upper - base));
 }
 

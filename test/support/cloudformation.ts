@@ -642,11 +642,15 @@ export class EmulatedStack {
       await Promise.all(
         cleanup.map(async ([logicalId, old]) => this.cleanupDelete(logicalId, old, merged.cleanupView)),
       );
-      for (const [logicalId, old] of reverseDependencyOrder(removed)) {
-        this.deployed.delete(logicalId);
-        this.view.set(logicalId, { type: old.type, physicalId: old.physicalId, status: 'DELETE_IN_PROGRESS' });
-        if (!retainedOnDelete(old.deletionPolicy)) await this.deleteResource(logicalId, old);
-        this.view.delete(logicalId);
+      for (const wave of reverseDependencyWaves(removed)) {
+        await Promise.all(
+          wave.map(async ([logicalId, old]) => {
+            this.deployed.delete(logicalId);
+            this.view.set(logicalId, { type: old.type, physicalId: old.physicalId, status: 'DELETE_IN_PROGRESS' });
+            if (!retainedOnDelete(old.deletionPolicy)) await this.deleteResource(logicalId, old);
+            this.view.delete(logicalId);
+          }),
+        );
       }
       for (const [logicalId, native] of [...this.natives]) {
         if (template.Resources[logicalId]) continue;
@@ -834,19 +838,32 @@ export class EmulatedStack {
     this.deployOptions = options;
     this.setStatus('DELETE_IN_PROGRESS');
     let failure: string | undefined;
-    for (const [logicalId, resource] of reverseDependencyOrder([...this.deployed.entries()])) {
-      if (retainedOnDelete(resource.deletionPolicy)) {
-        this.view.set(logicalId, { type: resource.type, physicalId: resource.physicalId, status: 'DELETE_SKIPPED' });
-        continue;
-      }
-      this.view.set(logicalId, { type: resource.type, physicalId: resource.physicalId, status: 'DELETE_IN_PROGRESS' });
-      const result = await this.deleteResource(logicalId, resource);
-      this.view.set(logicalId, {
-        type: resource.type,
-        physicalId: resource.physicalId,
-        status: result.failed ? 'DELETE_FAILED' : 'DELETE_COMPLETE',
-      });
-      failure ??= result.failed ? `${logicalId}: ${result.reason}` : undefined;
+    // CloudFormation deletes a resource once nothing left depends on it, independent ones concurrently.
+    for (const wave of reverseDependencyWaves([...this.deployed.entries()])) {
+      await Promise.all(
+        wave.map(async ([logicalId, resource]) => {
+          if (retainedOnDelete(resource.deletionPolicy)) {
+            this.view.set(logicalId, {
+              type: resource.type,
+              physicalId: resource.physicalId,
+              status: 'DELETE_SKIPPED',
+            });
+            return;
+          }
+          this.view.set(logicalId, {
+            type: resource.type,
+            physicalId: resource.physicalId,
+            status: 'DELETE_IN_PROGRESS',
+          });
+          const result = await this.deleteResource(logicalId, resource);
+          this.view.set(logicalId, {
+            type: resource.type,
+            physicalId: resource.physicalId,
+            status: result.failed ? 'DELETE_FAILED' : 'DELETE_COMPLETE',
+          });
+          failure ??= result.failed ? `${logicalId}: ${result.reason}` : undefined;
+        }),
+      );
     }
     if (failure) {
       this.setStatus('DELETE_FAILED');
@@ -1738,8 +1755,9 @@ async function inDependencyOrder<T extends { logicalId: string; dependsOn: strin
   }
 }
 
-function reverseDependencyOrder(entries: Array<[string, Deployed]>): Array<[string, Deployed]> {
-  const ordered: Array<[string, Deployed]> = [];
+/** The resources in waves: each wave is free to go once the waves before it are gone. */
+function reverseDependencyWaves(entries: Array<[string, Deployed]>): Array<Array<[string, Deployed]>> {
+  const waves: Array<Array<[string, Deployed]>> = [];
   const remaining = new Map(entries);
   while (remaining.size > 0) {
     // A resource goes once nothing remaining depends on it.
@@ -1747,12 +1765,10 @@ function reverseDependencyOrder(entries: Array<[string, Deployed]>): Array<[stri
       ([id]) => ![...remaining.values()].some((r) => r.dependsOn.includes(id)),
     );
     if (free.length === 0) throw new Error('dependency cycle');
-    for (const [id, resource] of free) {
-      ordered.push([id, resource]);
-      remaining.delete(id);
-    }
+    for (const [id] of free) remaining.delete(id);
+    waves.push(free);
   }
-  return ordered;
+  return waves;
 }
 
 function randomPassword(length: number): string {
