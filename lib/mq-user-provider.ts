@@ -4,6 +4,7 @@ import {
   Lazy,
   Stack,
   Token,
+  aws_cloudwatch as cloudwatch,
   aws_ec2 as ec2,
   aws_iam as iam,
   aws_kms as kms,
@@ -28,6 +29,7 @@ import {
   logRetention,
   useNodeRuntimeOfOurs,
 } from './private/functions';
+import { UNFINISHED_WORK_MARKER } from './private/handler-props';
 import { acknowledgeWaiter, waiterLogGroup, waiterLogOptions } from './private/waiter';
 
 /**
@@ -141,6 +143,19 @@ export class MqUserProvider extends Construct {
   public readonly handlerRole: iam.IRole;
 
   /**
+   * Goes to ALARM when the handler answered an event but left a user unlike its declaration, where CloudFormation
+   * shows nothing: a rollback that could not restore or delete the user it changed (the broker rebooted for longer
+   * than the two hours the handler waits, a secret it could no longer read), a cleanup Delete that could not delete
+   * the old user (CloudFormation never retries those), an event that could not be confirmed with CloudFormation.
+   *
+   * The handler's log lines say which user and why (README, "Troubleshooting"). It stays in ALARM until set back
+   * (`aws cloudwatch set-alarm-state --state-value OK`) once the user is put right. It has no action: add yours,
+   * e.g. `provider.unfinishedWorkAlarm.addAlarmAction(new SnsAction(topic))`. It counts a metric of the handler's
+   * log group, in namespace `cdk-mq-user`, named after the stack.
+   */
+  public readonly unfinishedWorkAlarm: cloudwatch.Alarm;
+
+  /**
    * The settings this provider was made with; the reboot provider of the stack uses them too.
    *
    * @internal
@@ -231,6 +246,28 @@ export class MqUserProvider extends Construct {
     });
     useNodeRuntimeOfOurs(provider);
     this.serviceToken = provider.serviceToken;
+
+    // A rollback or a cleanup Delete that cannot finish must not wedge or fail the stack, and CloudFormation shows
+    // nothing of what it left: the handler marks those log lines, and this alarm counts them.
+    const unfinishedWork = new logs.MetricFilter(this, 'UnfinishedWork', {
+      logGroup,
+      filterPattern: logs.FilterPattern.literal(`"${UNFINISHED_WORK_MARKER}"`),
+      metricNamespace: 'cdk-mq-user',
+      metricName: `UnfinishedWork-${Aws.STACK_NAME}`,
+      metricValue: '1',
+    });
+    this.unfinishedWorkAlarm = new cloudwatch.Alarm(this, 'UnfinishedWorkAlarm', {
+      alarmDescription:
+        'cdk-mq-user: an event left a user unlike its declaration (see the handler log lines with ' +
+        `${UNFINISHED_WORK_MARKER}, and "Troubleshooting" in the cdk-mq-user README)`,
+      metric: unfinishedWork.metric({ statistic: cloudwatch.Stats.SUM, period: Duration.minutes(5) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // The metric has data only when a line matches: the alarm stays in ALARM until someone has looked and sets it
+      // back (README, "Troubleshooting"), rather than falling back to OK five minutes later.
+      treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+    });
 
     acknowledgeNag(this.lifecyclePolicy, BROKERS_FINDING, BROKERS_REASON);
     for (const role of [frameworkRole, waiterRole]) {

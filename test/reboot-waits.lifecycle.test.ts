@@ -10,6 +10,7 @@ import { App, CfnResource, Stack, aws_secretsmanager as secretsmanager } from 'a
 import { Template } from 'aws-cdk-lib/assertions';
 import { Construct } from 'constructs';
 import { MqBroker, MqBrokerReboot, MqUser, MqUserProps } from '../lib';
+import { UNFINISHED_WORK_MARKER } from '../lib/private/handler-props';
 import { CloudFormation, DeployOptions, Invocation } from './support/cloudformation';
 import { FakeMq } from './support/mq-endpoint';
 import { startDoubles, synthApp } from './support/lifecycle';
@@ -267,6 +268,8 @@ test('finding 3: a cleanup Delete that never can read the stack says the user st
   expect(cleanup?.reason).toMatch(/CloudFormation does not retry a Delete of its cleanup phase, so the user stays/);
   expect(cleanup?.reason).toContain('old-name');
   expect(cleanup?.reason).not.toMatch(/retry the deletion/);
+  // The stack says UPDATE_COMPLETE: the alarm's log line is what tells.
+  expect(cfn.transcript.join('\n')).toMatch(new RegExp(`cleanup: the user was not deleted.*${UNFINISHED_WORK_MARKER}`));
   expect(eventually('old-name')).toBeDefined();
 });
 
@@ -411,7 +414,9 @@ describe('README "Troubleshooting": each recipe of a rebooting broker, run', () 
     mq.applyPendingChanges(BROKER);
     mq.rebootDelayMs = REBOOT_MS;
     expect((await stack.deploy(app(true, true), IMPATIENT)).status).toBe('UPDATE_ROLLBACK_COMPLETE');
-    expect(cfn.transcript.join('\n')).toMatch(/rollback: could not restore the user/);
+    expect(cfn.transcript.join('\n')).toMatch(
+      new RegExp(`rollback: could not restore the user.*${UNFINISHED_WORK_MARKER}`),
+    );
     await waitForRunning();
     expect(eventually('console-user')).toMatchObject({ consoleAccess: true }); // the failed deploy's
     const from = cfn.invocations.length;
@@ -439,6 +444,9 @@ describe('README "Troubleshooting": each recipe of a rebooting broker, run', () 
       /user "old-name" on broker .* was not deleted: .*CloudFormation does not retry a Delete of its cleanup phase/,
     );
     expect(cleanup?.reason).not.toMatch(/retry once it is RUNNING/);
+    expect(cfn.transcript.join('\n')).toMatch(
+      new RegExp(`cleanup: the user was not deleted.*${UNFINISHED_WORK_MARKER}`),
+    );
     await waitForRunning();
     await deleteUserByHand('old-name');
     expect(eventually('old-name')).toBeUndefined();
@@ -470,6 +478,7 @@ test('finding 6: a failed move within the stack: the rollback keeps the adopted 
   const before = synth((s) => user(s, 'Old', 'moved-user', { consoleAccess: false, groups: ['orders'] }));
   expect(await stack.deploy(before, SHORT)).toEqual({ status: 'CREATE_COMPLETE' });
   mq.applyPendingChanges(BROKER);
+  const linesBefore = cfn.transcript.length;
   const failed = await stack.deploy(
     synth((s) => {
       const moved = user(s, 'New', 'moved-user', {
@@ -495,6 +504,8 @@ test('finding 6: a failed move within the stack: the rollback keeps the adopted 
   // Kept (it was adopted), with the settings the restored template declares.
   expect(eventually('moved-user')).toMatchObject({ consoleAccess: false, groups: ['orders'], password: PASSWORD });
   expect(cfn.transcript.join('\n')).toMatch(/rollback: restored console access, groups and replication flag/);
+  // A rollback that put back what it could is no unfinished work: the alarm stays quiet.
+  expect(cfn.transcript.slice(linesBefore).join('\n')).not.toContain(UNFINISHED_WORK_MARKER);
   // README "Moving a user": bumping passwordVersion on the old declaration converges the whole user.
   const bumped = synth((s) =>
     user(s, 'Old', 'moved-user', { consoleAccess: false, groups: ['orders'], passwordVersion: '2' }),

@@ -1,3 +1,5 @@
+import { UNFINISHED_WORK_MARKER } from '../../lib/private/handler-props';
+
 /**
  * One JSON log line per decision. Every string that passes through here, and every error message the
  * handler returns, is scrubbed of the secret values read during this invocation.
@@ -35,6 +37,14 @@ export function log(message: string, fields: LogFields = {}): void {
 
 export function warn(message: string, fields: LogFields = {}): void {
   console.warn(scrub(JSON.stringify({ level: 'WARN', message, ...fields })));
+}
+
+/**
+ * A warning that the event answered while a user stays unlike its declaration, and that someone must look: the line
+ * carries `UNFINISHED_WORK_MARKER`, which the log group's metric filter counts for `MqUserProvider.unfinishedWorkAlarm`.
+ */
+export function unfinished(message: string, fields: LogFields = {}): void {
+  warn(message, { ...fields, alarm: UNFINISHED_WORK_MARKER });
 }
 
 // CloudFormation shows the failure reason in stack events; its whole response must stay under 4 KB.

@@ -13,7 +13,7 @@ import {
 import { Aws, BrokerBusyError, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
 import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
-import { failure, log, registerSensitive, resetSensitive, warn } from '../shared/log';
+import { failure, log, registerSensitive, resetSensitive, unfinished, warn } from '../shared/log';
 import { extractPassword, parseJsonObject } from '../shared/password';
 import {
   Owner,
@@ -193,6 +193,10 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
         // answers as every rollback does, below.)
         const record = parsePhysicalResourceId(event.PhysicalResourceId ?? '');
         const refusal = error.cause instanceof BrokerBusyError ? error.cause.refusal.message : error.message;
+        unfinished('cleanup: the user was not deleted, and CloudFormation does not retry this Delete', {
+          logicalResourceId: event.LogicalResourceId,
+          physicalResourceId: event.PhysicalResourceId,
+        });
         throw failure(
           new Error(
             `user "${record?.username}" on broker ${record?.brokerId} was not deleted: the broker refused user calls ` +
@@ -203,7 +207,7 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
         );
       }
       if (error.ownCreate) {
-        warn('gave up waiting: the CreateUser of this event may have made the user; check it by hand', {
+        unfinished('gave up waiting: the CreateUser of this event may have made the user; check it by hand', {
           logicalResourceId: event.LogicalResourceId,
           reason: error.message,
         });
@@ -212,6 +216,14 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
     if (event.RequestType !== 'Create') {
       const answer = await answerRollbackAnyway(aws, event, error);
       if (answer) return answer;
+    }
+    if (event.RequestType === 'Delete' && (await aws.isCleaningUp()) === true) {
+      // The stack goes on to UPDATE_COMPLETE whatever this Delete answers: only the alarm tells.
+      unfinished('cleanup: the user was not deleted, and CloudFormation does not retry this Delete', {
+        logicalResourceId: event.LogicalResourceId,
+        physicalResourceId: event.PhysicalResourceId,
+        reason: (error as Error).message,
+      });
     }
     throw failure(error instanceof WaitError ? error.cause : error);
   }
@@ -255,7 +267,7 @@ async function prove(aws: Aws, event: UserEvent): Promise<UserResponse | undefin
     return undefined;
   } catch (error) {
     if (!(error instanceof ProofUnavailableError) || event.RequestType === 'Create') throw failure(error);
-    warn(
+    unfinished(
       `could not confirm the ${event.RequestType} with CloudFormation: left the user untouched and answered SUCCESS ` +
         'so that a rollback cannot wedge. Check the user by hand: see "Troubleshooting" in the cdk-mq-user README',
       {
@@ -280,7 +292,7 @@ async function prove(aws: Aws, event: UserEvent): Promise<UserResponse | undefin
 async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown): Promise<UserResponse | undefined> {
   if ((await aws.isRollingBack()) !== true) return undefined;
   const incoming = event.PhysicalResourceId ?? '';
-  warn(
+  unfinished(
     `rollback: could not ${event.RequestType === 'Delete' ? 'delete' : 'restore'} the user; answering SUCCESS so ` +
       'that the rollback completes. Check the user by hand: see "Troubleshooting" in the cdk-mq-user README',
     { logicalResourceId: event.LogicalResourceId, physicalResourceId: incoming, reason: (error as Error).message },
@@ -607,7 +619,7 @@ async function undoCreate(aws: Aws, user: UserIdentity, cause: Error): Promise<v
       reason: cause.message,
     });
   } catch (error) {
-    warn('the Create failed and the user it may have made could not be deleted: delete it by hand', {
+    unfinished('the Create failed and the user it may have made could not be deleted: delete it by hand', {
       ...user,
       reason: (error as Error).message,
     });
@@ -786,7 +798,7 @@ async function refuseRotationOffWhileAlternateCurrent(aws: Aws, event: UserEvent
   const named = secretString === undefined ? undefined : parseJsonObject(secretString)?.username;
   if (named !== alternate) return;
   if ((await aws.isRollingBack()) === true) {
-    warn(
+    unfinished(
       'rollback: rotation is turned off while AWSCURRENT names the alternate user, which the rollback may delete: ' +
         'rotate the secret until AWSCURRENT names the user (see "Rotating passwords" in the cdk-mq-user README)',
       { ...user, alternate, secretArn: previous.PasswordSecretArn },
@@ -825,7 +837,7 @@ async function readPasswordToRestore(
   } catch (error) {
     // Unknown counts as no rollback: failing a forward deploy is safe, skipping a password is not.
     if ((await aws.isRollingBack()) !== true) throw error;
-    warn(
+    unfinished(
       'rollback: could not restore the password; console access, groups and replication flag are restored, ' +
         'the password stays as the failed deploy set it. See "Troubleshooting" in the cdk-mq-user README.',
       {

@@ -117,3 +117,11 @@ export interface MqBrokerRebootAttributes {
 
 /** The reboot resource type: public API, never to be renamed. */
 export const MQ_BROKER_REBOOT_RESOURCE_TYPE = 'Custom::MqBrokerReboot';
+
+/**
+ * The word every log line of the users' handler carries when it answered but left a user unlike its declaration (a
+ * rollback that could not restore or delete it, a cleanup Delete that could not delete it, an event it could not
+ * prove): the handler's log group counts these lines into a metric, and `MqUserProvider.unfinishedWorkAlarm` goes
+ * to ALARM. One word, so that the metric filter matches it in any log format.
+ */
+export const UNFINISHED_WORK_MARKER = 'CdkMqUserUnfinishedWork';
