@@ -4,13 +4,7 @@
  * group counts those lines, and `MqUserProvider.unfinishedWorkAlarm` goes to ALARM. The lifecycle scenarios that
  * reach each such path check the marked line (test/reboot-waits.lifecycle.test.ts); this checks both ends meet.
  */
-import {
-  App,
-  Stack,
-  aws_cloudwatch_actions as actions,
-  aws_secretsmanager as secretsmanager,
-  aws_sns as sns,
-} from 'aws-cdk-lib';
+import { App, Stack, aws_cloudwatch_actions as actions, aws_sns as sns } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { MqBroker, MqUser, MqUserProvider } from '../lib';
 import { UNFINISHED_WORK_MARKER } from '../lib/private/handler-props';
