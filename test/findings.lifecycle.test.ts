@@ -548,6 +548,9 @@ describe('ownership beyond the findings', () => {
     // refused user calls then: the Delete logged what it left and answered SUCCESS (never wedge).
     expect(stack.physicalId(logicalIdOf(stack))).toMatch(/\/name-a\?/);
     expect(cfn.transcript.join('\n')).toMatch(/rollback: could not delete the user.*name-b/);
+    // CloudFormation ends the rollback complete whatever a cleanup Delete answers: the answer itself is SUCCESS.
+    const cleanup = cfn.invocations.filter((i) => i.requestType === 'Delete' && /\/name-b\?/.test(i.physicalId ?? ''));
+    expect(cleanup.map((i) => i.outcome)).toEqual(['SUCCESS']);
     expect(mq.user(BROKER, 'name-b')?.pending?.change).toBe('CREATE');
     mq.setBrokerState(BROKER, 'RUNNING');
     mq.rebootDelayMs = 10;

@@ -16,7 +16,9 @@
  * - a failure rolls back: created resources are deleted (not with DeletionPolicy Retain; RetainExceptOnCreate
  *   is deleted), updated ones, the failed one included, get an Update with old and new swapped (its
  *   `OldResourceProperties` are the failed new ones); physical resources made by the failed deploy are deleted
- *   in the rollback's cleanup phase (`UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`);
+ *   in the rollback's cleanup phase (`UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`); a cleanup Delete, forward or
+ *   after a rollback, that fails is recorded (its invocation says FAILED) and never retried, and the stack still
+ *   ends complete; a stack deletion deletes a resource once nothing left depends on it, independent ones at once;
  * - DescribeStacks, ListStackResources, DescribeStackResource (with the resource's resolved `Metadata`) and
  *   DescribeStackEvents (query protocol, XML, paginated by NextToken) are served with what CloudFormation would show
  *   at that moment (where the reference is silent, `cleanupView` and `rollbackResourceStatus` offer each answer); by default the status says *_ROLLBACK_IN_PROGRESS as soon as a
@@ -756,10 +758,11 @@ export class EmulatedStack {
       }
     }
     if (!creating && rollbackCleanup.length > 0) this.setStatus('UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS');
-    for (const [logicalId, made] of rollbackCleanup) {
-      const result = await this.cleanupDelete(logicalId, made, merged.cleanupView);
-      if (result.failed) rollbackFailed ??= `${logicalId}: ${result.reason}`;
-    }
+    // As in the forward cleanup: a Delete that fails is reported (its invocation says FAILED) and skipped, never
+    // retried, and the rollback still completes.
+    await Promise.all(
+      rollbackCleanup.map(async ([logicalId, made]) => this.cleanupDelete(logicalId, made, merged.cleanupView)),
+    );
     if (rollbackFailed) {
       this.setStatus(creating ? 'ROLLBACK_FAILED' : 'UPDATE_ROLLBACK_FAILED');
       return { status: this.status, reason: `${failure}; rollback: ${rollbackFailed}` };
