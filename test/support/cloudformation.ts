@@ -33,7 +33,8 @@
  * - each Lambda function runs with its own resolved environment variables (per invocation, so that
  *   concurrent stacks do not see each other's) and its own module instance per stack;
  * - an event delivered twice (`redeliver`): after a first delivery that succeeded (its answer wins), whose answer
- *   was lost (the second's wins), or that never reached the handler.
+ *   was lost (the second's wins), or that never reached the handler; the second delivery may land in another Lambda
+ *   environment (a fresh load of the bundle), after the first ran or while it runs.
  * Native resources it knows: AWS::AmazonMQ::Configuration (an ID, a revision that each update of its properties
  * but Tags raises by one, `Ref` and `Fn::GetAtt Id/Revision/Arn`; a broker created with one gets it as the fake's
  * `configurationAtCreate` says, a broker whose `Configuration` changes gets that revision pending, as UpdateBroker
@@ -43,7 +44,9 @@
  * plays another service, e.g. Secrets Manager's rotation), and AWS::SecretsManager::RotationSchedule (turns rotation
  * on for the secret with the function's ARN and rules, and, like Secrets Manager with RotateImmediatelyOnUpdate's
  * default, asks for an immediate rotation: queued in `rotationRequests` once the deploy succeeded, for the rotation
- * driver to run, since Secrets Manager rotates asynchronously after the resource is created); every other native
+ * driver to run, since Secrets Manager rotates asynchronously after the resource is created),
+ * AWS::DynamoDB::Table (made in `cfn.dynamodb`, ./dynamodb-endpoint, under a generated name; deleted with the stack);
+ * every other native
  * resource is taken as created.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -141,7 +144,7 @@ export interface EmulatorOptions {
   readonly rollbackStatus?: 'onFirstFailure' | 'afterInFlight';
   /**
    * Timing knobs of the bundles: for each object a bundle exports under one of these names (`retryTiming`,
-   * `rebootTiming`, `rotationTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
+   * `rebootTiming`, `rotationTiming`, `deliveryTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
    * A bundle that does not export the object is left alone.
    */
   readonly timings?: Record<string, Record<string, number>>;
