@@ -1,7 +1,8 @@
 /**
  * The `Custom::MqUser` handler, invoked by the CDK Provider framework (which answers CloudFormation).
  * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
- * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
+ * parsing lives in ./properties, AWS calls in ../shared/aws (and the table of deliveries in ./deliveries), the password
+ * in ./password.
  */
 import {
   MQ_USER_RESOURCE_TYPE,
