@@ -4,7 +4,9 @@ import {
   Lazy,
   Stack,
   Token,
+  RemovalPolicy,
   aws_cloudwatch as cloudwatch,
+  aws_dynamodb as dynamodb,
   aws_ec2 as ec2,
   aws_iam as iam,
   aws_kms as kms,
@@ -31,6 +33,7 @@ import {
 } from './private/functions';
 import { UNFINISHED_WORK_MARKER } from './private/handler-props';
 import { acknowledgeWaiter, waiterLogGroup, waiterLogOptions } from './private/waiter';
+import { DELIVERIES_TABLE_ENV, DELIVERY_KEY_ATTRIBUTE, DELIVERY_TTL_ATTRIBUTE } from './private/env';
 
 /**
  * Settings of the Lambda functions that manage a stack's MqUsers.
@@ -221,6 +224,28 @@ export class MqUserProvider extends Construct {
       settings: props,
     });
     isComplete.node.addDependency(this.lifecyclePolicy);
+
+    // What the handler did for each delivery of an event (lambda/user/deliveries.ts): a second delivery of the same
+    // event, in any Lambda environment, finds the user its first delivery may have made and the answer it gave.
+    // Records expire after a week (an event lasts at most 2 hours in the Provider framework's waiter, 6 hours with
+    // Lambda's asynchronous retries). It holds nothing else, so it goes with the stack; its name is generated, so a
+    // destroyed stack deploys again under the same name.
+    const deliveries = new dynamodb.Table(this, 'Deliveries', {
+      partitionKey: { name: DELIVERY_KEY_ATTRIBUTE, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: DELIVERY_TTL_ATTRIBUTE,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.lifecyclePolicy.addStatements(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        resources: [deliveries.tableArn],
+      }),
+    );
+    for (const fn of [this.handler, isComplete]) {
+      (fn as lambda.Function).addEnvironment(DELIVERIES_TABLE_ENV, deliveries.tableName);
+    }
 
     const frameworkLogs = new logs.LogGroup(this, 'FrameworkLogs', { retention });
     const frameworkRole = lambdaRole(this, 'FrameworkRole', frameworkLogs, props);

@@ -4,10 +4,14 @@ import {
   type DeleteDecision,
   type Holder,
   type Takeover,
+  type DeliveryRecord,
+  type Repeat,
   decideDelete,
+  decideRepeat,
   decideTakeover,
   findHolder,
   isLive,
+  madeByEarlierDelivery,
   needsWrite,
   pendingAfterWrite,
 } from '../lambda/user/decide';
@@ -226,5 +230,58 @@ describe('decideDelete', () => {
     const decision = decideDelete({ owner, rollingBack, holder });
     expect(decision.action).not.toBe('delete');
     expect(decision.action !== 'delete' && decision.why).toMatch(why);
+  });
+});
+
+describe('decideRepeat: what a record of the same delivery proves', () => {
+  const ours = { brokerId: BROKER_ID, username: 'orders-service' };
+  const answer = {
+    PhysicalResourceId: physicalId(),
+    Data: { Username: 'orders-service', BrokerId: BROKER_ID, PendingChange: 'CREATE', StateDigest: 'abc' },
+  };
+  test.each<[string, string, DeliveryRecord | undefined, Repeat]>([
+    ['no record', 'Create', undefined, {}],
+    ['an empty record', 'Create', {}, {}],
+    ['an answer', 'Create', { answer }, { answer }],
+    ['an answer to an Update', 'Update', { answer }, { answer }],
+    [
+      'an answer without Data',
+      'Update',
+      { answer: { PhysicalResourceId: 'x' } },
+      { answer: { PhysicalResourceId: 'x' } },
+    ],
+    ['an answer and the user made', 'Create', { answer, made: ours }, { answer, made: ours }],
+    ['only the user made', 'Create', { made: ours }, { made: ours }],
+    ['a record for a Delete: never answered from', 'Delete', { answer, made: ours }, {}],
+    ['an answer with an empty physical ID', 'Create', { answer: { PhysicalResourceId: '' } }, {}],
+    [
+      "the framework's CREATE_FAILED marker",
+      'Create',
+      { answer: { PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED' } },
+      {},
+    ],
+    [
+      'Data that is not a map of strings',
+      'Create',
+      { answer: { PhysicalResourceId: 'x', Data: { PendingChange: 1 } as unknown as Record<string, string> } },
+      {},
+    ],
+    ['a made user without a username', 'Create', { made: { brokerId: BROKER_ID, username: '' } }, {}],
+    ['a made user without a broker', 'Update', { made: { brokerId: '', username: 'orders-service' } }, {}],
+  ])('%s (%s)', (_case, requestType, record, expected) => {
+    expect(decideRepeat(requestType, record)).toEqual(expected);
+  });
+});
+
+describe('madeByEarlierDelivery: only the very user the record names', () => {
+  const user = { brokerId: BROKER_ID, username: 'orders-service' };
+  test.each<[string, Repeat, boolean]>([
+    ['nothing recorded', {}, false],
+    ['an answer only', { answer: { PhysicalResourceId: physicalId() } }, false],
+    ['this user', { made: user }, true],
+    ['another username', { made: { ...user, username: 'orders-service-2' } }, false],
+    ['the same username on another broker', { made: { ...user, brokerId: OTHER_BROKER_ID } }, false],
+  ])('%s -> %s', (_case, repeat, expected) => {
+    expect(madeByEarlierDelivery(repeat, user)).toBe(expected);
   });
 });

@@ -28,7 +28,7 @@ function vpcOf(stack: Stack): ec2.IVpc {
 }
 
 describe('what each construct adds to a stack', () => {
-  test('the user provider: 20 fixed resources (5 functions, 4 roles, 5 inline policies, 3 log groups, the waiter, the alarm)', () => {
+  test('the user provider: 21 fixed resources (5 functions, 4 roles, 5 inline policies, 3 log groups, the waiter, the table of deliveries, the alarm)', () => {
     const counts = resources((stack) => MqUserProvider.getOrCreate(stack));
     expect(counts).toEqual({
       'AWS::Lambda::Function': 5,
@@ -36,14 +36,15 @@ describe('what each construct adds to a stack', () => {
       'AWS::IAM::Policy': 5,
       'AWS::Logs::LogGroup': 3,
       'AWS::StepFunctions::StateMachine': 1,
+      'AWS::DynamoDB::Table': 1,
       'AWS::Logs::MetricFilter': 1,
       'AWS::CloudWatch::Alarm': 1,
     });
   });
 
-  test('the user provider in a VPC: 28 (a network-interface policy per role, a security group per function)', () => {
+  test('the user provider in a VPC: 29 (a network-interface policy per role, a security group per function)', () => {
     const counts = resources((stack) => MqUserProvider.getOrCreate(stack, { vpc: vpcOf(stack) }));
-    expect(total(counts)).toBe(28);
+    expect(total(counts)).toBe(29);
     expect(counts['AWS::IAM::Policy']).toBe(8);
     expect(counts['AWS::EC2::SecurityGroup']).toBe(5);
   });

@@ -59,6 +59,9 @@ function names(stackName: string) {
       (id) => [id, `arn:aws:lambda:us-east-1:${ACCOUNT}:function:${generated(id)}`] as const,
     ),
     roles: ofType('AWS::IAM::Role').map((id) => [id, `arn:aws:iam::${ACCOUNT}:role/${generated(id)}`] as const),
+    tables: ofType('AWS::DynamoDB::Table').map(
+      (id) => `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/${`${stackName}-${id}-${SUFFIX}`.slice(0, 255)}`,
+    ),
     stateMachines: ofType('AWS::StepFunctions::StateMachine').map(
       (id) => `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:${id}-${SUFFIX}`,
     ),
@@ -115,6 +118,19 @@ test("reserves the waiters' executions (users' and reboot's) for the frameworks 
     expect.stringMatching(/^CdkMqUserRebootProviderFrameworkOnEventRole/),
   ]);
   expect(exempt(s, SOMEONE)).toBe(false);
+});
+
+test("reserves writing the users' table of deliveries for deployers and the users' handler", () => {
+  // A record there makes a second delivery of an event take the user it names as its own: only the handler writes.
+  const s = statement('CdkMqUserDeliveriesOnlyByItsHandler');
+  const { tables, roles } = names(LONGEST_STACK_NAME);
+  expect(tables).toHaveLength(1);
+  for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'])
+    expect(list(s.Action)).toContain(action);
+  for (const table of tables) expect(deniedResource(s, table)).toBe(true);
+  const writers = roles.filter(([, arn]) => exempt(s, arn)).map(([id]) => id);
+  expect(writers).toEqual([expect.stringMatching(/^CdkMqUserProviderHandlerRole/)]);
+  expect([exempt(s, DEPLOYER), exempt(s, SOMEONE)]).toEqual([true, false]);
 });
 
 test("reserves passing and changing the construct's roles for deployers", () => {

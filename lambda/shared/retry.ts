@@ -171,8 +171,8 @@ const ACCESS_DENIED = new Set(['AccessDeniedException', 'ForbiddenException', 'A
 export type Verdict = 'retry' | 'access-denied' | 'fail';
 
 // Throttling arrives as 429 from Amazon MQ but as 400 from CloudFormation (Throttling) and Secrets Manager
-// (ThrottlingException): the name decides.
-const THROTTLING = /Throttl|TooManyRequests|RequestLimitExceeded/;
+// (ThrottlingException), DynamoDB (400 ProvisionedThroughputExceededException, ThrottlingException): the name decides.
+const THROTTLING = /Throttl|TooManyRequests|RequestLimitExceeded|ProvisionedThroughputExceeded/;
 
 function isThrottling(error: unknown): boolean {
   const info = errorInfo(error);

@@ -116,3 +116,63 @@ export function decideDelete(input: {
   }
   return { action: 'delete' };
 }
+
+/** What an earlier delivery of the same event recorded (lambda/user/deliveries.ts), as read back. */
+export interface DeliveryRecord {
+  /** That delivery's CreateUser succeeded, or got an answer after which it may have: it may have made this user. */
+  readonly made?: UserIdentity;
+  /** That delivery's answer to a Create or Update (no secret in it). */
+  readonly answer?: RecordedAnswer;
+}
+
+export interface RecordedAnswer {
+  readonly PhysicalResourceId: string;
+  readonly Data?: Record<string, string>;
+}
+
+/**
+ * What a record of the same delivery (same stack, logical ID, RequestId and whole event: the key says so) proves:
+ * - `answer`: an earlier delivery finished the event: its answer is this one, unchanged.
+ * - `made`: an earlier delivery's own CreateUser may have made this user: finding it live is finding our own work
+ *   (converge it, owner `created`); a user of any other identity proves nothing (`madeByEarlierDelivery`).
+ * Nothing: a user found live is someone else's ("already exists", or adoption with `adoptExisting`).
+ * A Delete is never recorded nor answered from a record: it is safe to repeat as it is. An answer that is not one
+ * this handler could have given (no physical ID, the framework's CREATE_FAILED marker, a Data that is not a map of
+ * strings) is no answer; a `made` without both names is nothing.
+ */
+export interface Repeat {
+  readonly answer?: RecordedAnswer;
+  readonly made?: UserIdentity;
+}
+
+export function decideRepeat(requestType: string, record: DeliveryRecord | undefined): Repeat {
+  if ((requestType !== 'Create' && requestType !== 'Update') || !record) return {};
+  const { answer, made } = record;
+  const validAnswer =
+    answer !== undefined &&
+    typeof answer.PhysicalResourceId === 'string' &&
+    answer.PhysicalResourceId !== '' &&
+    answer.PhysicalResourceId !== CREATE_FAILED_MARKER &&
+    (answer.Data === undefined ||
+      (typeof answer.Data === 'object' &&
+        answer.Data !== null &&
+        !Array.isArray(answer.Data) &&
+        Object.values(answer.Data).every((value) => typeof value === 'string')));
+  const validMade =
+    made !== undefined &&
+    typeof made.brokerId === 'string' &&
+    made.brokerId !== '' &&
+    typeof made.username === 'string' &&
+    made.username !== '';
+  return {
+    ...(validAnswer ? { answer: { PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data } } : {}),
+    ...(validMade ? { made: { brokerId: made.brokerId, username: made.username } } : {}),
+  };
+}
+
+/** Whether the record proves that `user`, found live, is the work of an earlier delivery's own CreateUser. */
+export function madeByEarlierDelivery(repeat: Repeat, user: UserIdentity): boolean {
+  return sameIdentity(repeat.made, user);
+}
+
+const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED';

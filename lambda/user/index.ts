@@ -1,9 +1,9 @@
 /**
  * The `Custom::MqUser` handler, invoked by the CDK Provider framework (which answers CloudFormation).
  * It gathers what the event, the broker and the stack report, and carries out the decisions of ./decide;
- * parsing lives in ./properties, AWS calls in ./aws, the password in ./password.
+ * parsing lives in ./properties, AWS calls in ../shared/aws (and the table of deliveries in ./deliveries), the password
+ * in ./password.
  */
-import { createHash } from 'node:crypto';
 import {
   MQ_USER_RESOURCE_TYPE,
   type MqUserResourceAttributes,
@@ -11,7 +11,19 @@ import {
   type Raw,
 } from '../../lib/private/handler-props';
 import { Aws, BrokerBusyError, DesiredUser, UserState, mayHaveSucceeded } from '../shared/aws';
-import { decideDelete, decideTakeover, findHolder, isLive, needsWrite, pendingAfterWrite, type Holder } from './decide';
+import {
+  decideDelete,
+  decideRepeat,
+  decideTakeover,
+  findHolder,
+  isLive,
+  madeByEarlierDelivery,
+  needsWrite,
+  pendingAfterWrite,
+  type Holder,
+  type Repeat,
+} from './decide';
+import { Deliveries } from './deliveries';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 import { failure, log, registerSensitive, resetSensitive, unfinished, warn } from '../shared/log';
 import { extractPassword, parseJsonObject } from '../shared/password';
@@ -34,6 +46,7 @@ import { ALTERNATE_SUFFIX } from '../../lib/private/rules';
 
 /** The timings of every call's retries: exported so that tests can shorten them in the bundle. */
 export { retryTiming } from '../shared/retry';
+export { deliveryTiming } from './deliveries';
 
 /** The event of a `Custom::MqUser`. */
 export type UserEvent = ProviderEvent<MqUserResourceProperties>;
@@ -43,49 +56,13 @@ export interface UserResponse {
   readonly Data?: MqUserResourceAttributes;
 }
 
-export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
-  const key = deliveryKey(event);
-  const earlier = key === undefined ? undefined : answered.get(key);
-  if (earlier) {
-    // The Provider framework invokes us again with the same event when its invoke threw, also after we ran: what
-    // this environment answered is the proof of what the first delivery did, so the answer is the same.
-    log(`received ${event.RequestType} again (same request): answering as the first delivery did`, {
-      logicalResourceId: event.LogicalResourceId,
-      physicalResourceId: earlier.PhysicalResourceId,
-    });
-    return earlier;
-  }
-  const answer = await run(event, context, undefined);
-  if (key !== undefined) {
-    answered.set(key, answer);
-    if (answered.size > ANSWERS_KEPT) answered.delete(answered.keys().next().value!);
-  }
-  return answer;
-}
-
 /**
- * The answers this Lambda environment gave, by delivery (RequestId and a digest of the whole event): a second
- * delivery of one event usually reaches the environment that just answered it (it follows at once). One that reaches
- * another environment is handled as a first delivery: it fails "already exists" rather than take over a user
- * nothing proves ours. Only what this function itself answered is kept, and only an identical event gets it.
+ * The Provider framework invokes this again with the same event when its invoke threw, also after a first delivery
+ * ran (or while it still runs), in this Lambda environment or another: what the first delivery recorded in the
+ * stack's table of deliveries (./deliveries) makes the second one answer as it did (see `run`).
  */
-const answered = new Map<string, HandedOff>();
-const ANSWERS_KEPT = 500;
-
-/** `undefined` for an event without a RequestId: CloudFormation gives every request one. */
-function deliveryKey(event: UserEvent): string | undefined {
-  const { RequestId, RequestType, StackId, LogicalResourceId, PhysicalResourceId } = event;
-  if (!RequestId) return undefined;
-  const whole = JSON.stringify([
-    RequestId,
-    RequestType,
-    StackId,
-    LogicalResourceId,
-    PhysicalResourceId,
-    event.ResourceProperties,
-    event.OldResourceProperties,
-  ]);
-  return createHash('sha256').update(whole).digest('hex');
+export async function handler(event: UserEvent, context: HandlerContext): Promise<UserResponse> {
+  return run(event, context, undefined);
 }
 
 /**
@@ -157,12 +134,24 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
     const unproven = await prove(aws, event);
     if (unproven) return unproven;
   }
+  // Only a Create or an Update is recorded: a Delete is safe to repeat as it is.
+  const recorded = event.RequestType === 'Create' || event.RequestType === 'Update';
+  const deliveries = Deliveries.of(event, context.getRemainingTimeInMillis());
+  const repeat = recorded ? decideRepeat(event.RequestType, await deliveries.read()) : {};
+  if (repeat.answer) {
+    log(`received ${event.RequestType} again (same request): answering as the first delivery did`, {
+      logicalResourceId: event.LogicalResourceId,
+      physicalResourceId: repeat.answer.PhysicalResourceId,
+    });
+    return repeat.answer as UserResponse;
+  }
+  const delivery = ownWork(deliveries, event.RequestType, repeat, waiting?.ownCreate ?? false);
   try {
     switch (event.RequestType) {
       case 'Create':
-        return await onCreate(aws, event, waiting?.ownCreate ?? false);
+        return await answered(deliveries, await onCreate(aws, event, delivery));
       case 'Update':
-        return await onUpdate(aws, event, waiting?.ownCreate ?? false);
+        return await answered(deliveries, await onUpdate(aws, event, delivery));
       case 'Delete':
         return await onDelete(aws, event);
       default:
@@ -227,6 +216,43 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
     }
     throw failure(error instanceof WaitError ? error.cause : error);
   }
+}
+
+/**
+ * What this delivery knows of its own work on the user it creates: what an earlier delivery of the same event
+ * recorded (or the waiter handed on), and the door to record what its own CreateUser may have made.
+ */
+interface OwnWork {
+  /** An earlier attempt of this event may have made `user` with its own CreateUser. */
+  mayHaveMade(user: UserIdentity): boolean;
+  /** Looks at the record again: a delivery running at the same time may have recorded `user` since. */
+  recordedSince(user: UserIdentity): Promise<boolean>;
+  /** Records that this delivery's CreateUser may have made `user` (once per user); never throws. */
+  recordMade(user: UserIdentity): Promise<void>;
+}
+
+function ownWork(deliveries: Deliveries, requestType: string, repeat: Repeat, handedOn: boolean): OwnWork {
+  const recorded = new Set<string>();
+  return {
+    mayHaveMade: (user) => handedOn || madeByEarlierDelivery(repeat, user),
+    recordedSince: async (user) => madeByEarlierDelivery(decideRepeat(requestType, await deliveries.read()), user),
+    recordMade: async (user) => {
+      const key = `${user.brokerId} ${user.username}`;
+      if (recorded.has(key)) return;
+      recorded.add(key);
+      await deliveries.recordMade(user);
+    },
+  };
+}
+
+/** A final answer is recorded for a second delivery of the event; one handed to the waiter is not final. */
+async function answered(deliveries: Deliveries, answer: HandedOff): Promise<HandedOff> {
+  if (answer[WAITING_FIELD]) return answer;
+  const { PhysicalResourceId, Data } = answer;
+  return (await deliveries.recordAnswer({
+    PhysicalResourceId,
+    ...(Data ? { Data: { ...Data } } : {}),
+  })) as UserResponse;
 }
 
 /** The Provider framework's physical ID of a failed Create: it answers the Delete that follows itself. */
@@ -313,12 +339,12 @@ async function answerRollbackAnyway(aws: Aws, event: UserEvent, error: unknown):
   };
 }
 
-async function onCreate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {
+async function onCreate(aws: Aws, event: UserEvent, own: OwnWork): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   await ensureSupportedBroker(aws, user.brokerId);
   const password = await creationPassword(aws, props, user);
-  const outcome = await takeUser(aws, props, user, password, { rollingBack: false, ownCreate });
+  const outcome = await takeUser(aws, props, user, password, { rollingBack: false, own });
   if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
   if (props.RotationEnabled) await resendAfterCreate(aws, props, user, password, outcome);
   return respond(props, outcome);
@@ -341,7 +367,7 @@ async function resendAfterCreate(aws: Aws, props: UserProperties, user: UserIden
   }
 }
 
-async function onUpdate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise<UserResponse> {
+async function onUpdate(aws: Aws, event: UserEvent, own: OwnWork): Promise<UserResponse> {
   const props = parseProperties(event.ResourceProperties);
   const user = identityOf(props);
   const current = parsePhysicalResourceId(
@@ -349,7 +375,7 @@ async function onUpdate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise
     tryParse(event.OldResourceProperties)?.AdoptExisting,
   );
   await refuseRotationOffWhileAlternateCurrent(aws, event, props);
-  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current, ownCreate);
+  if (!current || !sameIdentity(current, user)) return replace(aws, event, props, user, current, own);
 
   const before = await aws.describeUser(user);
   if (!isLive(before)) {
@@ -358,7 +384,7 @@ async function onUpdate(aws: Aws, event: UserEvent, ownCreate: boolean): Promise
       pendingChange: before?.pendingChange,
     });
     const password = await creationPassword(aws, props, user);
-    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting, ownCreate);
+    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting, own);
     if (props.RotationEnabled) await resendIfRotatedMeanwhile(aws, props, user, password);
     return respond(props, { physicalId: event.PhysicalResourceId!, pendingChange: made.pendingChange });
   }
@@ -391,7 +417,7 @@ async function replace(
   props: UserProperties,
   user: UserIdentity,
   current: UserRecord | undefined,
-  ownCreate: boolean,
+  own: OwnWork,
 ): Promise<UserResponse> {
   log('replacing the user: its broker or username changed', { ...user, previous: event.PhysicalResourceId });
   // Asked only where it matters: a restore needs it as part of the proof, reading a password does for rollbacks.
@@ -404,7 +430,7 @@ async function replace(
     targetIsPrevious,
     restoreId: current?.previous,
     previousId: event.PhysicalResourceId,
-    ownCreate,
+    own,
   });
   if (outcome === 'leave') {
     warn(
@@ -459,8 +485,8 @@ async function takeUser(
     readonly restoreId?: string;
     /** The physical ID the resource holds now, recorded as `previous` in the new one. */
     readonly previousId?: string;
-    /** An earlier attempt of this event may have made the user (see `Waiting.ownCreate`). */
-    readonly ownCreate?: boolean;
+    /** What this event's earlier attempts may have made, and where this one records what it makes. */
+    readonly own: OwnWork;
   },
 ): Promise<Taken | 'leave'> {
   const record = (owner: Owner) => physicalResourceId({ ...user, owner, previous: move.previousId });
@@ -469,19 +495,12 @@ async function takeUser(
     if (password === undefined) {
       throw new Error(`cannot create user "${user.username}" on broker ${user.brokerId} without its password`);
     }
-    const made = await createUser(
-      aws,
-      user,
-      desiredState(props, password),
-      before,
-      props.AdoptExisting,
-      move.ownCreate ?? false,
-    );
+    const made = await createUser(aws, user, desiredState(props, password), before, props.AdoptExisting, move.own);
     return { physicalId: record(made.owner), pendingChange: made.pendingChange };
   }
-  if (move.ownCreate) {
-    // An earlier attempt of this very event sent CreateUser and got no answer or a 5xx before the broker refused
-    // calls: the user it finds is the one that attempt made (the proof createUser itself accepts).
+  if (move.own.mayHaveMade(user)) {
+    // An earlier attempt of this very event sent CreateUser and it succeeded, or got no answer or a 5xx (recorded in
+    // the table of deliveries, or handed on by the waiter): the user it finds is the one that attempt made.
     log('the user exists after our own CreateUser of this event may have made it: converging', { ...user });
     const desired = desiredState(props, password);
     const write = needsWrite(desired, before!);
@@ -560,26 +579,33 @@ async function createUser(
   before: UserState | undefined,
   adopt: boolean,
   /** An earlier attempt of this event may have made the user: a refusal then finds our own user. */
-  ownCreate = false,
+  own: OwnWork,
 ): Promise<{ owner: Owner; pendingChange: string }> {
   log(before ? 'creating the user again: it is pending deletion' : 'creating the user', {
     ...user,
     groups: desired.groups,
   });
   const bounded = aws.narrowed(retryTiming.undoReserveMs);
-  let uncertain = ownCreate;
+  let uncertain = own.mayHaveMade(user);
   try {
     for (let round = 1; ; round++) {
       try {
         await bounded.createUser(user, desired as DesiredUser & { password: string });
+        // Recorded before anything else: from here on, a second delivery of this event takes the user as its own.
+        await own.recordMade(user);
         return { owner: 'created', pendingChange: 'CREATE' };
       } catch (error) {
-        uncertain ||= mayHaveSucceeded(error);
+        if (mayHaveSucceeded(error)) {
+          uncertain = true;
+          await own.recordMade(user);
+        }
         if (!(error instanceof CallError && (error.httpStatus === 409 || (before && error.httpStatus === 400)))) {
           throw error;
         }
         const now = await bounded.describeUser(user);
         if (isLive(now)) {
+          // Another delivery of this event, running at the same time, may have made it and recorded so meanwhile.
+          if (!uncertain && (await own.recordedSince(user))) uncertain = true;
           if (!uncertain && !adopt) throw alreadyExists(user);
           log(
             uncertain
@@ -594,6 +620,7 @@ async function createUser(
         if (now?.pendingChange === 'DELETE') {
           uncertain = true; // from here on, the user is revived by us
           await revive(bounded, user, desired, error);
+          await own.recordMade(user);
           return { owner: 'created', pendingChange: 'UPDATE' };
         }
         const delay = backoffMs(round);

@@ -35,7 +35,8 @@
  * - each Lambda function runs with its own resolved environment variables (per invocation, so that
  *   concurrent stacks do not see each other's) and its own module instance per stack;
  * - an event delivered twice (`redeliver`): after a first delivery that succeeded (its answer wins), whose answer
- *   was lost (the second's wins), or that never reached the handler.
+ *   was lost (the second's wins), or that never reached the handler; the second delivery may land in another Lambda
+ *   environment (a fresh load of the bundle), after the first ran or while it runs.
  * Native resources it knows: AWS::AmazonMQ::Configuration (an ID, a revision that each update of its properties
  * but Tags raises by one, `Ref` and `Fn::GetAtt Id/Revision/Arn`; a broker created with one gets it as the fake's
  * `configurationAtCreate` says, a broker whose `Configuration` changes gets that revision pending, as UpdateBroker
@@ -45,7 +46,9 @@
  * plays another service, e.g. Secrets Manager's rotation), and AWS::SecretsManager::RotationSchedule (turns rotation
  * on for the secret with the function's ARN and rules, and, like Secrets Manager with RotateImmediatelyOnUpdate's
  * default, asks for an immediate rotation: queued in `rotationRequests` once the deploy succeeded, for the rotation
- * driver to run, since Secrets Manager rotates asynchronously after the resource is created); every other native
+ * driver to run, since Secrets Manager rotates asynchronously after the resource is created),
+ * AWS::DynamoDB::Table (made in `cfn.dynamodb`, ./dynamodb-endpoint, under a generated name; deleted with the stack);
+ * every other native
  * resource is taken as created.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -55,6 +58,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { CallRecord, FakeMq } from './mq-endpoint';
+import { FakeDynamoDb } from './dynamodb-endpoint';
 
 export const CREATE_FAILED_MARKER = 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED';
 const NESTED_STACK = 'AWS::CloudFormation::Stack';
@@ -96,6 +100,11 @@ interface Handlers {
   readonly onEventEnv: Record<string, string>;
   readonly isCompleteEnv: Record<string, string>;
   readonly timeoutMs: number;
+  /**
+   * onEvent in another Lambda environment: a fresh load of the same bundle (no module state shared with any other),
+   * with `timings` set on it.
+   */
+  readonly onEventElsewhere?: (timings: EmulatorOptions['timings']) => (event: Json, context: Json) => Promise<Json>;
 }
 
 export interface Invocation {
@@ -137,7 +146,7 @@ export interface EmulatorOptions {
   readonly rollbackStatus?: 'onFirstFailure' | 'afterInFlight';
   /**
    * Timing knobs of the bundles: for each object a bundle exports under one of these names (`retryTiming`,
-   * `rebootTiming`, `rotationTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
+   * `rebootTiming`, `rotationTiming`, `deliveryTiming`), these values are set on it before the deploy (the rest keeps the bundle's own values).
    * A bundle that does not export the object is left alone.
    */
   readonly timings?: Record<string, Record<string, number>>;
@@ -181,13 +190,18 @@ export interface DeployOptions extends EmulatorOptions {
    * - `true`: a second time once the first succeeded; CloudFormation keeps the first answer;
    * - `'answerLost'`: the handler ran (onEvent) but the framework's invoke threw, so its answer is lost; the second
    *   delivery's answer is CloudFormation's;
-   * - `'beforeRun'`: the first invoke threw before the handler ran; only the second delivery runs it.
+   * - `'beforeRun'`: the first invoke threw before the handler ran; only the second delivery runs it;
+   * - `'answerLostElsewhere'`: as `'answerLost'`, and the second delivery lands in another Lambda environment (a
+   *   fresh load of the bundle: nothing of the first delivery's module state);
+   * - `'whileRunningElsewhere'`: the framework's invoke threw while the handler still runs (its answer is lost), and
+   *   the second delivery starts in another Lambda environment as soon as the first has sent its first CreateUser or
+   *   UpdateUser (or finished without one); both run to their end, and the second's answer is CloudFormation's.
    */
   readonly redeliver?: (event: {
     RequestType: string;
     LogicalResourceId: string;
     PhysicalResourceId?: string;
-  }) => boolean | 'answerLost' | 'beforeRun';
+  }) => boolean | 'answerLost' | 'beforeRun' | 'answerLostElsewhere' | 'whileRunningElsewhere';
 }
 
 export type StackApi = 'DescribeStacks' | 'ListStackResources' | 'DescribeStackEvents' | 'DescribeStackResource';
@@ -248,10 +262,10 @@ const invocationContext = new AsyncLocalStorage<{ env: Record<string, string>; t
 /** Serves CloudFormation's DescribeStacks and ListStackResources (query protocol, XML) for the emulated stacks. */
 export class CloudFormation {
   static async start(mq: FakeMq, options: EmulatorOptions = {}): Promise<CloudFormation> {
-    const cfn = new CloudFormation(mq, options);
+    const cfn = new CloudFormation(mq, options, await FakeDynamoDb.start());
     await new Promise<void>((resolve) => cfn.server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(cfn.server.address() as AddressInfo).port}`;
-    Object.assign(process.env, mq.env(), { AWS_ENDPOINT_URL_CLOUDFORMATION: url });
+    Object.assign(process.env, mq.env(), cfn.dynamodb.env(), { AWS_ENDPOINT_URL_CLOUDFORMATION: url });
     cfn.installPerInvocationGlobals();
     return cfn;
   }
@@ -288,6 +302,8 @@ export class CloudFormation {
   private constructor(
     readonly mq: FakeMq,
     readonly options: EmulatorOptions,
+    /** DynamoDB, for the `AWS::DynamoDB::Table` resources of the stacks (the users' table of deliveries). */
+    readonly dynamodb: FakeDynamoDb,
   ) {}
 
   stack(name: string): EmulatedStack {
@@ -305,6 +321,7 @@ export class CloudFormation {
 
   async stop(): Promise<void> {
     this.restoreGlobals?.();
+    await this.dynamodb.stop();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -661,6 +678,8 @@ export class EmulatedStack {
         if (native.type === 'AWS::SecretsManager::Secret' && !retainedOnDelete(native.deletionPolicy)) {
           this.cfn.mq.deleteSecret(native.physicalId);
         }
+        if (native.type === 'AWS::DynamoDB::Table' && !retainedOnDelete(native.deletionPolicy))
+          this.cfn.dynamodb.deleteTable(native.physicalId);
         if (native.type === 'AWS::SecretsManager::RotationSchedule' && this.cfn.mq.secretValue(native.physicalId))
           this.cfn.mq.setRotation(native.physicalId, undefined);
       }
@@ -880,6 +899,8 @@ export class EmulatedStack {
     for (const native of this.natives.values()) {
       if (native.type === 'AWS::SecretsManager::Secret' && !retainedOnDelete(native.deletionPolicy))
         this.cfn.mq.deleteSecret(native.physicalId);
+      if (native.type === 'AWS::DynamoDB::Table' && !retainedOnDelete(native.deletionPolicy))
+        this.cfn.dynamodb.deleteTable(native.physicalId);
     }
     this.natives.clear();
     this.setStatus('DELETE_COMPLETE');
@@ -1047,11 +1068,44 @@ export class EmulatedStack {
     const timeoutMs = this.deployOptions.handlerTimeoutMs;
     const run = timeoutMs === undefined ? handlers : { ...handlers, timeoutMs };
     const redelivery = this.deployOptions.redeliver?.(event);
+    if (redelivery === 'answerLostElsewhere' || redelivery === 'whileRunningElsewhere') {
+      return this.invokeElsewhere(run, event, redelivery);
+    }
     if (redelivery === 'answerLost') await this.runLostDelivery(run, event);
     if (redelivery === 'beforeRun') this.cfn.lostDeliveries++;
     const first = await this.invokeOnce(run, event, false);
     if (!first.failed && redelivery === true) await this.invokeOnce(run, event, true);
     return first;
+  }
+
+  /**
+   * A first delivery whose answer is lost (after it ran, or while it runs) and a second one in another Lambda
+   * environment, whose answer is CloudFormation's.
+   */
+  private async invokeElsewhere(
+    handlers: Handlers,
+    event: Json,
+    how: 'answerLostElsewhere' | 'whileRunningElsewhere',
+  ): Promise<{ failed: boolean; reason?: string; physicalId: string; data: Record<string, string> }> {
+    if (!handlers.onEventElsewhere) throw new Error('this service token has no bundle to load again');
+    const elsewhere = {
+      ...handlers,
+      onEvent: handlers.onEventElsewhere({ ...this.cfn.options.timings, ...this.deployOptions.timings }),
+    };
+    if (how === 'answerLostElsewhere') {
+      await this.runLostDelivery(handlers, event);
+      return this.invokeOnce(elsewhere, event, false);
+    }
+    const firstCall = this.cfn.mq.calls.length;
+    let finished = false;
+    const first = this.runLostDelivery(handlers, event).finally(() => (finished = true));
+    const wrote = () =>
+      this.cfn.mq.calls
+        .slice(firstCall)
+        .some((call) => call.operation === 'CreateUser' || call.operation === 'UpdateUser');
+    while (!finished && !wrote()) await new Promise((resolve) => setTimeout(resolve, 2));
+    const [, second] = await Promise.all([first, this.invokeOnce(elsewhere, event, false)]);
+    return second;
   }
 
   /** A delivery whose answer the framework never saw: onEvent runs, whatever it answers or throws is dropped. */
@@ -1265,6 +1319,17 @@ export class EmulatedStack {
           physicalId: brokerId,
           arn,
           properties: { Configuration: props.Configuration, resolvedConfiguration: configuration },
+        });
+      } else if (resource.Type === 'AWS::DynamoDB::Table') {
+        // CloudFormation generates the name of a table that names none: `<stack>-<logical ID>-<suffix>`.
+        const name = props.TableName ?? `${this.name}-${logicalId}-${randomBytes(6).toString('hex').toUpperCase()}`;
+        const hashKey = (props.KeySchema ?? []).find((k: Json) => k.KeyType === 'HASH')?.AttributeName;
+        this.cfn.dynamodb.createTable(name, hashKey);
+        this.natives.set(logicalId, {
+          type: resource.Type,
+          physicalId: name,
+          arn: `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/${name}`,
+          deletionPolicy: resource.DeletionPolicy,
         });
       } else if (resource.Type === 'AWS::Lambda::Function') {
         const arn = `arn:aws:lambda:us-east-1:${ACCOUNT}:function:${this.name}-${logicalId}`.slice(0, 140);
@@ -1617,7 +1682,7 @@ function errorXml(type: string, code: string, message: string): string {
 
 function applyTimings(module: Json, timings: EmulatorOptions['timings']): void {
   module.__emulatorOriginalTimings ??= Object.fromEntries(
-    ['retryTiming', 'rebootTiming', 'rotationTiming']
+    ['retryTiming', 'rebootTiming', 'rotationTiming', 'deliveryTiming']
       .filter((name) => module[name] && typeof module[name] === 'object')
       .map((name) => [name, { ...module[name] }]),
   );
@@ -1667,10 +1732,21 @@ function loadHandlers(
       handler = async () => ({ IsComplete: true });
     if (typeof handler !== 'function') throw new Error(`${source} exports no function ${exported}`);
     modules.push(module);
+    /** A fresh load of the same bundle, as another Lambda environment runs it. */
+    const elsewhere = (timings: EmulatorOptions['timings']) => {
+      const fresh = path.join(path.dirname(copy), `environment-${randomUUID()}`, `${file}.js`);
+      fs.mkdirSync(path.dirname(fresh), { recursive: true });
+      fs.copyFileSync(source, fresh);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const freshModule = require(fresh);
+      applyTimings(freshModule, timings);
+      return freshModule[exported] as (event: Json, context: Json) => Promise<Json>;
+    };
     return {
       handler,
       env: resolveEnv(fn.Environment?.Variables),
       timeoutMs: options.handlerTimeoutMs ?? Number(fn.Timeout ?? 3) * 1000,
+      elsewhere,
     };
   };
   const onEvent = load('USER_ON_EVENT_FUNCTION_ARN');
@@ -1682,6 +1758,7 @@ function loadHandlers(
     onEventEnv: onEvent.env,
     isCompleteEnv: isComplete?.env ?? {},
     timeoutMs: onEvent.timeoutMs,
+    onEventElsewhere: onEvent.elsewhere,
     modules,
   };
 }

@@ -1,0 +1,257 @@
+/**
+ * The users' handler and its table of deliveries (lambda/user/deliveries.ts), unit by unit: Amazon MQ, Secrets
+ * Manager and CloudFormation are stubs (aws-sdk-client-mock, as in handler.test.ts); DynamoDB is the HTTP double
+ * (test/support/dynamodb-endpoint.ts) behind the real SDK client, stale reads on. A record proves the work of an
+ * earlier delivery of the very same event only: another RequestId, another logical ID or another user proves nothing.
+ */
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  ConflictException,
+  CreateUserCommand,
+  DescribeBrokerCommand,
+  DescribeUserCommand,
+  MqClient,
+  NotFoundException,
+  UpdateUserCommand,
+} from '@aws-sdk/client-mq';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
+import { DELIVERIES_TABLE_ENV, DELIVERY_KEY_ATTRIBUTE } from '../lib/private/env';
+import { retryTiming } from '../lambda/shared/retry';
+import { deliveryKey, deliveryTiming } from '../lambda/user/deliveries';
+import { handler, type UserEvent } from '../lambda/user/index';
+import {
+  BROKER_ID,
+  PASSWORD,
+  SECRET_ARN,
+  SECRET_STRING,
+  STACK_ID,
+  createEvent,
+  lambdaContext,
+  physicalId,
+} from './fixtures/events';
+import { CloudFormationAtWork } from './fixtures/proof';
+import { FakeDynamoDb } from './support/dynamodb-endpoint';
+
+const mq = mockClient(MqClient);
+const secrets = mockClient(SecretsManagerClient);
+const cloudFormation = mockClient(CloudFormationClient);
+const atWork = new CloudFormationAtWork(cloudFormation, 'Custom::MqUser');
+const TABLE = 'Orders-CdkMqUserProviderDeliveries-ABC123';
+const REQUEST = 'b7f3c1de-0000-4000-8000-000000000001';
+const OTHER_REQUEST = 'b7f3c1de-0000-4000-8000-000000000002';
+const RUNNING = {
+  EngineType: 'ACTIVEMQ' as const,
+  AuthenticationStrategy: 'SIMPLE' as const,
+  BrokerState: 'RUNNING' as const,
+};
+const notFound = () =>
+  new NotFoundException({
+    message: "Can't find requested user",
+    $metadata: { httpStatusCode: 404 },
+    ErrorAttribute: 'username',
+  });
+const conflict = () =>
+  new ConflictException({ message: 'Conflict', $metadata: { httpStatusCode: 409 }, ErrorAttribute: 'username' });
+/** A user pending CREATE whose settings are not the declared ones: someone else's, unless proven ours. */
+const pendingCreate = {
+  BrokerId: BROKER_ID,
+  Username: 'orders-service',
+  Pending: { PendingChange: 'CREATE' as const, Groups: ['theirs'], ConsoleAccess: false },
+};
+
+let dynamodb: FakeDynamoDb;
+let warnings: string[];
+
+beforeAll(async () => {
+  dynamodb = await FakeDynamoDb.start();
+  Object.assign(process.env, dynamodb.env(), {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'dummy-secret-for-tests',
+  });
+});
+
+afterAll(async () => {
+  await dynamodb.stop();
+});
+
+beforeEach(() => {
+  mq.reset();
+  secrets.reset();
+  cloudFormation.reset();
+  atWork.install();
+  dynamodb.deleteTable(TABLE);
+  dynamodb.createTable(TABLE, DELIVERY_KEY_ATTRIBUTE);
+  dynamodb.clearInjections();
+  dynamodb.staleReads = true;
+  process.env.CDK_MQ_USER_STACK_ID = STACK_ID;
+  process.env[DELIVERIES_TABLE_ENV] = TABLE;
+  deliveryTiming.budgetMs = 300;
+  Object.assign(retryTiming, {
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    throttleBaseDelayMs: 1,
+    throttleMaxDelayMs: 5,
+    attemptTimeoutMs: 1_000,
+  });
+  mq.on(DescribeBrokerCommand).resolves(RUNNING);
+  mq.on(CreateUserCommand).resolves({});
+  mq.on(UpdateUserCommand).resolves({});
+  secrets.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: SECRET_STRING });
+  cloudFormation.on(DescribeStacksCommand).resolves({
+    Stacks: [{ StackName: 'Orders', StackStatus: 'CREATE_IN_PROGRESS', CreationTime: new Date() }],
+  });
+  warnings = [];
+  jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  jest.spyOn(console, 'warn').mockImplementation((line: string) => void warnings.push(String(line)));
+});
+
+afterEach(() => {
+  jest.restoreAllMocks();
+  delete process.env.CDK_MQ_USER_STACK_ID;
+  delete process.env[DELIVERIES_TABLE_ENV];
+  const stored = JSON.stringify(dynamodb.items(TABLE));
+  expect(stored).not.toContain(PASSWORD);
+  expect(stored).not.toContain(SECRET_STRING);
+});
+
+const create = (requestId = REQUEST): UserEvent => ({ ...createEvent(), RequestId: requestId });
+
+async function run(event: UserEvent) {
+  atWork.workOn(event);
+  return handler(event, lambdaContext());
+}
+
+/** What an earlier delivery of `event` would have recorded: its CreateUser may have made `username`. */
+function recordMade(event: UserEvent, username = 'orders-service', brokerId = BROKER_ID) {
+  dynamodb.putItem(TABLE, {
+    [DELIVERY_KEY_ATTRIBUTE]: { S: deliveryKey(event)! },
+    made: { M: { brokerId: { S: brokerId }, username: { S: username } } },
+  });
+}
+
+describe('a second delivery of the same event', () => {
+  test('gets the first answer unchanged, asking Amazon MQ nothing; another RequestId runs', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const first = await run(create());
+    expect(first.PhysicalResourceId).toBe(physicalId());
+    // What the first delivery left: the user its CreateUser made, then its answer.
+    expect(dynamodb.items(TABLE)).toEqual([
+      expect.objectContaining({
+        made: { M: { brokerId: { S: BROKER_ID }, username: { S: 'orders-service' } } },
+        answer: { S: JSON.stringify(first) },
+      }),
+    ]);
+    mq.resetHistory();
+    expect(await run(create())).toEqual(first);
+    expect(mq.calls()).toHaveLength(0);
+    // Read strongly consistent: an eventually consistent read here would miss the answer just written.
+    expect(dynamodb.calls.filter((c) => c.operation === 'GetItem').every((c) => c.consistentRead)).toBe(true);
+    await run(create(OTHER_REQUEST));
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+  });
+
+  test('that finds the user its first delivery recorded as made: converges it as its own, no CreateUser', async () => {
+    mq.on(DescribeUserCommand).resolves(pendingCreate);
+    recordMade(create());
+    expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 0);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+  });
+
+  test.each<[string, () => void]>([
+    ['of another RequestId', () => recordMade(create(OTHER_REQUEST))],
+    ['of another logical ID', () => recordMade({ ...create(), LogicalResourceId: 'SomeoneElse' })],
+    ['of another stack', () => recordMade({ ...create(), StackId: STACK_ID.replace('Orders', 'Other') })],
+    [
+      'of the same event with other properties',
+      () => recordMade({ ...create(), ResourceProperties: { ...create().ResourceProperties, Groups: ['theirs'] } }),
+    ],
+    ['naming another user', () => recordMade(create(), 'orders-service-2')],
+    [
+      'naming the user on another broker',
+      () => recordMade(create(), 'orders-service', 'b-9999a5b6-78cd-901e-2fab-3c45d6e17800'),
+    ],
+  ])('a record %s proves nothing: the foreign user pending CREATE is refused, untouched', async (_case, seed) => {
+    mq.on(DescribeUserCommand).resolves(pendingCreate);
+    seed();
+    await expect(run(create())).rejects.toThrow(/user "orders-service" already exists/);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 0);
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 0);
+  });
+
+  test('running at the same time: a 409 whose user the other delivery recorded meanwhile is ours', async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(pendingCreate);
+    // The other delivery's CreateUser won the race and recorded its user just before ours was refused.
+    mq.on(CreateUserCommand).callsFake(async () => {
+      recordMade(create());
+      throw conflict();
+    });
+    expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 1);
+  });
+
+  test("running at the same time, nothing recorded: the 409 is someone else's user, refused", async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(pendingCreate);
+    mq.on(CreateUserCommand).rejects(conflict());
+    await expect(run(create())).rejects.toThrow(/already exists/);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 0);
+  });
+
+  test('two deliveries that both answer: the first recorded answer stands (a conditional write)', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const earlier = {
+      PhysicalResourceId: physicalId(),
+      Data: { Username: 'orders-service', BrokerId: BROKER_ID, PendingChange: 'CREATE', StateDigest: 'earlier' },
+    };
+    // The other delivery records its answer while this one runs (after this one's read).
+    mq.on(CreateUserCommand).callsFake(async () => {
+      dynamodb.putItem(TABLE, {
+        [DELIVERY_KEY_ATTRIBUTE]: { S: deliveryKey(create())! },
+        answer: { S: JSON.stringify(earlier) },
+      });
+      return {};
+    });
+    expect(await run(create())).toEqual(earlier);
+    const conditional = dynamodb.calls.filter((c) => c.operation === 'UpdateItem' && c.status === 400);
+    expect(conditional).toHaveLength(1);
+  });
+});
+
+describe('a table that fails never breaks a safety rule', () => {
+  test('writes failing (500, retried until the budget): the Create still answers, with a warning', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
+    expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
+    expect(warnings.join('\n')).toMatch(/could not record that this event may have made the user/);
+    expect(warnings.join('\n')).toMatch(/could not record the answer to this event/);
+    expect(dynamodb.calls.filter((c) => c.operation === 'UpdateItem').length).toBeGreaterThan(2);
+  });
+
+  test('reads failing: no record; a user made by the first delivery is then refused "already exists"', async () => {
+    mq.on(DescribeUserCommand).resolves(pendingCreate);
+    recordMade(create());
+    dynamodb.inject({ operation: 'GetItem', fault: 'unavailable', times: Infinity });
+    await expect(run(create())).rejects.toThrow(/already exists/);
+    expect(warnings.join('\n')).toMatch(/could not read the record of earlier deliveries/);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 0);
+  });
+
+  test('throttled reads (ProvisionedThroughputExceeded, Throttling) are retried: the record is found', async () => {
+    mq.on(DescribeUserCommand).resolves(pendingCreate);
+    recordMade(create());
+    dynamodb.inject({ operation: 'GetItem', fault: 'provisionedThroughput', times: 1 });
+    dynamodb.inject({ operation: 'GetItem', fault: 'throttling', times: 1 });
+    expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
+  });
+
+  test('without a table (an older template): nothing is read or written', async () => {
+    delete process.env[DELIVERIES_TABLE_ENV];
+    mq.on(DescribeUserCommand).rejects(notFound());
+    const calls = dynamodb.calls.length;
+    await run(create());
+    expect(dynamodb.calls.length).toBe(calls);
+  });
+});
