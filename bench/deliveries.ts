@@ -1,5 +1,5 @@
 /**
- * `npx ts-node --transpile-only bench/deliveries.ts`: what the users' table of deliveries costs per event, and what a
+ * `npm run bench:deliveries`: what the users' table of deliveries costs per event, and what a
  * second delivery in another Lambda environment costs. One user, no throttling: the bundled handler through the
  * CloudFormation emulator, the fake Amazon MQ and the DynamoDB double of the lifecycle tests. Prints a markdown table
  * of DynamoDB calls (by operation) and Amazon MQ calls per event. Nothing calls AWS.
