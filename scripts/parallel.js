@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * Runs npm scripts at the same time and fails if any fails: `node scripts/parallel.js typecheck lint`. Each
- * script's output is printed in one piece when it ends, so outputs never interleave. `npm test` runs its
- * independent checks this way: on two cores one of them waits on the network or the disk while another computes
- * (docs/RELIABILITY.md, "Test time").
+ * script's output is printed in one piece when it ends, so outputs never interleave. `npm test` runs jest and its
+ * other checks this way once the bundles and the jsii build they need exist: on two cores one of them waits on the
+ * network, a child process or a simulated service's timer while another computes (docs/RELIABILITY.md, "Test time").
  */
 'use strict';
 const { spawn } = require('child_process');
