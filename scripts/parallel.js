@@ -18,7 +18,9 @@ const runs = scripts.map(
   (script) =>
     new Promise((resolve) => {
       const started = Date.now();
-      const child = spawn('npm', ['run', '--silent', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Not `npm run --silent`: npm hands its flags to the script as npm_config_* variables, and a silent
+      // npm_config_loglevel would reach every npm the script starts (test/package.test.ts reads npm's output).
+      const child = spawn('npm', ['run', script], { stdio: ['ignore', 'pipe', 'pipe'] });
       const output = [];
       child.stdout.on('data', (chunk) => output.push(chunk));
       child.stderr.on('data', (chunk) => output.push(chunk));
