@@ -13,5 +13,9 @@ module.exports = {
   moduleFileExtensions: ['ts', 'js', 'json'],
   // Type checking is `tsc --noEmit` in `npm test`; jest only transpiles.
   transform: { '^.+\\.ts$': 'ts-jest' },
+  // aws-cdk-lib's built-in template validation only where a test asks for it (the file says why).
+  setupFiles: ['<rootDir>/test/support/incidental-validation.ts'],
   setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
+  // The longest files first, also on a fresh clone without jest's cache of durations (the file says why).
+  testSequencer: '<rootDir>/test/support/sequencer.js',
 };

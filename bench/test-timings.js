@@ -2,9 +2,10 @@
 /**
  * Where the time of `npm test` goes: runs each step of the `test:all` script one after the other (the way
  * `npm test` does, with its environment), prints the wall time of each, and for jest the time of each test
- * file (from `jest --json`). Prints the load average before and after: on a shared machine the figures only
- * mean something next to it. Usage: `npm run bench:test` (it runs the whole suite once: mind the CPU), or
- * `npm run bench:test -- jest 'npm run test:integ'` for only the steps that start with those arguments.
+ * file (from `jest --json`, which the `test:jest` script is asked for through `BENCH_JEST_ARGS`). Prints the load
+ * average before and after: on a shared machine the figures only mean something next to it. Usage:
+ * `npm run bench:test` (it runs the whole suite once: mind the CPU), or `npm run bench:test -- 'npm run jsii'`
+ * for only the steps that start with those arguments.
  */
 'use strict';
 const { spawnSync } = require('child_process');
@@ -29,8 +30,11 @@ const load = () =>
     .join(' ');
 const jestJson = path.join(root, '.test-out', 'jest-timings.json');
 fs.mkdirSync(path.dirname(jestJson), { recursive: true });
+fs.rmSync(jestJson, { force: true });
+// `test:jest` is `jest $BENCH_JEST_ARGS`, wherever test:all runs it (scripts/parallel.js).
+env.BENCH_JEST_ARGS = `--json --outputFile=${jestJson}`;
 
-/** The steps of `test:all`: `a && b && c`, with `jest` given a JSON report. */
+/** The steps of `test:all`: `a && b && c` (a step that is jest itself also gets the JSON report). */
 const only = process.argv.slice(2);
 const steps = pkg.scripts['test:all']
   .split(' && ')
@@ -68,7 +72,7 @@ for (const step of steps) {
 }
 console.log(`${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s  total; load average after: ${load()}`);
 
-if (fs.existsSync(jestJson) && rows.some(([step]) => /^jest\b/.test(step))) {
+if (fs.existsSync(jestJson)) {
   const report = JSON.parse(fs.readFileSync(jestJson, 'utf8'));
   const files = report.testResults
     .map((r) => ({

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * Runs npm scripts at the same time and fails if any fails: `node scripts/parallel.js typecheck lint`. Each
- * script's output is printed in one piece when it ends, so outputs never interleave. `npm test` runs its
- * independent checks this way: on two cores one of them waits on the network or the disk while another computes
- * (docs/RELIABILITY.md, "Test time").
+ * script's output is printed in one piece when it ends, so outputs never interleave. `npm test` runs jest and its
+ * other checks this way once the bundles and the jsii build they need exist: on two cores one of them waits on the
+ * network, a child process or a simulated service's timer while another computes (docs/RELIABILITY.md, "Test time").
  */
 'use strict';
 const { spawn } = require('child_process');
@@ -18,7 +18,9 @@ const runs = scripts.map(
   (script) =>
     new Promise((resolve) => {
       const started = Date.now();
-      const child = spawn('npm', ['run', '--silent', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Not `npm run --silent`: npm hands its flags to the script as npm_config_* variables, and a silent
+      // npm_config_loglevel would reach every npm the script starts (test/package.test.ts reads npm's output).
+      const child = spawn('npm', ['run', script], { stdio: ['ignore', 'pipe', 'pipe'] });
       const output = [];
       child.stdout.on('data', (chunk) => output.push(chunk));
       child.stderr.on('data', (chunk) => output.push(chunk));

@@ -1,3 +1,7 @@
+import { spawnSync } from 'child_process';
+import { existsSync, mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import * as path from 'path';
 import {
   App,
   NestedStack,
@@ -153,5 +157,26 @@ describe("aws-cdk-lib's built-in template validation", () => {
       });
     }, false);
     expect(findings(report).join('\n')).toMatch(/W2501/);
+  });
+
+  test('runs only where a test asks for it, and the processes the tests start still run it', () => {
+    // test/support/incidental-validation.ts: off for a plain synth (no report is written), on in validate().
+    const outdir = mkdtempSync(path.join(tmpdir(), 'cdk-mq-user-incidental-'));
+    try {
+      const app = new App({ outdir });
+      exampleApp(app);
+      app.synth();
+      expect(existsSync(path.join(outdir, 'validation-report.json'))).toBe(false);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+    // validate() turns it on: the same app gets its report (reading a missing one would throw), with nothing in it.
+    expect(validate(exampleApp, false).report.pluginReports).toEqual([]);
+    // The switch is not in the environment the tests hand to `cdk synth` or `npm` (`{ ...process.env }`).
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.env.CDK_VALIDATION))'], {
+      env: { ...process.env },
+      encoding: 'utf8',
+    });
+    expect(child.stdout).toBe('undefined');
   });
 });
