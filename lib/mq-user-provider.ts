@@ -62,7 +62,8 @@ export interface MqUserProviderProps {
   /**
    * The VPC to run the functions in, for accounts that require Lambda functions in a VPC.
    *
-   * They need a route to the Amazon MQ, Secrets Manager and CloudFormation APIs (NAT or interface endpoints).
+   * They need a route to the Amazon MQ, Secrets Manager and CloudFormation APIs (NAT or interface endpoints), and
+   * to DynamoDB for the handler's table of deliveries (NAT, or a gateway endpoint: README, "The shared handler").
    *
    * @default - not in a VPC
    */

@@ -31,6 +31,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { handler, isComplete, UserEvent, WAITING_FIELD, type HandedOff } from '../lambda/user/index';
 import { retryTiming } from '../lambda/shared/retry';
+import { UNFINISHED_WORK_MARKER } from '../lib/private/handler-props';
 import {
   BROKER_ID,
   LOGICAL_ID,
@@ -1453,6 +1454,8 @@ describe('Delete', () => {
         `not deleting user "orders-service" on broker ${BROKER_ID}: the stack's resources cannot be read`,
       );
       await expect(failure).rejects.toThrow(/CloudFormation does not retry a Delete of its cleanup phase/);
+      // The stack ends UPDATE_COMPLETE all the same: the marked line sets off the stack's alarm.
+      expect(warnings.join('\n')).toMatch(new RegExp(`cleanup: the user was not deleted.*${UNFINISHED_WORK_MARKER}`));
       expectMqCalls({});
     });
 
@@ -1460,6 +1463,30 @@ describe('Delete', () => {
       stackStatus('DELETE_IN_PROGRESS');
       cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
       await expect(run(deleteEvent(physicalId()))).rejects.toThrow(/cannot be read.*; retry the deletion/);
+      // DELETE_FAILED says so itself: no alarm.
+      expect(warnings.join('\n')).not.toContain(UNFINISHED_WORK_MARKER);
+      expectMqCalls({});
+    });
+
+    test('a Delete that can read neither the stack status nor its resources keeps the user and sets off the alarm', async () => {
+      cloudFormation.on(DescribeStacksCommand).rejects(validationError('Rate of reads exceeded quota'));
+      cloudFormation.on(ListStackResourcesCommand).rejects(validationError('Rate of reads exceeded quota'));
+      expect(await run(deleteEvent(physicalId()))).toEqual({ PhysicalResourceId: physicalId() });
+      expect(warnings.join('\n')).toMatch(
+        new RegExp(`not deleting the user: the stack's resources cannot be read.*${UNFINISHED_WORK_MARKER}`),
+      );
+      expectMqCalls({});
+    });
+
+    test('a user another resource holds is kept quietly, even with the stack status unreadable', async () => {
+      cloudFormation.on(DescribeStacksCommand).rejects(validationError('Rate of reads exceeded quota'));
+      stackResources([
+        userResource(LOGICAL_ID, physicalId({ Username: 'billing-service' }, 'adopted', physicalId())),
+        userResource('BillingService', swapped),
+      ]);
+      await run(deleteEvent(physicalId()));
+      expect(logs.join('\n')).toContain('resource BillingService of this stack now holds the user');
+      expect(warnings.join('\n')).not.toContain(UNFINISHED_WORK_MARKER);
       expectMqCalls({});
     });
   });

@@ -206,8 +206,9 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
       const answer = await answerRollbackAnyway(aws, event, error);
       if (answer) return answer;
     }
-    if (event.RequestType === 'Delete' && (await aws.isCleaningUp()) === true) {
-      // The stack goes on to UPDATE_COMPLETE whatever this Delete answers: only the alarm tells.
+    if (event.RequestType === 'Delete' && (await aws.isCleaningUp()) !== false) {
+      // The stack goes on to UPDATE_COMPLETE whatever this Delete answers: only the alarm tells. A status that cannot
+      // be read may be a cleanup phase too (a stack deletion says DELETE_FAILED itself).
       unfinished('cleanup: the user was not deleted, and CloudFormation does not retry this Delete', {
         logicalResourceId: event.LogicalResourceId,
         physicalResourceId: event.PhysicalResourceId,
@@ -695,7 +696,14 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
   }
   const decision = decideDelete({ owner: record.owner, rollingBack, holder });
   if (decision.action === 'keep') {
-    log(`not deleting the user: ${decision.why}`, { ...user });
+    // Kept for want of knowing (the stack's status or resources unreadable): it may be a user nothing declares now.
+    const unsure = holder === 'unknown' || (rollingBack === undefined && typeof holder !== 'object');
+    if (unsure)
+      unfinished(`not deleting the user: ${decision.why}; check it by hand`, {
+        ...user,
+        physicalResourceId: physicalId,
+      });
+    else log(`not deleting the user: ${decision.why}`, { ...user });
     if (record.owner === 'adopted' && rollingBack === true) await restoreAdopted(aws, user, record.prior);
     return { PhysicalResourceId: physicalId };
   }
