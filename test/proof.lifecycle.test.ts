@@ -343,4 +343,30 @@ describe('when CloudFormation cannot be read', () => {
       /could not confirm the Delete with CloudFormation: left the user untouched/,
     );
   });
+
+  test('a stack deletion whose Delete fails keeps what that user depends on; deleting again finishes', async () => {
+    const stack = cfn.stack('Orders');
+    // "Second" depends on "Orders": CloudFormation deletes Second first, and keeps Orders while Second stays.
+    const app = userApp({}, (s, first) => {
+      const second = new MqUser(s, 'Second', {
+        broker: s.node.findChild('Broker') as amazonmq.IBrokerRef,
+        username: 'second-service',
+        passwordSecret: suppliedSecret(s, 'second'),
+      });
+      second.node.addDependency(first);
+    });
+    expect(await stack.deploy(app)).toEqual({ status: 'CREATE_COMPLETE' });
+    cfn.inject({ operation: 'ListStackResources', fault: 'accessDenied', times: Infinity });
+    const from = cfn.invocations.length;
+    const failed = await stack.destroy();
+    expect(failed.status).toBe('DELETE_FAILED');
+    const deletes = () => cfn.invocations.slice(from).filter((i) => i.requestType === 'Delete');
+    expect(deletes().map((i) => [i.logicalId.replace(/[0-9A-F]{8}$/, ''), i.outcome])).toEqual([['Second', 'FAILED']]);
+    expect(mq.user(BROKER, 'orders-service')).toBeDefined();
+    cfn.clearInjections();
+    expect(await stack.destroy()).toEqual({ status: 'DELETE_COMPLETE' });
+    expect(deletes().map((i) => i.logicalId.replace(/[0-9A-F]{8}$/, ''))).toEqual(['Second', 'Second', 'Orders']);
+    expect(mq.user(BROKER, 'orders-service')?.pending?.change).toBe('DELETE');
+    expect(mq.user(BROKER, 'second-service')?.pending?.change).toBe('DELETE');
+  });
 });

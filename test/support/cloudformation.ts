@@ -18,7 +18,8 @@
  *   `OldResourceProperties` are the failed new ones); physical resources made by the failed deploy are deleted
  *   in the rollback's cleanup phase (`UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS`); a cleanup Delete, forward or
  *   after a rollback, that fails is recorded (its invocation says FAILED) and never retried, and the stack still
- *   ends complete; a stack deletion deletes a resource once nothing left depends on it, independent ones at once;
+ *   ends complete; a stack deletion deletes a resource once nothing left depends on it, independent ones at once,
+ *   keeps what a resource that failed to delete depends on, and a retried deletion asks only what is left;
  * - DescribeStacks, ListStackResources, DescribeStackResource (with the resource's resolved `Metadata`) and
  *   DescribeStackEvents (query protocol, XML, paginated by NextToken) are served with what CloudFormation would show
  *   at that moment (where the reference is silent, `cleanupView` and `rollbackResourceStatus` offer each answer); by default the status says *_ROLLBACK_IN_PROGRESS as soon as a
@@ -861,9 +862,16 @@ export class EmulatedStack {
     this.setStatus('DELETE_IN_PROGRESS');
     let failure: string | undefined;
     // CloudFormation deletes a resource once nothing left depends on it, independent ones concurrently.
-    for (const wave of reverseDependencyWaves([...this.deployed.entries()])) {
+    // A resource that failed to delete keeps what it depends on: CloudFormation does not delete those either.
+    const kept = new Set<string>();
+    const entries = [...this.deployed.entries()];
+    for (const wave of reverseDependencyWaves(entries)) {
       await Promise.all(
         wave.map(async ([logicalId, resource]) => {
+          if (entries.some(([id, r]) => kept.has(id) && r.dependsOn.includes(logicalId))) {
+            kept.add(logicalId);
+            return;
+          }
           if (retainedOnDelete(resource.deletionPolicy)) {
             this.view.set(logicalId, {
               type: resource.type,
@@ -883,6 +891,9 @@ export class EmulatedStack {
             physicalId: resource.physicalId,
             status: result.failed ? 'DELETE_FAILED' : 'DELETE_COMPLETE',
           });
+          if (result.failed) kept.add(logicalId);
+          // What is gone is gone from the stack: deleting it again (a retried deletion) asks nothing of it.
+          else this.deployed.delete(logicalId);
           failure ??= result.failed ? `${logicalId}: ${result.reason}` : undefined;
         }),
       );
