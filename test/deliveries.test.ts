@@ -271,6 +271,30 @@ describe('hostile: a Create that undoes its own CreateUser withdraws its record 
     expect(unfinishedLine).toMatch(/delete it by hand/);
   });
 
+  test('this delivery recorded made, then the table fails before the withdrawal: the user is left, loud', async () => {
+    const pendingDelete = {
+      BrokerId: BROKER_ID,
+      Username: 'orders-service',
+      Pending: { PendingChange: 'DELETE' as const },
+    };
+    // CreateUser answers 500 then 400 on a user pending deletion: `made` is recorded (the table still works), then
+    // the table starts failing, and the revival's UpdateUser is refused: the Create fails and would undo.
+    mq.on(DescribeUserCommand)
+      .resolvesOnce(pendingDelete)
+      .callsFake(async () => {
+        dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
+        return pendingDelete;
+      });
+    mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
+    mq.on(UpdateUserCommand).rejects(badRequest());
+    mq.on(DeleteUserCommand).resolves({});
+    await expect(run(create())).rejects.toThrow(/pending deletion and Amazon MQ refused to create it again/);
+    expect(item()).toMatchObject({ made: expect.anything() });
+    expect(item()).not.toHaveProperty('undone');
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
+    expect(warnings.join('\n')).toMatch(/its record could not be withdrawn: delete it by hand/);
+  });
+
   test('the table failing before any made was recorded: undone as before (DeleteUser), nothing can take it over', async () => {
     mq.on(DescribeUserCommand).rejects(notFound());
     mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
