@@ -5,7 +5,6 @@
  * earlier delivery of the very same event only: another RequestId, another logical ID or another user proves nothing.
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   BadRequestException,
   ConflictException,
@@ -365,63 +364,6 @@ describe('hostile: a stored answer that is not about this event is never returne
       return {};
     });
     expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
-  });
-});
-
-describe('the DynamoDB double refuses what DynamoDB refuses', () => {
-  const client = () => new DynamoDBClient({ endpoint: dynamodb.url, region: 'us-east-1', maxAttempts: 1 });
-  const update = (extra: object) =>
-    client().send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key: { [DELIVERY_KEY_ATTRIBUTE]: { S: 'k' } },
-        UpdateExpression: 'SET #made = :made',
-        ExpressionAttributeNames: { '#made': 'made' },
-        ExpressionAttributeValues: { ':made': { S: 'x' } },
-        ...extra,
-      }),
-    );
-
-  test.each<[string, object, RegExp]>([
-    [
-      'an unused name',
-      { ExpressionAttributeNames: { '#made': 'made', '#answer': 'answer' } },
-      /ExpressionAttributeNames unused in expressions: keys: \{#answer\}/,
-    ],
-    [
-      'an unused value',
-      { ExpressionAttributeValues: { ':made': { S: 'x' }, ':ttl': { N: '1' } } },
-      /ExpressionAttributeValues unused in expressions: keys: \{:ttl\}/,
-    ],
-    [
-      'a condition term it does not model',
-      { ConditionExpression: 'attribute_not_exists(#made) OR attribute_exists(#made)' },
-      /does not model/,
-    ],
-  ])('%s: 400 ValidationException', async (_case, extra, message) => {
-    await expect(update(extra)).rejects.toMatchObject({
-      name: 'ValidationException',
-      message: expect.stringMatching(message),
-    });
-    expect(dynamodb.items(TABLE)).toEqual([]);
-  });
-
-  test('a condition of two terms joined by AND, and REMOVE: both modelled', async () => {
-    await update({
-      UpdateExpression: 'SET #made = :made REMOVE #undone',
-      ExpressionAttributeNames: { '#made': 'made', '#undone': 'undone' },
-    });
-    await expect(
-      update({
-        ConditionExpression: 'attribute_not_exists(#answer) AND attribute_not_exists(#made)',
-        ExpressionAttributeNames: { '#made': 'made', '#answer': 'answer' },
-      }),
-    ).rejects.toMatchObject({ name: 'ConditionalCheckFailedException' });
-    await update({
-      ConditionExpression: 'attribute_not_exists(#answer) AND attribute_exists(#made)',
-      ExpressionAttributeNames: { '#made': 'made', '#answer': 'answer' },
-    });
-    expect(dynamodb.items(TABLE)).toEqual([{ [DELIVERY_KEY_ATTRIBUTE]: { S: 'k' }, made: { S: 'x' } }]);
   });
 });
 
