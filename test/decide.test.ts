@@ -8,6 +8,8 @@ import {
   type Repeat,
   decideDelete,
   decideRepeat,
+  decideUndo,
+  fitsEvent,
   decideTakeover,
   findHolder,
   isLive,
@@ -247,8 +249,8 @@ describe('decideRepeat: what a record of the same delivery proves', () => {
     [
       'an answer without Data',
       'Update',
-      { answer: { PhysicalResourceId: 'x' } },
-      { answer: { PhysicalResourceId: 'x' } },
+      { answer: { PhysicalResourceId: physicalId() } },
+      { answer: { PhysicalResourceId: physicalId() } },
     ],
     ['an answer and the user made', 'Create', { answer, made: ours }, { answer, made: ours }],
     ['only the user made', 'Create', { made: ours }, { made: ours }],
@@ -263,13 +265,127 @@ describe('decideRepeat: what a record of the same delivery proves', () => {
     [
       'Data that is not a map of strings',
       'Create',
-      { answer: { PhysicalResourceId: 'x', Data: { PendingChange: 1 } as unknown as Record<string, string> } },
+      {
+        answer: { PhysicalResourceId: physicalId(), Data: { PendingChange: 1 } as unknown as Record<string, string> },
+      },
       {},
     ],
     ['a made user without a username', 'Create', { made: { brokerId: BROKER_ID, username: '' } }, {}],
     ['a made user without a broker', 'Update', { made: { brokerId: '', username: 'orders-service' } }, {}],
+    ['a made user withdrawn (undone): proves nothing', 'Create', { made: ours, undone: true }, {}],
+    [
+      'an answer beside a withdrawn made: the answer still fits',
+      'Create',
+      { answer, made: ours, undone: true },
+      { answer },
+    ],
+    [
+      'a forged answer naming another user (its Delete would delete that user): no answer',
+      'Create',
+      { answer: { PhysicalResourceId: `${BROKER_ID}/victim?owner=created` }, made: ours },
+      { made: ours },
+    ],
+    [
+      'an answer naming the user on another broker: no answer',
+      'Create',
+      { answer: { PhysicalResourceId: physicalId({ BrokerId: OTHER_BROKER_ID }) } },
+      {},
+    ],
+    [
+      'an answer whose Data names another user: no answer',
+      'Create',
+      { answer: { ...answer, Data: { ...answer.Data, Username: 'victim' } } },
+      {},
+    ],
+    [
+      'an answer whose Data names another broker: no answer',
+      'Create',
+      { answer: { ...answer, Data: { ...answer.Data, BrokerId: OTHER_BROKER_ID } } },
+      {},
+    ],
+    ['an answer that is not a physical ID of a user at all', 'Create', { answer: { PhysicalResourceId: 'x' } }, {}],
   ])('%s (%s)', (_case, requestType, record, expected) => {
-    expect(decideRepeat(requestType, record)).toEqual(expected);
+    expect(decideRepeat(requestType, record, { user: ours })).toEqual(expected);
+  });
+});
+
+describe('fitsEvent: a stored answer is only one this handler could have given to this event', () => {
+  const ours = { brokerId: BROKER_ID, username: 'orders-service' };
+  const renamed = physicalId({ Username: 'orders-service-2' }, 'created', physicalId());
+  test.each<[string, { PhysicalResourceId: string; Data?: Record<string, string> }, object, boolean]>([
+    ['our own user, created: fits', { PhysicalResourceId: physicalId() }, { user: ours }, true],
+    ['our own user, adopted: fits', { PhysicalResourceId: physicalId({}, 'adopted') }, { user: ours }, true],
+    [
+      'our own user, recording the ID before a rename: fits',
+      { PhysicalResourceId: renamed },
+      {
+        user: { ...ours, username: 'orders-service-2' },
+      },
+      true,
+    ],
+    [
+      "the Update's own physical ID (a rollback that leaves the user): fits",
+      { PhysicalResourceId: 'kept-as-is' },
+      {
+        user: ours,
+        physicalResourceId: 'kept-as-is',
+      },
+      true,
+    ],
+    [
+      'another user on our broker: does not fit',
+      { PhysicalResourceId: `${BROKER_ID}/victim?owner=created` },
+      { user: ours },
+      false,
+    ],
+    [
+      'our own ID with Data of another user: does not fit',
+      {
+        PhysicalResourceId: physicalId(),
+        Data: { Username: 'victim', BrokerId: BROKER_ID },
+      },
+      { user: ours },
+      false,
+    ],
+    [
+      "the event's own ID with Data of another broker: does not fit",
+      {
+        PhysicalResourceId: 'kept-as-is',
+        Data: { Username: 'orders-service', BrokerId: OTHER_BROKER_ID },
+      },
+      { user: ours, physicalResourceId: 'kept-as-is' },
+      false,
+    ],
+    [
+      "properties that do not parse: only the event's own ID: does not fit",
+      { PhysicalResourceId: physicalId() },
+      {},
+      false,
+    ],
+    [
+      "properties that do not parse, the event's own ID: fits",
+      { PhysicalResourceId: physicalId() },
+      {
+        physicalResourceId: physicalId(),
+      },
+      true,
+    ],
+  ])('%s', (_case, answer, event, expected) => {
+    expect(fitsEvent(answer, event)).toBe(expected);
+  });
+});
+
+describe('decideUndo: a failing Create deletes its user only once no record can take it over', () => {
+  test.each<[string, Parameters<typeof decideUndo>[0], boolean, ReturnType<typeof decideUndo>]>([
+    ['withdrawn, made recorded', 'withdrawn', true, 'undo'],
+    ['withdrawn, made never recorded', 'withdrawn', false, 'undo'],
+    ['no table', 'untracked', false, 'undo'],
+    ["the table failing, made never recorded (today's undo)", 'failed', false, 'undo'],
+    ['the table failing, made recorded: leave the user (loud)', 'failed', true, 'leave'],
+    ["refused: a twin's answer stands, made recorded", 'answered', true, 'answered'],
+    ["refused: a twin's answer stands, made not recorded", 'answered', false, 'answered'],
+  ])('%s (%s, made recorded: %s) -> %s', (_case, withdrawal, madeRecorded, expected) => {
+    expect(decideUndo(withdrawal, madeRecorded)).toBe(expected);
   });
 });
 

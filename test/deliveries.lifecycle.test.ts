@@ -128,6 +128,30 @@ describe('hostile: what a second delivery in another environment must still refu
     expect(cfn.dynamodb.calls.filter((c) => c.status === 500).length).toBeGreaterThan(0);
   });
 
+  test('a Create that undid its own CreateUser: a foreign user created next is refused by the second delivery', async () => {
+    // The first delivery's CreateUser makes the user but answers 500, the retry answers 400: the Create fails, the
+    // handler deletes what it may have made. Right after that DeleteUser, another stack creates the same username.
+    mq.inject({ operation: 'CreateUser', username: 'undone-user', fault: 'internalAfterWrite' });
+    mq.inject({ operation: 'CreateUser', username: 'undone-user', fault: 'badRequest' });
+    mq.inject({
+      operation: 'DeleteUser',
+      username: 'undone-user',
+      fault: 'slow',
+      then: () => mq.seedPendingCreate(BROKER, 'undone-user', FOREIGN),
+    });
+    const calls = mq.calls.length;
+    const result = await cfn.stack('Orders').deploy(
+      synth((s) => user(s, 'Undone', 'undone-user')),
+      { ...OPTIONS, redeliver: elsewhere('Create', 'answerLostElsewhere') },
+    );
+    // The second delivery (another environment) finds the first's `made` withdrawn: the foreign user is not its own.
+    expect(result.status).toBe('ROLLBACK_COMPLETE');
+    expect(result.reason).toMatch(/user "undone-user" already exists/);
+    expect(mq.user(BROKER, 'undone-user')?.pending).toMatchObject({ change: 'CREATE', ...FOREIGN });
+    expect(mq.mqCalls(calls, 'UpdateUser')).toEqual([]);
+    expect(mq.mqCalls(calls, 'DeleteUser')).toHaveLength(1);
+  });
+
   test('the table failing for reads only: treated as no record, the foreign user still refused', async () => {
     mq.seedPendingCreate(BROKER, 'taken-user', FOREIGN);
     cfn.dynamodb.inject({ operation: 'GetItem', fault: 'unavailable', times: Infinity });

@@ -6,10 +6,13 @@
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import {
+  BadRequestException,
   ConflictException,
   CreateUserCommand,
+  DeleteUserCommand,
   DescribeBrokerCommand,
   DescribeUserCommand,
+  InternalServerErrorException,
   MqClient,
   NotFoundException,
   UpdateUserCommand,
@@ -115,6 +118,8 @@ afterEach(() => {
   const stored = JSON.stringify(dynamodb.items(TABLE));
   expect(stored).not.toContain(PASSWORD);
   expect(stored).not.toContain(SECRET_STRING);
+  // The handler swallows a failing write as a warning: a request the double refuses as malformed must not hide there.
+  expect(warnings.join('\n')).not.toMatch(/unused in expressions|not defined|does not model/);
 });
 
 const create = (requestId = REQUEST): UserEvent => ({ ...createEvent(), RequestId: requestId });
@@ -217,6 +222,148 @@ describe('a second delivery of the same event', () => {
     expect(await run(create())).toEqual(earlier);
     const conditional = dynamodb.calls.filter((c) => c.operation === 'UpdateItem' && c.status === 400);
     expect(conditional).toHaveLength(1);
+  });
+});
+
+const internal = () =>
+  new InternalServerErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } });
+const badRequest = () =>
+  new BadRequestException({ message: 'Invalid request', $metadata: { httpStatusCode: 400 }, ErrorAttribute: 'groups' });
+/** A user pending CREATE with the declared settings: the one our own CreateUser made. */
+const ourPendingCreate = {
+  BrokerId: BROKER_ID,
+  Username: 'orders-service',
+  Pending: { PendingChange: 'CREATE' as const, Groups: [], ConsoleAccess: false },
+};
+const item = () => dynamodb.items(TABLE).find((i) => i[DELIVERY_KEY_ATTRIBUTE]?.S === deliveryKey(create()));
+
+describe('hostile: a Create that undoes its own CreateUser withdraws its record first', () => {
+  test('a stale made never takes over a foreign user pending CREATE after the first delivery undid its own', async () => {
+    // First delivery: CreateUser answers 500 (it may have made the user), then 400: the Create fails and undoes.
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
+    mq.on(DeleteUserCommand).rejects(notFound());
+    await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+    expect(item()).toMatchObject({ made: expect.anything(), undone: { BOOL: true } });
+    // Another stack then creates the same username; the second delivery of the same event arrives.
+    mq.reset();
+    mq.on(DescribeBrokerCommand).resolves(RUNNING);
+    mq.on(DescribeUserCommand).resolves(pendingCreate);
+    await expect(run(create())).rejects.toThrow(/user "orders-service" already exists/);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 0);
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 0);
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
+  });
+
+  test('the withdrawal failing (500 until the budget) after a made was recorded: the user is left, loud', async () => {
+    // An earlier delivery recorded that its CreateUser may have made the user; this one gets 500 then 400 again.
+    recordMade(create());
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
+    mq.on(DeleteUserCommand).resolves({});
+    dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
+    await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
+    const unfinishedLine = warnings.find((line) => line.includes('its record could not be withdrawn'));
+    expect(unfinishedLine).toMatch(/"alarm":/);
+    expect(unfinishedLine).toMatch(/delete it by hand/);
+  });
+
+  test('this delivery recorded made, then the table fails before the withdrawal: the user is left, loud', async () => {
+    const pendingDelete = {
+      BrokerId: BROKER_ID,
+      Username: 'orders-service',
+      Pending: { PendingChange: 'DELETE' as const },
+    };
+    // CreateUser answers 500 then 400 on a user pending deletion: `made` is recorded (the table still works), then
+    // the table starts failing, and the revival's UpdateUser is refused: the Create fails and would undo.
+    mq.on(DescribeUserCommand)
+      .resolvesOnce(pendingDelete)
+      .callsFake(async () => {
+        dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
+        return pendingDelete;
+      });
+    mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
+    mq.on(UpdateUserCommand).rejects(badRequest());
+    mq.on(DeleteUserCommand).resolves({});
+    await expect(run(create())).rejects.toThrow(/pending deletion and Amazon MQ refused to create it again/);
+    expect(item()).toMatchObject({ made: expect.anything() });
+    expect(item()).not.toHaveProperty('undone');
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
+    expect(warnings.join('\n')).toMatch(/its record could not be withdrawn: delete it by hand/);
+  });
+
+  test('the table failing before any made was recorded: undone as before (DeleteUser), nothing can take it over', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
+    mq.on(DeleteUserCommand).resolves({});
+    dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
+    await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+  });
+});
+
+describe('hostile: two deliveries of one event running at the same time never disagree', () => {
+  test("the twin answered SUCCESS with the user: the failing delivery's undo is skipped, the user kept", async () => {
+    mq.on(DescribeUserCommand).rejectsOnce(notFound()).resolves(ourPendingCreate);
+    mq.on(DeleteUserCommand).resolves({});
+    let twin: unknown;
+    mq.on(CreateUserCommand)
+      .rejectsOnce(internal())
+      .callsFake(async () => {
+        // This delivery's CreateUser may have made the user and it says so; the framework's invoke of it threw, and
+        // the second delivery (another environment) reads that record, converges the user and answers SUCCESS.
+        recordMade(create());
+        twin = await run(create());
+        throw badRequest();
+      });
+    await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    expect(twin).toMatchObject({ PhysicalResourceId: physicalId() });
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
+    expect(warnings.join('\n')).toMatch(/answered SUCCESS with the user meanwhile: that answer stands/);
+    expect(item()).not.toHaveProperty('undone');
+  });
+
+  test('the twin withdrew its made and deletes the user: this delivery does not answer SUCCESS', async () => {
+    recordMade(create());
+    mq.on(DescribeUserCommand).resolves(ourPendingCreate);
+    // While this delivery converges the user its twin may have made, the twin gives up and withdraws its record.
+    mq.on(UpdateUserCommand).callsFake(async () => {
+      dynamodb.putItem(TABLE, { ...item()!, undone: { BOOL: true } });
+      return {};
+    });
+    await expect(run(create())).rejects.toThrow(
+      /a delivery of this same event, running at the same time, undid its CreateUser/,
+    );
+    expect(item()).not.toHaveProperty('answer');
+  });
+});
+
+describe('hostile: a stored answer that is not about this event is never returned', () => {
+  const forged = { PhysicalResourceId: `${BROKER_ID}/victim?owner=created`, Data: { Username: 'victim' } };
+
+  test('a forged answer read back: ignored, the event runs and answers with its own user', async () => {
+    dynamodb.putItem(TABLE, {
+      [DELIVERY_KEY_ATTRIBUTE]: { S: deliveryKey(create())! },
+      answer: { S: JSON.stringify(forged) },
+    });
+    mq.on(DescribeUserCommand).rejects(notFound());
+    // The forged answer stands in the table (the conditional write keeps it): the answer is still our own.
+    expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 1);
+  });
+
+  test('a forged answer met by the conditional write (ALL_OLD): ours is answered, not the forged one', async () => {
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).callsFake(async () => {
+      dynamodb.putItem(TABLE, {
+        [DELIVERY_KEY_ATTRIBUTE]: { S: deliveryKey(create())! },
+        answer: { S: JSON.stringify(forged) },
+      });
+      return {};
+    });
+    expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
   });
 });
 

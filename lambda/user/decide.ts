@@ -123,6 +123,8 @@ export interface DeliveryRecord {
   readonly made?: UserIdentity;
   /** That delivery's answer to a Create or Update (no secret in it). */
   readonly answer?: RecordedAnswer;
+  /** A delivery withdrew `made` before deleting the user it may have made (the Create failed): `made` proves nothing. */
+  readonly undone?: boolean;
 }
 
 export interface RecordedAnswer {
@@ -130,44 +132,92 @@ export interface RecordedAnswer {
   readonly Data?: Record<string, string>;
 }
 
+/** Who the event is about: the physical ID it carries and the user its properties declare (if they parse). */
+export interface EventIdentity {
+  readonly physicalResourceId?: string;
+  readonly user?: UserIdentity;
+}
+
 /**
  * What a record of the same delivery (same stack, logical ID, RequestId and whole event: the key says so) proves:
  * - `answer`: an earlier delivery finished the event: its answer is this one, unchanged.
  * - `made`: an earlier delivery's own CreateUser may have made this user: finding it live is finding our own work
- *   (converge it, owner `created`); a user of any other identity proves nothing (`madeByEarlierDelivery`).
+ *   (converge it, owner `created`); a user of any other identity proves nothing (`madeByEarlierDelivery`). A `made`
+ *   withdrawn (`undone`: a delivery deleted that user again) proves nothing.
  * Nothing: a user found live is someone else's ("already exists", or adoption with `adoptExisting`).
  * A Delete is never recorded nor answered from a record: it is safe to repeat as it is. An answer that is not one
- * this handler could have given (no physical ID, the framework's CREATE_FAILED marker, a Data that is not a map of
- * strings) is no answer; a `made` without both names is nothing.
+ * this handler could have given to this event (`fitsEvent`) is no answer; a `made` without both names is nothing.
  */
 export interface Repeat {
   readonly answer?: RecordedAnswer;
   readonly made?: UserIdentity;
 }
 
-export function decideRepeat(requestType: string, record: DeliveryRecord | undefined): Repeat {
+export function decideRepeat(requestType: string, record: DeliveryRecord | undefined, event: EventIdentity): Repeat {
   if ((requestType !== 'Create' && requestType !== 'Update') || !record) return {};
   const { answer, made } = record;
-  const validAnswer =
-    answer !== undefined &&
-    typeof answer.PhysicalResourceId === 'string' &&
-    answer.PhysicalResourceId !== '' &&
-    answer.PhysicalResourceId !== CREATE_FAILED_MARKER &&
-    (answer.Data === undefined ||
-      (typeof answer.Data === 'object' &&
-        answer.Data !== null &&
-        !Array.isArray(answer.Data) &&
-        Object.values(answer.Data).every((value) => typeof value === 'string')));
   const validMade =
+    record.undone !== true &&
     made !== undefined &&
     typeof made.brokerId === 'string' &&
     made.brokerId !== '' &&
     typeof made.username === 'string' &&
     made.username !== '';
   return {
-    ...(validAnswer ? { answer: { PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data } } : {}),
+    ...(fitsEvent(answer, event)
+      ? { answer: { PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data } }
+      : {}),
     ...(validMade ? { made: { brokerId: made.brokerId, username: made.username } } : {}),
   };
+}
+
+/**
+ * Whether a stored answer is one this handler could have given to this event: a physical ID (not the framework's
+ * CREATE_FAILED marker) that is the event's own or names exactly the user its properties declare, and Data that is a
+ * map of strings whose `Username` and `BrokerId` (when present) are that user's. Anything else (a forged or
+ * misdirected record) is no answer: returning it would make the resource hold, and later delete, another user.
+ */
+export function fitsEvent(answer: RecordedAnswer | undefined, event: EventIdentity): answer is RecordedAnswer {
+  if (answer === undefined || typeof answer !== 'object' || answer === null) return false;
+  const id = answer.PhysicalResourceId;
+  if (typeof id !== 'string' || id === '' || id === CREATE_FAILED_MARKER) return false;
+  const data = answer.Data;
+  if (
+    data !== undefined &&
+    (typeof data !== 'object' ||
+      data === null ||
+      Array.isArray(data) ||
+      !Object.values(data).every((value) => typeof value === 'string'))
+  ) {
+    return false;
+  }
+  const user = event.user;
+  if (data !== undefined && user !== undefined) {
+    if (data.Username !== undefined && data.Username !== user.username) return false;
+    if (data.BrokerId !== undefined && data.BrokerId !== user.brokerId) return false;
+  }
+  if (event.physicalResourceId !== undefined && id === event.physicalResourceId) return true;
+  const named = parsePhysicalResourceId(id);
+  return user !== undefined && named !== undefined && sameIdentity(named, user);
+}
+
+/**
+ * How the withdrawal of `made` went before an undo (lambda/user/deliveries.ts `withdraw`): written; refused because
+ * an answer of this event stands; failed (the table, after its retries); or not tracked (no table, no RequestId).
+ */
+export type Withdrawal = 'withdrawn' | 'answered' | 'failed' | 'untracked';
+
+/**
+ * Whether a failing Create deletes the user its own CreateUser may have made.
+ * - `undo`: the claim is withdrawn, or no record of it was ever written (nothing can take the user over later).
+ * - `answered`: a delivery of this event running at the same time answered SUCCESS with the user: it stands.
+ * - `leave`: a `made` was recorded and cannot be withdrawn: deleting the user would let a later delivery take a
+ *   same-named user of someone else as its own; leaving it is loud (the alarm) and takes nothing.
+ */
+export function decideUndo(withdrawal: Withdrawal, madeRecorded: boolean): 'undo' | 'answered' | 'leave' {
+  if (withdrawal === 'answered') return 'answered';
+  if (withdrawal === 'failed' && madeRecorded) return 'leave';
+  return 'undo';
 }
 
 /** Whether the record proves that `user`, found live, is the work of an earlier delivery's own CreateUser. */

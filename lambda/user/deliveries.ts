@@ -7,10 +7,13 @@
  *
  * One item per delivery, keyed by the stack, the logical ID, the RequestId and a digest of the whole event (a record
  * never serves another event), holding at most: `made` (this event's CreateUser may have made that user on that
- * broker) and `answer` (the physical ID and Data of the answer; no secret). Reads are strongly consistent; the answer
- * is written once (conditional: the first answer stands). The table failing never breaks a safety rule: a read that
- * fails is "no record" (a second delivery then fails "already exists": loud and safe), a write that fails after its
- * retries is a warning.
+ * broker), `undone` (a delivery withdrew `made` before deleting that user again: it proves nothing any more) and
+ * `answer` (the physical ID and Data of the answer; no secret). Reads are strongly consistent. The answer and the
+ * withdrawal exclude each other (conditional writes): the answer is written only while no answer and no withdrawal
+ * stands (the first answer stands), the withdrawal only while no answer stands. The table failing never breaks a
+ * safety rule: a read that fails is "no record" (a second delivery then fails "already exists": loud and safe), a
+ * write of `made` or of the answer that fails after its retries is a warning, and a withdrawal that fails leaves the
+ * user rather than delete it (index.ts `undoCreate`).
  */
 import { createHash } from 'node:crypto';
 import { DynamoDBClient, GetItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
@@ -19,7 +22,7 @@ import type { ProviderEvent } from '../shared/event';
 import { warn } from '../shared/log';
 import type { UserIdentity } from '../shared/properties';
 import { Deadline, withRetry } from '../shared/retry';
-import type { DeliveryRecord, RecordedAnswer } from './decide';
+import { type DeliveryRecord, type EventIdentity, type RecordedAnswer, type Withdrawal, fitsEvent } from './decide';
 
 /** Timings, exported so that tests can shorten them in the bundle. */
 export const deliveryTiming = {
@@ -105,37 +108,73 @@ export class Deliveries {
    * 5xx): from then on, a second delivery that finds the user takes it as its own. Never throws: without the record
    * a second delivery fails "already exists", which is loud and safe.
    */
-  async recordMade(user: UserIdentity): Promise<void> {
-    if (!this.where) return;
+  async recordMade(user: UserIdentity): Promise<boolean> {
+    if (!this.where) return false;
     try {
-      await this.update('SET #made = :made, #ttl = :ttl', {
+      // A withdrawal before it was about another CreateUser, whose user was deleted again: this one's stands.
+      await this.update('SET #made = :made, #ttl = :ttl REMOVE #undone', {
         ':made': { M: { brokerId: { S: user.brokerId }, username: { S: user.username } } },
       });
+      return true;
     } catch (error) {
       warn(
         'could not record that this event may have made the user: a second delivery of this event would fail ' +
           '"already exists" (see "Troubleshooting" in the cdk-mq-user README)',
         { ...user, table: this.where.table, reason: (error as Error).message },
       );
+      return false;
     }
   }
 
   /**
-   * Records the answer to this event, unless an earlier delivery recorded one first (a conditional write): returns the
-   * answer that stands, the earlier one if there is one. Never throws.
+   * Withdraws `made` before the user it names is deleted again (the Create failed): a delivery of this event that
+   * reads the record later finds the user's name free for anyone, and one that answers later finds that its user was
+   * deleted. Conditional: refused (`answered`) while an answer of this event stands, as a delivery running at the same
+   * time then answered SUCCESS with the user and CloudFormation keeps it. Never throws.
    */
-  async recordAnswer(answer: RecordedAnswer): Promise<RecordedAnswer> {
-    if (!this.where) return answer;
+  async withdraw(user: UserIdentity): Promise<Withdrawal> {
+    if (!this.where) return 'untracked';
     try {
       const earlier = await this.update(
-        'SET #answer = :answer, #ttl = :ttl',
-        { ':answer': { S: JSON.stringify(answer) } },
+        'SET #undone = :undone, #ttl = :ttl',
+        { ':undone': { BOOL: true } },
         'attribute_not_exists(#answer)',
       );
-      if (earlier === undefined) return answer;
-      const stored = parseItem(earlier)?.answer ?? (await this.read())?.answer;
-      return stored ?? answer;
+      if (earlier === undefined) return 'withdrawn';
+      // The condition failed: an answer stands (ALL_OLD shows it; a refusal without the item is read as one too).
+      return 'answered';
     } catch (error) {
+      warn('could not withdraw the record that this event may have made the user', {
+        ...user,
+        table: this.where.table,
+        reason: (error as Error).message,
+      });
+      return 'failed';
+    }
+  }
+
+  /**
+   * Records the answer to this event, unless an earlier delivery recorded one first or withdrew its `made` (a
+   * conditional write): returns the answer that stands, the earlier one if there is one and it fits the event
+   * (`fitsEvent`; else ours). Throws `UndoneError` when a delivery of this event withdrew its `made`: it deleted the
+   * user again, so this answer must not be SUCCESS. Never throws otherwise.
+   */
+  async recordAnswer(answer: RecordedAnswer, event: EventIdentity): Promise<RecordedAnswer> {
+    if (!this.where) return answer;
+    let earlier: Record<string, AttributeValue> | undefined;
+    try {
+      earlier = await this.update(
+        'SET #answer = :answer, #ttl = :ttl',
+        { ':answer': { S: JSON.stringify(answer) } },
+        'attribute_not_exists(#answer) AND attribute_not_exists(#undone)',
+      );
+      if (earlier === undefined) return answer;
+      const stored = parseItem(earlier) ?? {};
+      const standing = stored.answer === undefined && stored.undone !== true ? await this.read() : stored;
+      if (standing?.undone === true && standing.answer === undefined) throw new UndoneError();
+      return fitsEvent(standing?.answer, event) ? standing.answer : answer;
+    } catch (error) {
+      if (error instanceof UndoneError) throw error;
       warn('could not record the answer to this event: a second delivery of it would run it again', {
         table: this.where.table,
         physicalResourceId: answer.PhysicalResourceId,
@@ -154,7 +193,10 @@ export class Deliveries {
     const { table, key } = this.where!;
     const expiresAt = Math.floor(Date.now() / 1000) + deliveryTiming.keepSeconds;
     const names: Record<string, string> = { '#ttl': DELIVERY_TTL_ATTRIBUTE };
-    for (const name of ['made', 'answer']) if (expression.includes(`#${name}`)) names[`#${name}`] = name;
+    // Only the names the expressions use: DynamoDB refuses unused ones (400 ValidationException).
+    for (const name of ['made', 'answer', 'undone']) {
+      if (expression.includes(`#${name}`) || condition?.includes(`#${name}`)) names[`#${name}`] = name;
+    }
     return withRetry({ operation: 'UpdateItem (deliveries)' }, this.bounded(), async (abortSignal) => {
       try {
         await dynamodb().send(
@@ -172,7 +214,7 @@ export class Deliveries {
         );
         return undefined;
       } catch (error) {
-        // The condition failed: an answer stands already. That is an answer, not a failure to retry.
+        // The condition failed: an answer (or a withdrawal) stands already. That is an answer, not a failure to retry.
         if ((error as Error).name === 'ConditionalCheckFailedException') {
           return (error as { Item?: Record<string, AttributeValue> }).Item ?? {};
         }
@@ -193,6 +235,7 @@ export class Deliveries {
 function parseItem(item: Record<string, AttributeValue> | undefined): DeliveryRecord | undefined {
   if (!item) return undefined;
   const made = item.made?.M;
+  const undone = item.undone?.BOOL === true;
   const brokerId = made?.brokerId?.S;
   const username = made?.username?.S;
   let answer: RecordedAnswer | undefined;
@@ -205,5 +248,17 @@ function parseItem(item: Record<string, AttributeValue> | undefined): DeliveryRe
   return {
     ...(brokerId !== undefined && username !== undefined ? { made: { brokerId, username } } : {}),
     ...(answer ? { answer } : {}),
+    ...(undone ? { undone } : {}),
   };
+}
+
+/** A delivery of this event withdrew its `made` and deleted that user again: this one must not answer SUCCESS. */
+export class UndoneError extends Error {
+  constructor() {
+    super(
+      'a delivery of this same event, running at the same time, undid its CreateUser and deleted the user again: ' +
+        'this Create fails and rolls back, and nothing of it stays on the broker',
+    );
+    this.name = 'UndoneError';
+  }
 }

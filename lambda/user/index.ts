@@ -15,11 +15,13 @@ import {
   decideDelete,
   decideRepeat,
   decideTakeover,
+  decideUndo,
   findHolder,
   isLive,
   madeByEarlierDelivery,
   needsWrite,
   pendingAfterWrite,
+  type EventIdentity,
   type Holder,
   type Repeat,
 } from './decide';
@@ -137,7 +139,12 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
   // Only a Create or an Update is recorded: a Delete is safe to repeat as it is.
   const recorded = event.RequestType === 'Create' || event.RequestType === 'Update';
   const deliveries = Deliveries.of(event, context.getRemainingTimeInMillis());
-  const repeat = recorded ? decideRepeat(event.RequestType, await deliveries.read()) : {};
+  const props = recorded ? tryParse(event.ResourceProperties) : undefined;
+  const identity: EventIdentity = {
+    physicalResourceId: event.PhysicalResourceId,
+    ...(props ? { user: identityOf(props) } : {}),
+  };
+  const repeat = recorded ? decideRepeat(event.RequestType, await deliveries.read(), identity) : {};
   if (repeat.answer) {
     log(`received ${event.RequestType} again (same request): answering as the first delivery did`, {
       logicalResourceId: event.LogicalResourceId,
@@ -145,13 +152,13 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
     });
     return repeat.answer as UserResponse;
   }
-  const delivery = ownWork(deliveries, event.RequestType, repeat, waiting?.ownCreate ?? false);
+  const delivery = ownWork(deliveries, event.RequestType, identity, repeat, waiting?.ownCreate ?? false);
   try {
     switch (event.RequestType) {
       case 'Create':
-        return await answered(deliveries, await onCreate(aws, event, delivery));
+        return await answered(deliveries, identity, await onCreate(aws, event, delivery));
       case 'Update':
-        return await answered(deliveries, await onUpdate(aws, event, delivery));
+        return await answered(deliveries, identity, await onUpdate(aws, event, delivery));
       case 'Delete':
         return await onDelete(aws, event);
       default:
@@ -230,30 +237,57 @@ interface OwnWork {
   recordedSince(user: UserIdentity): Promise<boolean>;
   /** Records that this delivery's CreateUser may have made `user` (once per user); never throws. */
   recordMade(user: UserIdentity): Promise<void>;
+  /**
+   * Before an undo deletes `user`: withdraws the record that this event may have made it, and says whether to delete
+   * it (`decideUndo`). Never throws.
+   */
+  withdraw(user: UserIdentity): Promise<'undo' | 'answered' | 'leave'>;
 }
 
-function ownWork(deliveries: Deliveries, requestType: string, repeat: Repeat, handedOn: boolean): OwnWork {
+function ownWork(
+  deliveries: Deliveries,
+  requestType: string,
+  identity: EventIdentity,
+  repeat: Repeat,
+  handedOn: boolean,
+): OwnWork {
   const recorded = new Set<string>();
+  /** Users a `made` of this event was seen or written for: this delivery's, an earlier one's, the waiter's. */
+  const madeRecorded = new Set<string>();
+  const keyOf = (user: UserIdentity) => `${user.brokerId} ${user.username}`;
+  const mayHaveMade = (user: UserIdentity) => handedOn || madeByEarlierDelivery(repeat, user);
   return {
-    mayHaveMade: (user) => handedOn || madeByEarlierDelivery(repeat, user),
-    recordedSince: async (user) => madeByEarlierDelivery(decideRepeat(requestType, await deliveries.read()), user),
+    mayHaveMade,
+    recordedSince: async (user) => {
+      const since = madeByEarlierDelivery(decideRepeat(requestType, await deliveries.read(), identity), user);
+      if (since) madeRecorded.add(keyOf(user));
+      return since;
+    },
     recordMade: async (user) => {
-      const key = `${user.brokerId} ${user.username}`;
+      const key = keyOf(user);
       if (recorded.has(key)) return;
       recorded.add(key);
-      await deliveries.recordMade(user);
+      if (await deliveries.recordMade(user)) madeRecorded.add(key);
+    },
+    withdraw: async (user) => {
+      // The waiter's earlier attempt of this event recorded its `made` in the same item, if the table took it.
+      const made = madeRecorded.has(keyOf(user)) || mayHaveMade(user);
+      return decideUndo(await deliveries.withdraw(user), made);
     },
   };
 }
 
 /** A final answer is recorded for a second delivery of the event; one handed to the waiter is not final. */
-async function answered(deliveries: Deliveries, answer: HandedOff): Promise<HandedOff> {
+async function answered(deliveries: Deliveries, identity: EventIdentity, answer: HandedOff): Promise<HandedOff> {
   if (answer[WAITING_FIELD]) return answer;
   const { PhysicalResourceId, Data } = answer;
-  return (await deliveries.recordAnswer({
-    PhysicalResourceId,
-    ...(Data ? { Data: { ...Data } } : {}),
-  })) as UserResponse;
+  return (await deliveries.recordAnswer(
+    {
+      PhysicalResourceId,
+      ...(Data ? { Data: { ...Data } } : {}),
+    },
+    identity,
+  )) as UserResponse;
 }
 
 /** The Provider framework's physical ID of a failed Create: it answers the Delete that follows itself. */
@@ -347,7 +381,7 @@ async function onCreate(aws: Aws, event: UserEvent, own: OwnWork): Promise<UserR
   const password = await creationPassword(aws, props, user);
   const outcome = await takeUser(aws, props, user, password, { rollingBack: false, own });
   if (outcome === 'leave') throw alreadyExists(user); // only rollbacks leave a user alone; a Create is none
-  if (props.RotationEnabled) await resendAfterCreate(aws, props, user, password, outcome);
+  if (props.RotationEnabled) await resendAfterCreate(aws, props, user, password, outcome, own);
   return respond(props, outcome);
 }
 
@@ -356,14 +390,21 @@ async function onCreate(aws: Aws, event: UserEvent, own: OwnWork): Promise<UserR
  * deleted again when the Create fails here (the Provider framework answers the Delete of a failed Create itself), and
  * a broker that starts rebooting hands the event to the waiter knowing that the user is its own.
  */
-async function resendAfterCreate(aws: Aws, props: UserProperties, user: UserIdentity, password: string, made: Taken) {
+async function resendAfterCreate(
+  aws: Aws,
+  props: UserProperties,
+  user: UserIdentity,
+  password: string,
+  made: Taken,
+  own: OwnWork,
+) {
   try {
     await resendIfRotatedMeanwhile(aws, props, user, password);
   } catch (error) {
     if (parsePhysicalResourceId(made.physicalId)?.owner !== 'created') throw error;
     const waiting = WaitError.from(error, true);
     if (waiting instanceof WaitError) throw waiting;
-    await undoCreate(aws, user, error as Error);
+    await undoCreate(aws, user, error as Error, own);
     throw error;
   }
 }
@@ -634,12 +675,36 @@ async function createUser(
     // A rebooting broker refuses the undo too: the waiter tries the whole event again, knowing what we may have made.
     const wait = WaitError.from(error, uncertain || mayHaveSucceeded(error));
     if (wait instanceof WaitError) throw wait;
-    if (uncertain) await undoCreate(aws, user, error as Error);
+    if (uncertain) await undoCreate(aws, user, error as Error, own);
     throw error;
   }
 }
 
-async function undoCreate(aws: Aws, user: UserIdentity, cause: Error): Promise<void> {
+/**
+ * Deletes the user the failing Create's own CreateUser may have made, once the record that this event made it is
+ * withdrawn (see `decideUndo`): a `made` left standing would make a later delivery of this event take a same-named
+ * user of someone else as its own, and a delivery of this event that answered SUCCESS meanwhile keeps the user.
+ */
+async function undoCreate(aws: Aws, user: UserIdentity, cause: Error, own: OwnWork): Promise<void> {
+  const decision = await own.withdraw(user);
+  if (decision === 'answered') {
+    warn(
+      'the Create failed, but a delivery of this same event answered SUCCESS with the user meanwhile: that answer stands, the user is kept',
+      {
+        ...user,
+        reason: cause.message,
+      },
+    );
+    return;
+  }
+  if (decision === 'leave') {
+    unfinished(
+      'the Create failed and the user it may have made was left because its record could not be withdrawn: ' +
+        'delete it by hand',
+      { ...user, reason: cause.message },
+    );
+    return;
+  }
   try {
     await aws.deleteUser(user);
     warn('the Create failed after its own CreateUser may have made the user: deleted it again', {

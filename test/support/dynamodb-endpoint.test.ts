@@ -105,3 +105,71 @@ test('an unknown table is 400 ResourceNotFoundException; an expression it does n
     ),
   ).rejects.toMatchObject({ name: 'ValidationException', message: expect.stringMatching(/does not model/) });
 });
+
+describe('what DynamoDB refuses as malformed, the double refuses too (400 ValidationException, nothing written)', () => {
+  const update = (extra: object) =>
+    client.send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: key,
+        UpdateExpression: 'SET #made = :made',
+        ExpressionAttributeNames: { '#made': 'made' },
+        ExpressionAttributeValues: { ':made': { S: 'x' } },
+        ...extra,
+      }),
+    );
+
+  test.each<[string, object, RegExp]>([
+    [
+      'a name no expression uses',
+      { ExpressionAttributeNames: { '#made': 'made', '#answer': 'answer' } },
+      /^Value provided in ExpressionAttributeNames unused in expressions: keys: \{#answer\}$/,
+    ],
+    [
+      'a value no expression uses',
+      { ExpressionAttributeValues: { ':made': { S: 'x' }, ':ttl': { N: '1' } } },
+      /^Value provided in ExpressionAttributeValues unused in expressions: keys: \{:ttl\}$/,
+    ],
+    [
+      'a condition joined by OR (not modelled)',
+      { ConditionExpression: 'attribute_not_exists(#made) OR attribute_exists(#made)' },
+      /does not model/,
+    ],
+  ])('%s', async (_case, extra, message) => {
+    await expect(update(extra)).rejects.toMatchObject({
+      name: 'ValidationException',
+      message: expect.stringMatching(message),
+    });
+    expect(fake.items(TABLE)).toEqual([]);
+  });
+});
+
+test('a condition of attribute_(not_)exists terms joined by AND, and SET ... REMOVE: as DynamoDB does', async () => {
+  const names = { '#made': 'made', '#answer': 'answer' };
+  const write = (extra: object) =>
+    client.send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: key,
+        UpdateExpression: 'SET #made = :made',
+        ExpressionAttributeNames: { '#made': 'made' },
+        ExpressionAttributeValues: { ':made': { S: 'x' } },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        ...extra,
+      }),
+    );
+  await write({ UpdateExpression: 'SET #made = :made, #answer = :made', ExpressionAttributeNames: names });
+  await write({ UpdateExpression: 'SET #made = :made REMOVE #answer', ExpressionAttributeNames: names });
+  expect(fake.items(TABLE)).toEqual([{ ...key, made: { S: 'x' } }]);
+  // Both terms must hold: the second fails here, and the failure carries the item as it was.
+  await expect(
+    write({
+      ConditionExpression: 'attribute_not_exists(#answer) AND attribute_not_exists(#made)',
+      ExpressionAttributeNames: names,
+    }),
+  ).rejects.toMatchObject({ name: 'ConditionalCheckFailedException', Item: { ...key, made: { S: 'x' } } });
+  await write({
+    ConditionExpression: 'attribute_not_exists(#answer) AND attribute_exists(#made)',
+    ExpressionAttributeNames: names,
+  });
+});

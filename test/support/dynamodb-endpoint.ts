@@ -12,9 +12,13 @@
  * - throttling is 400 `ProvisionedThroughputExceededException` or `ThrottlingException`, and 500/503 are the
  *   service's own failures (`inject`); a 500 may come after the write was made (`internalAfterWrite`);
  * - an unknown table is 400 `ResourceNotFoundException`.
- * Expressions: only what the handler sends (`SET #a = :v, ...` and `attribute_not_exists(#a)` /
- * `attribute_exists(#a)`); anything else is a 400 `ValidationException` saying the double does not model it, so that
- * the handler cannot silently depend on something unmodelled. TTL deletion is not modelled (it takes days).
+ * - a name in `ExpressionAttributeNames` or a value in `ExpressionAttributeValues` that no expression of the request
+ *   uses is 400 `ValidationException` ("Value provided in ExpressionAttributeNames unused in expressions"), as is
+ *   one that an expression uses but the request does not define.
+ * Expressions: only what the handler sends (`SET #a = :v, ...` optionally followed by `REMOVE #b, ...`, and a
+ * condition of `attribute_not_exists(#a)` / `attribute_exists(#a)` terms joined by `AND`); anything else is a 400
+ * `ValidationException` saying the double does not model it, so that the handler cannot silently depend on something
+ * unmodelled. TTL deletion is not modelled (it takes days).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -207,21 +211,29 @@ export class FakeDynamoDb {
         );
       return names[token];
     };
+    refuseUnused(input, names, values);
     const current = table.items.get(key);
     if (input.ConditionExpression !== undefined) {
-      const condition = /^\s*(attribute_not_exists|attribute_exists)\(\s*(#?\w+)\s*\)\s*$/.exec(
-        input.ConditionExpression,
-      );
-      if (!condition) throw unmodelled(`ConditionExpression ${input.ConditionExpression}`);
-      const exists = current !== undefined && name(condition[2]) in current;
-      if ((condition[1] === 'attribute_exists') !== exists) {
+      const terms = String(input.ConditionExpression)
+        .split(/\s+AND\s+/)
+        .map((term) => /^\s*(attribute_not_exists|attribute_exists)\(\s*(#?\w+)\s*\)\s*$/.exec(term));
+      if (terms.some((term) => !term)) throw unmodelled(`ConditionExpression ${input.ConditionExpression}`);
+      const holds = terms.every((term) => {
+        const exists = current !== undefined && name(term![2]) in current;
+        return (term![1] === 'attribute_exists') === exists;
+      });
+      if (!holds) {
         const old =
           input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && current ? { Item: structuredClone(current) } : {};
         throw new DynamoDbError(400, 'ConditionalCheckFailedException', 'The conditional request failed', old);
       }
     }
-    const set = /^\s*SET\s+(.+)$/i.exec(input.UpdateExpression ?? '');
+    const set = /^\s*SET\s+(.+?)(?:\s+REMOVE\s+(.+))?$/i.exec(input.UpdateExpression ?? '');
     if (!set) throw unmodelled(`UpdateExpression ${input.UpdateExpression}`);
+    const removed = (set[2] ?? '').split(',').filter((part) => part.trim() !== '');
+    for (const path of removed) {
+      if (!/^\s*#?\w+\s*$/.test(path)) throw unmodelled(`REMOVE clause ${path}`);
+    }
     const next: Item = { ...structuredClone(current ?? {}), [table.keyAttribute]: { S: key } };
     for (const assignment of set[1].split(',')) {
       const parts = /^\s*(#?\w+)\s*=\s*(:\w+)\s*$/.exec(assignment);
@@ -237,10 +249,42 @@ export class FakeDynamoDb {
         throw new DynamoDbError(400, 'ValidationException', 'Cannot update attribute of the key');
       next[attribute] = structuredClone(values[parts[2]]);
     }
+    for (const path of removed) {
+      const attribute = name(path.trim());
+      if (attribute === table.keyAttribute)
+        throw new DynamoDbError(400, 'ValidationException', 'Cannot update attribute of the key');
+      delete next[attribute];
+    }
     table.before.set(key, current);
     table.items.set(key, next);
     return [{}, {}];
   }
+}
+
+/** DynamoDB refuses names and values that no expression of the request uses. */
+function refuseUnused(
+  input: Record<string, any>,
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+): void {
+  const expressions = [input.UpdateExpression, input.ConditionExpression, input.ProjectionExpression]
+    .filter((e) => typeof e === 'string')
+    .join(' ');
+  const used = new Set(expressions.match(/[#:]\w+/g) ?? []);
+  const unusedNames = Object.keys(names).filter((n) => !used.has(n));
+  if (unusedNames.length > 0)
+    throw new DynamoDbError(
+      400,
+      'ValidationException',
+      `Value provided in ExpressionAttributeNames unused in expressions: keys: {${unusedNames.join(', ')}}`,
+    );
+  const unusedValues = Object.keys(values).filter((v) => !used.has(v));
+  if (unusedValues.length > 0)
+    throw new DynamoDbError(
+      400,
+      'ValidationException',
+      `Value provided in ExpressionAttributeValues unused in expressions: keys: {${unusedValues.join(', ')}}`,
+    );
 }
 
 function keyOf(table: Table, key: Item): string {
