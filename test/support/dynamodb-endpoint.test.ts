@@ -32,6 +32,19 @@ beforeEach(() => {
 });
 
 const key = { delivery: { S: 'k-1' } };
+
+/** An UpdateItem that sets `made` on the test's item, with `extra` fields of the request on top. */
+const updateMade = (extra: object) =>
+  client.send(
+    new UpdateItemCommand({
+      TableName: TABLE,
+      Key: key,
+      UpdateExpression: 'SET #made = :made',
+      ExpressionAttributeNames: { '#made': 'made' },
+      ExpressionAttributeValues: { ':made': { S: 'x' } },
+      ...extra,
+    }),
+  );
 const setAnswer = (value: string, condition = true) =>
   client.send(
     new UpdateItemCommand({
@@ -107,18 +120,6 @@ test('an unknown table is 400 ResourceNotFoundException; an expression it does n
 });
 
 describe('what DynamoDB refuses as malformed, the double refuses too (400 ValidationException, nothing written)', () => {
-  const update = (extra: object) =>
-    client.send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key: key,
-        UpdateExpression: 'SET #made = :made',
-        ExpressionAttributeNames: { '#made': 'made' },
-        ExpressionAttributeValues: { ':made': { S: 'x' } },
-        ...extra,
-      }),
-    );
-
   test.each<[string, object, RegExp]>([
     [
       'a name no expression uses',
@@ -136,7 +137,7 @@ describe('what DynamoDB refuses as malformed, the double refuses too (400 Valida
       /does not model/,
     ],
   ])('%s', async (_case, extra, message) => {
-    await expect(update(extra)).rejects.toMatchObject({
+    await expect(updateMade(extra)).rejects.toMatchObject({
       name: 'ValidationException',
       message: expect.stringMatching(message),
     });
@@ -146,18 +147,7 @@ describe('what DynamoDB refuses as malformed, the double refuses too (400 Valida
 
 test('a condition of attribute_(not_)exists terms joined by AND, and SET ... REMOVE: as DynamoDB does', async () => {
   const names = { '#made': 'made', '#answer': 'answer' };
-  const write = (extra: object) =>
-    client.send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key: key,
-        UpdateExpression: 'SET #made = :made',
-        ExpressionAttributeNames: { '#made': 'made' },
-        ExpressionAttributeValues: { ':made': { S: 'x' } },
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        ...extra,
-      }),
-    );
+  const write = (extra: object) => updateMade({ ReturnValuesOnConditionCheckFailure: 'ALL_OLD', ...extra });
   await write({ UpdateExpression: 'SET #made = :made, #answer = :made', ExpressionAttributeNames: names });
   await write({ UpdateExpression: 'SET #made = :made REMOVE #answer', ExpressionAttributeNames: names });
   expect(fake.items(TABLE)).toEqual([{ ...key, made: { S: 'x' } }]);
