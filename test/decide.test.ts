@@ -272,12 +272,18 @@ describe('decideRepeat: what a record of the same delivery proves', () => {
     ],
     ['a made user without a username', 'Create', { made: { brokerId: BROKER_ID, username: '' } }, {}],
     ['a made user without a broker', 'Update', { made: { brokerId: '', username: 'orders-service' } }, {}],
-    ['a made user withdrawn (undone): proves nothing', 'Create', { made: ours, undone: true }, {}],
     [
-      'an answer beside a withdrawn made: the answer still fits',
+      'a made user withdrawn (undone): proves nothing, and the event fails',
+      'Create',
+      { made: ours, undone: true },
+      { undone: true },
+    ],
+    ['a withdrawal alone: the event fails before any call', 'Update', { undone: true }, { undone: true }],
+    [
+      'an answer beside a withdrawal (only a forged item has both): the withdrawal is final',
       'Create',
       { answer, made: ours, undone: true },
-      { answer },
+      { undone: true },
     ],
     [
       'a forged answer naming another user (its Delete would delete that user): no answer',
@@ -376,16 +382,14 @@ describe('fitsEvent: a stored answer is only one this handler could have given t
 });
 
 describe('decideUndo: a failing Create deletes its user only once no record can take it over', () => {
-  test.each<[string, Parameters<typeof decideUndo>[0], boolean, ReturnType<typeof decideUndo>]>([
-    ['withdrawn, made recorded', 'withdrawn', true, 'undo'],
-    ['withdrawn, made never recorded', 'withdrawn', false, 'undo'],
-    ['no table', 'untracked', false, 'undo'],
-    ["the table failing, made never recorded (today's undo)", 'failed', false, 'undo'],
-    ['the table failing, made recorded: leave the user (loud)', 'failed', true, 'leave'],
-    ["refused: a twin's answer stands, made recorded", 'answered', true, 'answered'],
-    ["refused: a twin's answer stands, made not recorded", 'answered', false, 'answered'],
-  ])('%s (%s, made recorded: %s) -> %s', (_case, withdrawal, madeRecorded, expected) => {
-    expect(decideUndo(withdrawal, madeRecorded)).toBe(expected);
+  test.each<[string, Parameters<typeof decideUndo>[0], ReturnType<typeof decideUndo>]>([
+    ['withdrawn: the withdrawal is final, nothing can take the name over', 'withdrawn', 'undo'],
+    ['no table: nothing was ever recorded', 'untracked', 'undo'],
+    // A made write that answered an error may have been applied all the same: it may stand.
+    ['the table failing: leave the user (loud), a made may stand', 'failed', 'leave'],
+    ["refused: a twin's answer stands", 'answered', 'answered'],
+  ])('%s (%s) -> %s', (_case, withdrawal, expected) => {
+    expect(decideUndo(withdrawal)).toBe(expected);
   });
 });
 

@@ -144,9 +144,10 @@ describe('hostile: what a second delivery in another environment must still refu
       synth((s) => user(s, 'Undone', 'undone-user')),
       { ...OPTIONS, redeliver: elsewhere('Create', 'answerLostElsewhere') },
     );
-    // The second delivery (another environment) finds the first's `made` withdrawn: the foreign user is not its own.
+    // The second delivery (another environment) finds the first's `made` withdrawn: a withdrawal is final, so it fails
+    // as the first did, before any call; the foreign user is not its own.
     expect(result.status).toBe('ROLLBACK_COMPLETE');
-    expect(result.reason).toMatch(/user "undone-user" already exists/);
+    expect(result.reason).toMatch(/undid its CreateUser and deleted the user again/);
     expect(mq.user(BROKER, 'undone-user')?.pending).toMatchObject({ change: 'CREATE', ...FOREIGN });
     expect(mq.mqCalls(calls, 'UpdateUser')).toEqual([]);
     expect(mq.mqCalls(calls, 'DeleteUser')).toHaveLength(1);

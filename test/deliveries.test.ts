@@ -23,7 +23,7 @@ import 'aws-sdk-client-mock-jest';
 import { DELIVERIES_TABLE_ENV, DELIVERY_KEY_ATTRIBUTE } from '../lib/private/env';
 import { retryTiming } from '../lambda/shared/retry';
 import { deliveryKey, deliveryTiming } from '../lambda/user/deliveries';
-import { handler, type UserEvent } from '../lambda/user/index';
+import { WAITING_FIELD, handler, isComplete, type UserEvent } from '../lambda/user/index';
 import {
   BROKER_ID,
   PASSWORD,
@@ -41,7 +41,12 @@ const mq = mockClient(MqClient);
 const secrets = mockClient(SecretsManagerClient);
 const cloudFormation = mockClient(CloudFormationClient);
 const atWork = new CloudFormationAtWork(cloudFormation, 'Custom::MqUser');
-const TABLE = 'Orders-CdkMqUserProviderDeliveries-ABC123';
+/**
+ * A table of its own per test: a request a test abandoned (its deadline passed) may still land later, and must not
+ * land in the next test's table.
+ */
+let tables = 0;
+let TABLE = 'Orders-CdkMqUserProviderDeliveries-ABC123';
 const REQUEST = 'b7f3c1de-0000-4000-8000-000000000001';
 const OTHER_REQUEST = 'b7f3c1de-0000-4000-8000-000000000002';
 const RUNNING = {
@@ -66,6 +71,7 @@ const pendingCreate = {
 
 let dynamodb: FakeDynamoDb;
 let warnings: string[];
+let logs: string[];
 
 beforeAll(async () => {
   dynamodb = await FakeDynamoDb.start();
@@ -85,7 +91,7 @@ beforeEach(() => {
   secrets.reset();
   cloudFormation.reset();
   atWork.install();
-  dynamodb.deleteTable(TABLE);
+  TABLE = `Orders-CdkMqUserProviderDeliveries-ABC${++tables}`;
   dynamodb.createTable(TABLE, DELIVERY_KEY_ATTRIBUTE);
   dynamodb.clearInjections();
   dynamodb.staleReads = true;
@@ -107,7 +113,8 @@ beforeEach(() => {
     Stacks: [{ StackName: 'Orders', StackStatus: 'CREATE_IN_PROGRESS', CreationTime: new Date() }],
   });
   warnings = [];
-  jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  logs = [];
+  jest.spyOn(console, 'log').mockImplementation((line: string) => void logs.push(String(line)));
   jest.spyOn(console, 'warn').mockImplementation((line: string) => void warnings.push(String(line)));
 });
 
@@ -127,6 +134,11 @@ const create = (requestId = REQUEST): UserEvent => ({ ...createEvent(), RequestI
 async function run(event: UserEvent) {
   atWork.workOn(event);
   return handler(event, lambdaContext());
+}
+
+/** What a twin delivery of `event` leaves when it withdrew its claim before deleting the user it made. */
+function withdrawn(event: UserEvent) {
+  dynamodb.putItem(TABLE, { [DELIVERY_KEY_ATTRIBUTE]: { S: deliveryKey(event)! }, undone: { BOOL: true } });
 }
 
 /** What an earlier delivery of `event` would have recorded: its CreateUser may have made `username`. */
@@ -250,7 +262,9 @@ describe('hostile: a Create that undoes its own CreateUser withdraws its record 
     mq.reset();
     mq.on(DescribeBrokerCommand).resolves(RUNNING);
     mq.on(DescribeUserCommand).resolves(pendingCreate);
-    await expect(run(create())).rejects.toThrow(/user "orders-service" already exists/);
+    // The withdrawal is final: the second delivery fails as the first did, before any call.
+    await expect(run(create())).rejects.toThrow(/undid its CreateUser and deleted the user again/);
+    expect(mq).toHaveReceivedCommandTimes(DescribeUserCommand, 0);
     expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 0);
     expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 0);
     expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
@@ -294,12 +308,56 @@ describe('hostile: a Create that undoes its own CreateUser withdraws its record 
     expect(warnings.join('\n')).toMatch(/its record could not be withdrawn: delete it by hand/);
   });
 
-  test('the table failing before any made was recorded: undone as before (DeleteUser), nothing can take it over', async () => {
+  test('the table failing from the start: a made write that answered 500 may stand, so the user is left, loud', async () => {
     mq.on(DescribeUserCommand).rejects(notFound());
     mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
     mq.on(DeleteUserCommand).resolves({});
-    dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
+    // The double's own word: a write answered 500 after it was applied (DynamoDB's 500s may have done the work).
+    dynamodb.inject({ operation: 'UpdateItem', fault: 'internalAfterWrite', times: Infinity });
     await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    // Both writes were applied, though each answered 500: the handler cannot know, so it deletes nothing.
+    expect(item()).toMatchObject({ made: expect.anything(), undone: { BOOL: true } });
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
+    expect(warnings.join('\n')).toMatch(/its record could not be withdrawn: delete it by hand.*"alarm":/);
+  });
+
+  test('no table (a template before it): the undo deletes as it always did', async () => {
+    delete process.env[DELIVERIES_TABLE_ENV];
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).rejectsOnce(internal()).rejects(badRequest());
+    mq.on(DeleteUserCommand).resolves({});
+    await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
+  });
+
+  test("the waiter's next attempt after a twin withdrew: fails before any call, even knowing it may have made the user", async () => {
+    // The first attempt's CreateUser got no answer, then the broker rebooted: the event waits, knowing the user may be
+    // its own. Meanwhile a twin delivery withdrew its claim and deleted the user, and another stack creates the name.
+    withdrawn(create());
+    mq.on(DescribeUserCommand).resolves(pendingCreate);
+    const waiting = {
+      ...create(),
+      PhysicalResourceId: 'AWSCDK::CustomResourceProviderFramework::CREATE_FAILED', // what onEvent hands a waiting Create
+      [WAITING_FIELD]: { since: Date.now(), ownCreate: true },
+    };
+    atWork.workOn(create());
+    await expect(isComplete(waiting, lambdaContext())).rejects.toThrow(/undid its CreateUser/);
+    expect(mq).toHaveReceivedCommandTimes(DescribeUserCommand, 0);
+    expect(mq).toHaveReceivedCommandTimes(UpdateUserCommand, 0);
+    expect(mq).toHaveReceivedCommandTimes(CreateUserCommand, 0);
+  });
+
+  test('a late made write never revives a claim a twin withdrew: it undoes what it made instead', async () => {
+    // The twin withdrew (and deleted the user) before this delivery's CreateUser answered: its made is refused.
+    mq.on(DescribeUserCommand).rejects(notFound());
+    mq.on(CreateUserCommand).callsFake(async () => {
+      withdrawn(create());
+      return {};
+    });
+    mq.on(DeleteUserCommand).resolves({});
+    await expect(run(create())).rejects.toThrow(/undid its CreateUser and deleted the user again/);
+    expect(item()).not.toHaveProperty('made');
+    expect(item()).toMatchObject({ undone: { BOOL: true } });
     expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 1);
   });
 });
@@ -318,10 +376,12 @@ describe('hostile: two deliveries of one event running at the same time never di
         twin = await run(create());
         throw badRequest();
       });
-    await expect(run(create())).rejects.toThrow(/BadRequestException, HTTP 400/);
+    // Whichever delivery CloudFormation hears, the answer is the same: the twin's SUCCESS, with the user kept.
+    const own = await run(create());
     expect(twin).toMatchObject({ PhysicalResourceId: physicalId() });
+    expect(own).toEqual(twin);
     expect(mq).toHaveReceivedCommandTimes(DeleteUserCommand, 0);
-    expect(warnings.join('\n')).toMatch(/answered SUCCESS with the user meanwhile: that answer stands/);
+    expect(logs.join('\n')).toMatch(/answered SUCCESS with the user meanwhile: answering as it did/);
     expect(item()).not.toHaveProperty('undone');
   });
 
@@ -333,9 +393,7 @@ describe('hostile: two deliveries of one event running at the same time never di
       dynamodb.putItem(TABLE, { ...item()!, undone: { BOOL: true } });
       return {};
     });
-    await expect(run(create())).rejects.toThrow(
-      /a delivery of this same event, running at the same time, undid its CreateUser/,
-    );
+    await expect(run(create())).rejects.toThrow(/a delivery of this same event undid its CreateUser/);
     expect(item()).not.toHaveProperty('answer');
   });
 });
@@ -373,7 +431,7 @@ describe('a table that fails never breaks a safety rule', () => {
     dynamodb.inject({ operation: 'UpdateItem', fault: 'internal', times: Infinity });
     expect(await run(create())).toMatchObject({ PhysicalResourceId: physicalId() });
     expect(warnings.join('\n')).toMatch(/could not record that this event may have made the user/);
-    expect(warnings.join('\n')).toMatch(/could not record the answer to this event/);
+    expect(warnings.join('\n')).toMatch(/answered without recording the answer.*"alarm":/);
     expect(dynamodb.calls.filter((c) => c.operation === 'UpdateItem').length).toBeGreaterThan(2);
   });
 

@@ -151,18 +151,24 @@ export interface EventIdentity {
 export interface Repeat {
   readonly answer?: RecordedAnswer;
   readonly made?: UserIdentity;
+  /**
+   * A delivery of this event withdrew its `made` and deleted that user again, and no answer stands: the event failed,
+   * and every later delivery of it fails too, before any call (a withdrawal is final).
+   */
+  readonly undone?: boolean;
 }
 
 export function decideRepeat(requestType: string, record: DeliveryRecord | undefined, event: EventIdentity): Repeat {
   if ((requestType !== 'Create' && requestType !== 'Update') || !record) return {};
   const { answer, made } = record;
   const validMade =
-    record.undone !== true &&
     made !== undefined &&
     typeof made.brokerId === 'string' &&
     made.brokerId !== '' &&
     typeof made.username === 'string' &&
     made.username !== '';
+  // A withdrawal is final: an answer beside it can only be forged (the two writes exclude each other).
+  if (record.undone === true) return { undone: true };
   return {
     ...(fitsEvent(answer, event)
       ? { answer: { PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data } }
@@ -209,14 +215,16 @@ export type Withdrawal = 'withdrawn' | 'answered' | 'failed' | 'untracked';
 
 /**
  * Whether a failing Create deletes the user its own CreateUser may have made.
- * - `undo`: the claim is withdrawn, or no record of it was ever written (nothing can take the user over later).
+ * - `undo`: the claim is withdrawn (a withdrawal is final: no delivery of this event acts after it), or the handler
+ *   has no table (nothing was ever recorded).
  * - `answered`: a delivery of this event running at the same time answered SUCCESS with the user: it stands.
- * - `leave`: a `made` was recorded and cannot be withdrawn: deleting the user would let a later delivery take a
- *   same-named user of someone else as its own; leaving it is loud (the alarm) and takes nothing.
+ * - `leave`: the withdrawal failed. A `made` may stand (even a write that answered an error may have been applied):
+ *   deleting the user would let a later delivery take a same-named user of someone else as its own. Leaving it is
+ *   loud (the alarm) and takes nothing.
  */
-export function decideUndo(withdrawal: Withdrawal, madeRecorded: boolean): 'undo' | 'answered' | 'leave' {
+export function decideUndo(withdrawal: Withdrawal): 'undo' | 'answered' | 'leave' {
   if (withdrawal === 'answered') return 'answered';
-  if (withdrawal === 'failed' && madeRecorded) return 'leave';
+  if (withdrawal === 'failed') return 'leave';
   return 'undo';
 }
 

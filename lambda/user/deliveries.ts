@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { DynamoDBClient, GetItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DELIVERIES_TABLE_ENV, DELIVERY_KEY_ATTRIBUTE, DELIVERY_TTL_ATTRIBUTE } from '../../lib/private/env';
 import type { ProviderEvent } from '../shared/event';
-import { warn } from '../shared/log';
+import { unfinished, warn } from '../shared/log';
 import type { UserIdentity } from '../shared/properties';
 import { Deadline, withRetry } from '../shared/retry';
 import { type DeliveryRecord, type EventIdentity, type RecordedAnswer, type Withdrawal, fitsEvent } from './decide';
@@ -105,51 +105,57 @@ export class Deliveries {
 
   /**
    * Records that this delivery's CreateUser may have made `user`, right after it answered (success, no answer or a
-   * 5xx): from then on, a second delivery that finds the user takes it as its own. Never throws: without the record
-   * a second delivery fails "already exists", which is loud and safe.
+   * 5xx): from then on, a second delivery that finds the user takes it as its own. Conditional on no withdrawal: a
+   * delivery of this event that withdrew its `made` deleted the user again, and a claim written after it would make a
+   * later delivery take a same-named user of someone else; refused, it throws `UndoneError` (the caller then undoes
+   * what it may have made). Other failures are a warning: without the record a second delivery fails "already
+   * exists", which is loud and safe.
    */
-  async recordMade(user: UserIdentity): Promise<boolean> {
-    if (!this.where) return false;
+  async recordMade(user: UserIdentity): Promise<void> {
+    if (!this.where) return;
+    let refused: Record<string, AttributeValue> | undefined;
     try {
-      // A withdrawal before it was about another CreateUser, whose user was deleted again: this one's stands.
-      await this.update('SET #made = :made, #ttl = :ttl REMOVE #undone', {
-        ':made': { M: { brokerId: { S: user.brokerId }, username: { S: user.username } } },
-      });
-      return true;
+      refused = await this.update(
+        'SET #made = :made, #ttl = :ttl',
+        { ':made': { M: { brokerId: { S: user.brokerId }, username: { S: user.username } } } },
+        'attribute_not_exists(#undone)',
+      );
     } catch (error) {
       warn(
         'could not record that this event may have made the user: a second delivery of this event would fail ' +
           '"already exists" (see "Troubleshooting" in the cdk-mq-user README)',
         { ...user, table: this.where.table, reason: (error as Error).message },
       );
-      return false;
+      return;
     }
+    if (refused !== undefined) throw new UndoneError();
   }
 
   /**
    * Withdraws `made` before the user it names is deleted again (the Create failed): a delivery of this event that
-   * reads the record later finds the user's name free for anyone, and one that answers later finds that its user was
-   * deleted. Conditional: refused (`answered`) while an answer of this event stands, as a delivery running at the same
-   * time then answered SUCCESS with the user and CloudFormation keeps it. Never throws.
+   * reads the record later fails at once (a withdrawal is final), and one that answers later finds that its user was
+   * deleted. Conditional: refused while an answer of this event stands, as a delivery running at the same time then
+   * answered SUCCESS with the user; the answer is returned with the refusal. Never throws.
    */
-  async withdraw(user: UserIdentity): Promise<Withdrawal> {
-    if (!this.where) return 'untracked';
+  async withdraw(user: UserIdentity): Promise<{ readonly outcome: Withdrawal; readonly answer?: RecordedAnswer }> {
+    if (!this.where) return { outcome: 'untracked' };
     try {
       const earlier = await this.update(
         'SET #undone = :undone, #ttl = :ttl',
         { ':undone': { BOOL: true } },
         'attribute_not_exists(#answer)',
       );
-      if (earlier === undefined) return 'withdrawn';
-      // The condition failed: an answer stands (ALL_OLD shows it; a refusal without the item is read as one too).
-      return 'answered';
+      if (earlier === undefined) return { outcome: 'withdrawn' };
+      // The condition failed: an answer stands (ALL_OLD shows it; without the item, read it).
+      const stored = parseItem(earlier)?.answer ?? (await this.read())?.answer;
+      return { outcome: 'answered', ...(stored ? { answer: stored } : {}) };
     } catch (error) {
       warn('could not withdraw the record that this event may have made the user', {
         ...user,
         table: this.where.table,
         reason: (error as Error).message,
       });
-      return 'failed';
+      return { outcome: 'failed' };
     }
   }
 
@@ -161,9 +167,8 @@ export class Deliveries {
    */
   async recordAnswer(answer: RecordedAnswer, event: EventIdentity): Promise<RecordedAnswer> {
     if (!this.where) return answer;
-    let earlier: Record<string, AttributeValue> | undefined;
     try {
-      earlier = await this.update(
+      const earlier = await this.update(
         'SET #answer = :answer, #ttl = :ttl',
         { ':answer': { S: JSON.stringify(answer) } },
         'attribute_not_exists(#answer) AND attribute_not_exists(#undone)',
@@ -171,17 +176,31 @@ export class Deliveries {
       if (earlier === undefined) return answer;
       const stored = parseItem(earlier) ?? {};
       const standing = stored.answer === undefined && stored.undone !== true ? await this.read() : stored;
-      if (standing?.undone === true && standing.answer === undefined) throw new UndoneError();
+      // A withdrawal is final, whatever stands beside it (an answer beside it can only be forged).
+      if (standing?.undone === true) throw new UndoneError();
       return fitsEvent(standing?.answer, event) ? standing.answer : answer;
     } catch (error) {
       if (error instanceof UndoneError) throw error;
-      warn('could not record the answer to this event: a second delivery of it would run it again', {
-        table: this.where.table,
-        physicalResourceId: answer.PhysicalResourceId,
-        reason: (error as Error).message,
-      });
-      return answer;
+      return this.unrecordedAnswer(answer, event, error as Error);
     }
+  }
+
+  /**
+   * The answer could not be recorded: without it, a delivery of this event running at the same time may still withdraw
+   * its `made` and delete the user this answer holds. Read once more: a withdrawal means this answer must not be
+   * SUCCESS; a recorded answer (ours, applied after all, or a twin's) stands; otherwise the answer goes out unrecorded,
+   * marked for the alarm, as nothing can tell that no twin deletes the user.
+   */
+  private async unrecordedAnswer(answer: RecordedAnswer, event: EventIdentity, cause: Error): Promise<RecordedAnswer> {
+    const standing = await this.read();
+    if (standing?.undone === true) throw new UndoneError();
+    if (fitsEvent(standing?.answer, event)) return standing.answer;
+    unfinished(
+      'answered without recording the answer in the table of deliveries: if a delivery of this same event ran at the ' +
+        'same time and failed, it may have deleted the user this answer holds; check that it exists',
+      { table: this.where!.table, physicalResourceId: answer.PhysicalResourceId, reason: cause.message },
+    );
+    return answer;
   }
 
   /** An UpdateItem of this delivery's item; returns the item as it was when a condition failed, else `undefined`. */
@@ -256,7 +275,7 @@ function parseItem(item: Record<string, AttributeValue> | undefined): DeliveryRe
 export class UndoneError extends Error {
   constructor() {
     super(
-      'a delivery of this same event, running at the same time, undid its CreateUser and deleted the user again: ' +
+      'a delivery of this same event undid its CreateUser and deleted the user again: ' +
         'this Create fails and rolls back, and nothing of it stays on the broker',
     );
     this.name = 'UndoneError';

@@ -17,6 +17,7 @@ import {
   decideTakeover,
   decideUndo,
   findHolder,
+  fitsEvent,
   isLive,
   madeByEarlierDelivery,
   needsWrite,
@@ -25,7 +26,7 @@ import {
   type Holder,
   type Repeat,
 } from './decide';
-import { Deliveries } from './deliveries';
+import { Deliveries, UndoneError } from './deliveries';
 import { refuseForeignStack, type HandlerContext, type ProviderEvent } from '../shared/event';
 import { failure, log, registerSensitive, resetSensitive, unfinished, warn } from '../shared/log';
 import { extractPassword, parseJsonObject } from '../shared/password';
@@ -145,6 +146,10 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
     ...(props ? { user: identityOf(props) } : {}),
   };
   const repeat = recorded ? decideRepeat(event.RequestType, await deliveries.read(), identity) : {};
+  if (repeat.undone) {
+    // A delivery of this event deleted the user it made and failed: so does every later one, before any call.
+    throw failure(new UndoneError());
+  }
   if (repeat.answer) {
     log(`received ${event.RequestType} again (same request): answering as the first delivery did`, {
       logicalResourceId: event.LogicalResourceId,
@@ -165,6 +170,9 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
         throw new Error(`unknown RequestType ${JSON.stringify((event as { RequestType: unknown }).RequestType)}`);
     }
   } catch (thrown) {
+    // This delivery failed, but a delivery of the same event running at the same time answered SUCCESS with the user
+    // (and kept it from this one's undo): whichever of the two CloudFormation hears, the answer is the same.
+    if (thrown instanceof AnsweredByTwin) return thrown.answer;
     const error = WaitError.from(thrown);
     if (error instanceof WaitError) {
       const since = waiting?.since ?? Date.now();
@@ -235,13 +243,18 @@ interface OwnWork {
   mayHaveMade(user: UserIdentity): boolean;
   /** Looks at the record again: a delivery running at the same time may have recorded `user` since. */
   recordedSince(user: UserIdentity): Promise<boolean>;
-  /** Records that this delivery's CreateUser may have made `user` (once per user); never throws. */
+  /**
+   * Records that this delivery's CreateUser may have made `user` (once per user). Throws `UndoneError` when a delivery
+   * of this event withdrew its claim meanwhile (the caller undoes what it may have made); never otherwise.
+   */
   recordMade(user: UserIdentity): Promise<void>;
   /**
    * Before an undo deletes `user`: withdraws the record that this event may have made it, and says whether to delete
-   * it (`decideUndo`). Never throws.
+   * it (`decideUndo`), with the answer that stands when a twin delivery answered. Never throws.
    */
-  withdraw(user: UserIdentity): Promise<'undo' | 'answered' | 'leave'>;
+  withdraw(
+    user: UserIdentity,
+  ): Promise<{ readonly decision: 'undo' | 'answered' | 'leave'; readonly answer?: UserResponse }>;
 }
 
 function ownWork(
@@ -252,29 +265,30 @@ function ownWork(
   handedOn: boolean,
 ): OwnWork {
   const recorded = new Set<string>();
-  /** Users a `made` of this event was seen or written for: this delivery's, an earlier one's, the waiter's. */
-  const madeRecorded = new Set<string>();
-  const keyOf = (user: UserIdentity) => `${user.brokerId} ${user.username}`;
-  const mayHaveMade = (user: UserIdentity) => handedOn || madeByEarlierDelivery(repeat, user);
   return {
-    mayHaveMade,
-    recordedSince: async (user) => {
-      const since = madeByEarlierDelivery(decideRepeat(requestType, await deliveries.read(), identity), user);
-      if (since) madeRecorded.add(keyOf(user));
-      return since;
-    },
+    mayHaveMade: (user) => handedOn || madeByEarlierDelivery(repeat, user),
+    recordedSince: async (user) =>
+      madeByEarlierDelivery(decideRepeat(requestType, await deliveries.read(), identity), user),
     recordMade: async (user) => {
-      const key = keyOf(user);
+      const key = `${user.brokerId} ${user.username}`;
       if (recorded.has(key)) return;
       recorded.add(key);
-      if (await deliveries.recordMade(user)) madeRecorded.add(key);
+      await deliveries.recordMade(user);
     },
     withdraw: async (user) => {
-      // The waiter's earlier attempt of this event recorded its `made` in the same item, if the table took it.
-      const made = madeRecorded.has(keyOf(user)) || mayHaveMade(user);
-      return decideUndo(await deliveries.withdraw(user), made);
+      const { outcome, answer } = await deliveries.withdraw(user);
+      const fitting = fitsEvent(answer, identity) ? (answer as UserResponse) : undefined;
+      return { decision: decideUndo(outcome), ...(fitting ? { answer: fitting } : {}) };
     },
   };
+}
+
+/** A twin delivery of this event answered SUCCESS with the user this one was about to undo: its answer is ours. */
+class AnsweredByTwin extends Error {
+  constructor(readonly answer: UserResponse) {
+    super('a delivery of this same event answered SUCCESS meanwhile');
+    this.name = 'AnsweredByTwin';
+  }
 }
 
 /** A final answer is recorded for a second delivery of the event; one handed to the waiter is not final. */
@@ -633,6 +647,7 @@ async function createUser(
     for (let round = 1; ; round++) {
       try {
         await bounded.createUser(user, desired as DesiredUser & { password: string });
+        uncertain = true; // made by us: a withdrawal by a twin delivery (recordMade's UndoneError) undoes it
         // Recorded before anything else: from here on, a second delivery of this event takes the user as its own.
         await own.recordMade(user);
         return { owner: 'created', pendingChange: 'CREATE' };
@@ -686,14 +701,22 @@ async function createUser(
  * user of someone else as its own, and a delivery of this event that answered SUCCESS meanwhile keeps the user.
  */
 async function undoCreate(aws: Aws, user: UserIdentity, cause: Error, own: OwnWork): Promise<void> {
-  const decision = await own.withdraw(user);
+  const { decision, answer } = await own.withdraw(user);
   if (decision === 'answered') {
-    warn(
-      'the Create failed, but a delivery of this same event answered SUCCESS with the user meanwhile: that answer stands, the user is kept',
-      {
-        ...user,
-        reason: cause.message,
-      },
+    if (answer) {
+      log(
+        'the Create failed, but a delivery of this same event answered SUCCESS with the user meanwhile: answering as it did',
+        {
+          ...user,
+          reason: cause.message,
+        },
+      );
+      throw new AnsweredByTwin(answer);
+    }
+    unfinished(
+      'the Create failed; a delivery of this same event recorded an answer meanwhile that names another user: the ' +
+        'user this event may have made was left: check it by hand',
+      { ...user, reason: cause.message },
     );
     return;
   }
