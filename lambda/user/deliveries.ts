@@ -146,8 +146,8 @@ export class Deliveries {
         'attribute_not_exists(#answer)',
       );
       if (earlier === undefined) return { outcome: 'withdrawn' };
-      // The condition failed: an answer stands (ALL_OLD shows it; without the item, read it).
-      const stored = parseItem(earlier)?.answer ?? (await this.read())?.answer;
+      // The condition failed: an answer stands.
+      const stored = (await this.refusedBy(earlier))?.answer;
       return { outcome: 'answered', ...(stored ? { answer: stored } : {}) };
     } catch (error) {
       warn('could not withdraw the record that this event may have made the user', {
@@ -174,8 +174,7 @@ export class Deliveries {
         'attribute_not_exists(#answer) AND attribute_not_exists(#undone)',
       );
       if (earlier === undefined) return answer;
-      const stored = parseItem(earlier) ?? {};
-      const standing = stored.answer === undefined && stored.undone !== true ? await this.read() : stored;
+      const standing = await this.refusedBy(earlier);
       // A withdrawal is final, whatever stands beside it (an answer beside it can only be forged).
       if (standing?.undone === true) throw new UndoneError();
       return fitsEvent(standing?.answer, event) ? standing.answer : answer;
@@ -201,6 +200,11 @@ export class Deliveries {
       { table: this.where!.table, physicalResourceId: answer.PhysicalResourceId, reason: cause.message },
     );
     return answer;
+  }
+
+  /** What stood when a conditional write was refused: the item DynamoDB sent back (ALL_OLD), else a fresh read. */
+  private async refusedBy(item: Record<string, AttributeValue>): Promise<DeliveryRecord | undefined> {
+    return Object.keys(item).length > 0 ? parseItem(item) : this.read();
   }
 
   /** An UpdateItem of this delivery's item; returns the item as it was when a condition failed, else `undefined`. */
