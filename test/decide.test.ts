@@ -217,6 +217,20 @@ describe('decideDelete', () => {
     if (decision.action !== 'delete') expect(decision.why).not.toHaveLength(0);
   });
 
+  test.each<[Owner, boolean | undefined, Holder, boolean]>([
+    // Kept for want of knowing: the unfinished-work alarm is told.
+    ['adopted', undefined, 'none', true],
+    ['created', true, 'unknown', true],
+    ['created', undefined, 'unknown', true],
+    // Kept on purpose: nothing is left undone.
+    ['adopted', true, 'none', false],
+    ['created', true, other, false],
+    ['created', undefined, other, false],
+    ['created', false, other, false],
+  ])('owner %s, rolling back %s, holder %j: kept, unsure %s', (owner, rollingBack, holder, unsure) => {
+    expect(decideDelete({ owner, rollingBack, holder })).toMatchObject({ action: 'keep', unsure });
+  });
+
   test.each<[string, Owner, boolean | undefined, Holder, RegExp]>([
     ['an adopted user in a rollback', 'adopted', true, 'none', /adopted.*this is a rollback/],
     [

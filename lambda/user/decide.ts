@@ -83,7 +83,12 @@ export function findHolder(
 
 export type DeleteDecision =
   | { readonly action: 'delete' }
-  | { readonly action: 'keep'; readonly why: string }
+  | {
+      readonly action: 'keep';
+      readonly why: string;
+      /** Kept for want of knowing (the stack's status or resources unreadable): it may be a user nothing declares. */
+      readonly unsure: boolean;
+    }
   | { readonly action: 'fail'; readonly why: string };
 
 /**
@@ -105,14 +110,19 @@ export function decideDelete(input: {
         input.rollingBack === true
           ? 'the user was adopted: it existed before this resource took it over, and this is a rollback'
           : 'the user was adopted and the stack status cannot be read: keeping it rather than risk deleting it',
+      unsure: input.rollingBack === undefined,
     };
   }
   if (typeof input.holder === 'object') {
-    return { action: 'keep', why: `resource ${input.holder.logicalId} of this stack now holds the user` };
+    return {
+      action: 'keep',
+      why: `resource ${input.holder.logicalId} of this stack now holds the user`,
+      unsure: false,
+    };
   }
   if (input.holder === 'unknown') {
     const why = "the stack's resources cannot be read, so whether another resource holds the user is unknown";
-    return input.rollingBack === false ? { action: 'fail', why } : { action: 'keep', why };
+    return input.rollingBack === false ? { action: 'fail', why } : { action: 'keep', why, unsure: true };
   }
   return { action: 'delete' };
 }

@@ -174,6 +174,7 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
     // (and kept it from this one's undo): whichever of the two CloudFormation hears, the answer is the same.
     if (thrown instanceof AnsweredByTwin) return thrown.answer;
     const error = WaitError.from(thrown);
+    let cause = error instanceof WaitError ? error.cause : error;
     if (error instanceof WaitError) {
       const since = waiting?.since ?? Date.now();
       if (Date.now() - since < retryTiming.brokerWaitMs) {
@@ -197,20 +198,13 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
         // answers as every rollback does, below.)
         const record = parsePhysicalResourceId(event.PhysicalResourceId ?? '');
         const refusal = error.cause instanceof BrokerBusyError ? error.cause.refusal.message : error.message;
-        unfinished('cleanup: the user was not deleted, and CloudFormation does not retry this Delete', {
-          logicalResourceId: event.LogicalResourceId,
-          physicalResourceId: event.PhysicalResourceId,
-        });
-        throw failure(
-          new Error(
-            `user "${record?.username}" on broker ${record?.brokerId} was not deleted: the broker refused user calls ` +
-              `while it rebooted for ${Math.round((Date.now() - since) / 60_000)} minutes (${refusal}). ` +
-              'CloudFormation does not retry a Delete of its cleanup phase, so the user stays on the broker: delete ' +
-              'it by hand once the broker is RUNNING (see "Troubleshooting" in the cdk-mq-user README)',
-          ),
+        cause = new Error(
+          `user "${record?.username}" on broker ${record?.brokerId} was not deleted: the broker refused user calls ` +
+            `while it rebooted for ${Math.round((Date.now() - since) / 60_000)} minutes (${refusal}). ` +
+            'CloudFormation does not retry a Delete of its cleanup phase, so the user stays on the broker: delete ' +
+            'it by hand once the broker is RUNNING (see "Troubleshooting" in the cdk-mq-user README)',
         );
-      }
-      if (error.ownCreate) {
+      } else if (error.ownCreate) {
         unfinished('gave up waiting: the CreateUser of this event may have made the user; check it by hand', {
           logicalResourceId: event.LogicalResourceId,
           reason: error.message,
@@ -227,10 +221,10 @@ async function run(event: UserEvent, context: HandlerContext, waiting: Waiting |
       unfinished('cleanup: the user was not deleted, and CloudFormation does not retry this Delete', {
         logicalResourceId: event.LogicalResourceId,
         physicalResourceId: event.PhysicalResourceId,
-        reason: (error as Error).message,
+        reason: (cause as Error).message,
       });
     }
-    throw failure(error instanceof WaitError ? error.cause : error);
+    throw failure(cause);
   }
 }
 
@@ -784,9 +778,7 @@ async function onDelete(aws: Aws, event: UserEvent): Promise<UserResponse> {
   }
   const decision = decideDelete({ owner: record.owner, rollingBack, holder });
   if (decision.action === 'keep') {
-    // Kept for want of knowing (the stack's status or resources unreadable): it may be a user nothing declares now.
-    const unsure = holder === 'unknown' || (rollingBack === undefined && typeof holder !== 'object');
-    if (unsure)
+    if (decision.unsure)
       unfinished(`not deleting the user: ${decision.why}; check it by hand`, {
         ...user,
         physicalResourceId: physicalId,
