@@ -4,39 +4,15 @@
  * CloudFormation emulator, the fake Amazon MQ and the DynamoDB double of the lifecycle tests. Prints a markdown table
  * of DynamoDB calls (by operation) and Amazon MQ calls per event. Nothing calls AWS.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { App, Stack, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
-import { MqBroker, MqUser } from '../lib';
-import { CloudFormation, type DeployOptions } from '../test/support/cloudformation';
-import { FakeMq } from '../test/support/mq-endpoint';
-
-process.env.CDK_VALIDATION = 'false';
-const BROKER = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
-const MQ_OPERATIONS = ['DescribeBroker', 'DescribeUser', 'CreateUser', 'UpdateUser', 'DeleteUser', 'ListUsers'];
+import { type DeployOptions } from '../test/support/cloudformation';
+import { BROKER, MQ_OPERATIONS, startBenchDoubles } from './doubles';
 
 async function main(): Promise<void> {
-  const out = path.join(__dirname, '..', '.bench-out');
-  fs.mkdirSync(out, { recursive: true });
-  const mq = await FakeMq.start();
-  const cfn = await CloudFormation.start(mq, { queryIntervalMs: 10 });
+  const { mq, cfn, synth, stop } = await startBenchDoubles();
   const rows: string[] = [];
+  const app = (stackName: string, username: string, groups: string[], adoptExisting = false) =>
+    synth(stackName, [username], groups, adoptExisting);
   try {
-    mq.addBroker({ brokerId: BROKER, brokerName: 'bench', engineType: 'ACTIVEMQ' });
-    const secretArn = mq.putSecret(
-      'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
-      JSON.stringify({ password: 'Bench-Passw0rd-2026' }),
-    );
-    const app = (stackName: string, username: string, groups: string[], adoptExisting = false) => {
-      const outdir = fs.mkdtempSync(path.join(out, 'assembly-'));
-      const a = new App({ outdir });
-      const stack = new Stack(a, stackName);
-      const broker = MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(BROKER));
-      const secret = secretsmanager.Secret.fromSecretCompleteArn(stack, 'Secret', secretArn);
-      new MqUser(stack, 'User', { broker, username, groups, passwordSecret: secret, adoptExisting });
-      a.synth();
-      return outdir;
-    };
     const measure = async (name: string, run: () => Promise<{ status: string }>) => {
       const mqFrom = mq.calls.length;
       const tableFrom = cfn.dynamodb.calls.length;
@@ -83,8 +59,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    await cfn.stop();
-    await mq.stop();
+    await stop();
   }
 }
 

@@ -8,19 +8,13 @@
  * N users created, updated, left unchanged and destroyed, next to the floor the token bucket sets for that many
  * calls and next to what the alternatives would call. `--write` puts it into docs/BENCHMARKS.md.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { App, Stack, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
-import { MqBroker, MqUser } from '../lib';
-import { CloudFormation } from '../test/support/cloudformation';
-import { FakeMq, type CallRecord } from '../test/support/mq-endpoint';
+import { type CallRecord } from '../test/support/mq-endpoint';
 import { writeDeployBlock } from './doc';
+import { BROKER, MQ_OPERATIONS, startBenchDoubles } from './doubles';
 
-process.env.CDK_VALIDATION = 'false';
-const BROKER = 'b-1234a5b6-78cd-901e-2fab-3c45d6e178f9';
 const BUCKET = { capacity: 100, refillPerSecond: 15 };
-const MQ_OPERATIONS = ['DescribeBroker', 'DescribeUser', 'CreateUser', 'UpdateUser', 'DeleteUser', 'ListUsers'];
 
 interface Phase {
   readonly name: string;
@@ -38,30 +32,15 @@ interface Phase {
 async function main(): Promise<void> {
   const n = Number(argValue('--n') ?? 250);
   const started = performance.now();
-  // Inside the repository, so that the bundled handlers resolve the AWS SDK from its node_modules as Lambda's
-  // runtime would; not in .test-out, which the lifecycle tests empty when they start.
-  const out = path.join(__dirname, '..', '.bench-out');
-  fs.mkdirSync(out, { recursive: true });
-  const mq = await FakeMq.start();
-  const cfn = await CloudFormation.start(mq, { queryIntervalMs: 10 });
-  try {
-    mq.addBroker({ brokerId: BROKER, brokerName: 'bench', engineType: 'ACTIVEMQ' });
-    const secretArn = mq.putSecret(
-      'arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-AbCdEf',
-      JSON.stringify({ password: 'Bench-Passw0rd-2026' }),
+  const { mq, cfn, seed, synth, stop } = await startBenchDoubles();
+  const app = (stackName: string, users: number, groups: string[], adoptExisting = false) =>
+    synth(
+      stackName,
+      Array.from({ length: users }, (_, i) => `user-${i}`),
+      groups,
+      adoptExisting,
     );
-    const app = (stackName: string, users: number, groups: string[], adoptExisting = false) => {
-      const outdir = fs.mkdtempSync(path.join(out, 'assembly-'));
-      const a = new App({ outdir });
-      const stack = new Stack(a, stackName);
-      const broker = MqBroker.fromBrokerArn(stack, 'Broker', mq.brokerArn(BROKER));
-      const secret = secretsmanager.Secret.fromSecretCompleteArn(stack, 'Secret', secretArn);
-      for (let i = 0; i < users; i++) {
-        new MqUser(stack, `User${i}`, { broker, username: `user-${i}`, groups, passwordSecret: secret, adoptExisting });
-      }
-      a.synth();
-      return outdir;
-    };
+  try {
     const measure = async (name: string, events: number, run: () => Promise<{ status: string }>) => {
       const from = mq.calls.length;
       const cfnFrom = cfn.calls.length;
@@ -100,8 +79,7 @@ async function main(): Promise<void> {
 
     // N users under the token bucket.
     mq.reset();
-    mq.addBroker({ brokerId: BROKER, brokerName: 'bench', engineType: 'ACTIVEMQ' });
-    mq.putSecret(secretArn, JSON.stringify({ password: 'Bench-Passw0rd-2026' }));
+    seed();
     mq.throttle = BUCKET;
     const many = cfn.stack('Many');
     const phases: Phase[] = [];
@@ -120,9 +98,7 @@ async function main(): Promise<void> {
     console.log(text);
     if (process.argv.includes('--write')) writeDeployBlock(path.join(__dirname, '..', 'docs', 'BENCHMARKS.md'), text);
   } finally {
-    await cfn.stop();
-    await mq.stop();
-    fs.rmSync(out, { recursive: true, force: true });
+    await stop();
   }
 }
 
